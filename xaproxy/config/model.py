@@ -1,0 +1,127 @@
+"""The validated configuration as immutable values.
+
+Everything here is plain data: the loader has already checked every rule, so
+the rest of the proxy can trust these objects without re-validating them. The
+classes are frozen so that a running proxy cannot change its configuration by
+accident; a reload builds a new ``Config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALGORITHMS: tuple[str, ...] = ("hash", "list", "mod", "range")
+"""Sharding algorithms a table may use, in the order error messages list them."""
+
+TRANSACTION_MODES: tuple[str, ...] = ("xa", "at")
+AUTH_PLUGINS: tuple[str, ...] = ("mysql_native_password", "caching_sha2_password")
+
+
+@dataclass(frozen=True, slots=True)
+class ShardConfig:
+    """One backend MySQL server and how the proxy connects to it."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str
+    pool_size: int
+    connect_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class RangeBound:
+    """Rows whose shard key is below ``below`` (and not below an earlier bound) go to ``shard``.
+
+    ``below`` is ``None`` only for the last bound, meaning "everything else".
+    """
+
+    shard: str
+    below: int | float | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableConfig:
+    """How one logical table is placed on the shards.
+
+    A table is either sharded (``algorithm`` set), broadcast (a full copy on
+    every shard in ``shards``) or unsharded (it lives on the schema's default
+    shard, which is then its only entry in ``shards``).
+    """
+
+    name: str
+    shard_key: str | None
+    algorithm: str | None
+    shards: tuple[str, ...]
+    broadcast: bool
+    ranges: tuple[RangeBound, ...] = ()
+    values: dict[str, tuple] = field(default_factory=dict, hash=False)
+    auto_increment: str | None = None
+    binding: str | None = None
+
+    @property
+    def sharded(self) -> bool:
+        """True when rows are spread over the shards by ``algorithm``."""
+        return not self.broadcast and self.algorithm is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaConfig:
+    """A logical database: the same database name exists on every shard."""
+
+    name: str
+    default_shard: str
+    tables: dict[str, TableConfig] = field(default_factory=dict, hash=False)
+
+    def table(self, name: str) -> TableConfig | None:
+        """The configured table called ``name`` (any case), or None when it is unsharded."""
+        return self.tables.get(name.lower())
+
+    @property
+    def has_sharded_tables(self) -> bool:
+        """True when some table is spread over shards, so routing cannot be skipped."""
+        return any(t.sharded for t in self.tables.values())
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    """A client account the proxy accepts (independent of the shards' accounts)."""
+
+    user: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionsConfig:
+    """How cross-shard transactions are made atomic and how long they may take."""
+
+    mode: str = "xa"
+    timeout_s: float = 60
+    abandon_age_s: float = 300
+    lock_retry_count: int = 30
+    lock_retry_interval_ms: int = 10
+    recover_interval_s: float = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole proxy configuration."""
+
+    listen_host: str
+    listen_port: int
+    proxy_id: str
+    users: dict[str, UserConfig] = field(hash=False)
+    shards: dict[str, ShardConfig] = field(hash=False)
+    schemas: dict[str, SchemaConfig] = field(hash=False)
+    transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
+    auth_plugin: str = "mysql_native_password"
+    max_connections: int = 10000
+    shutdown_timeout_s: float = 10
+    metrics_listen: tuple[str, int] | None = None
+    server_version: str | None = None
+    workers: int = 1  # processes sharing the listen port (SO_REUSEPORT)
+
+    def schema(self, name: str) -> SchemaConfig | None:
+        """The schema called ``name`` (any case), or None when it is not configured."""
+        return self.schemas.get(name.lower())

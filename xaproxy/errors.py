@@ -1,0 +1,96 @@
+"""Errors the proxy reports to clients as MySQL error packets.
+
+Every refusal carries a real MySQL error code and SQLSTATE so that drivers and
+ORMs react as they would to the server itself, and a message that tells the user
+what to do next.
+"""
+
+from __future__ import annotations
+
+
+class ProxyError(Exception):
+    """An error that ends one statement; the session goes on."""
+
+    def __init__(self, code: int, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.sqlstate = sqlstate
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ProxyError({self.code}, {self.sqlstate!r}, {self.message!r})"
+
+
+class BackendError(ProxyError):
+    """An error packet a shard sent back, passed to the client unchanged."""
+
+
+class ShardUnavailable(ProxyError):
+    """A shard could not be reached or the connection to it broke."""
+
+
+def access_denied(user: str, host: str, using_password: bool) -> ProxyError:
+    using = "YES" if using_password else "NO"
+    return ProxyError(
+        1045, "28000", f"Access denied for user '{user}'@'{host}' (using password: {using})"
+    )
+
+
+def unknown_database(name: str) -> ProxyError:
+    return ProxyError(1049, "42000", f"Unknown database '{name}'")
+
+
+def no_database_selected() -> ProxyError:
+    return ProxyError(1046, "3D000", "No database selected")
+
+
+def not_supported(what: str, hint: str = "") -> ProxyError:
+    """ER_NOT_SUPPORTED_YET (1235): the statement is valid MySQL the proxy cannot run."""
+    message = f"xaproxy does not support {what}"
+    if hint:
+        message += f"; {hint}"
+    return ProxyError(1235, "42000", message)
+
+
+def unsupported_prepare(what: str) -> ProxyError:
+    """ER_UNSUPPORTED_PS (1295): sysbench and others fall back to text queries on it."""
+    return ProxyError(
+        1295,
+        "HY000",
+        f"This command is not supported in the prepared statement protocol yet: {what}",
+    )
+
+
+def unknown_command(command: int) -> ProxyError:
+    return ProxyError(1047, "08S01", f"Unknown command 0x{command:02x}")
+
+
+def malformed_packet(detail: str) -> ProxyError:
+    return ProxyError(1835, "HY000", f"Malformed communication packet: {detail}")
+
+
+def unknown_statement(statement_id: int, where: str) -> ProxyError:
+    return ProxyError(
+        1243, "HY000", f"Unknown prepared statement handler ({statement_id}) given to {where}"
+    )
+
+
+def shard_unreachable(shard: str, detail: str) -> ShardUnavailable:
+    return ShardUnavailable(
+        1429,
+        "HY000",
+        f"xaproxy cannot reach shard '{shard}': {detail}. Retry when the shard is back",
+    )
+
+
+def shard_lost(shard: str, detail: str) -> ShardUnavailable:
+    return ShardUnavailable(
+        2013,
+        "HY000",
+        f"xaproxy lost its connection to shard '{shard}' during the statement ({detail}); "
+        "the statement's effect on that shard is unknown and any open transaction was rolled back",
+    )
+
+
+def parse_error(detail: str) -> ProxyError:
+    return ProxyError(1064, "42000", f"xaproxy could not parse the statement: {detail}")

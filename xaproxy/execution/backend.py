@@ -1,0 +1,219 @@
+"""One connection to one shard.
+
+asyncmy does the connecting and authentication (including caching_sha2 against
+MySQL 8 backends); after that the proxy reads the shard's packets raw, so a
+single-shard result can be forwarded to the client without decoding its rows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncmy
+from asyncmy import errors as asyncmy_errors
+from asyncmy.constants.CLIENT import FOUND_ROWS as _ASYNCMY_FOUND_ROWS
+
+from .. import errors
+from ..config import ShardConfig
+from ..protocol import wire
+from ..protocol.constants import Command, Status
+
+
+class _RawPacket:
+    """Packet type for asyncmy's reader that never raises on error packets."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes, encoding: str | None = None) -> None:
+        self.data = data
+
+    def is_error_packet(self) -> bool:
+        return False
+
+
+class Backend:
+    """A pooled shard connection plus the session state last applied to it."""
+
+    __slots__ = (
+        "conn",
+        "database",
+        "deprecate_eof",
+        "found_rows",
+        "last_insert_id",
+        "last_used",
+        "overflow",
+        "settings",
+        "shard",
+        "status",
+        "usable",
+    )
+
+    def __init__(self, shard: str, conn: asyncmy.Connection, found_rows: bool) -> None:
+        self.shard = shard
+        self.conn = conn
+        self.found_rows = found_rows
+        self.database: str | None = None
+        self.settings: tuple[str, ...] = ()
+        self.last_insert_id = 0
+        self.status = Status.AUTOCOMMIT
+        self.deprecate_eof = bool(conn._deprecate_eof)
+        self.last_used = time.monotonic()
+        self.usable = True
+        self.overflow = False  # beyond pool_size: closed when released
+
+    @classmethod
+    async def connect(cls, shard: ShardConfig, found_rows: bool) -> Backend:
+        try:
+            conn = await asyncmy.connect(
+                host=shard.host,
+                port=shard.port,
+                user=shard.user,
+                password=shard.password,
+                autocommit=True,
+                charset="utf8mb4",
+                connect_timeout=shard.connect_timeout_s,
+                client_flag=_ASYNCMY_FOUND_ROWS if found_rows else 0,
+            )
+        except (asyncmy_errors.Error, OSError, TimeoutError) as exc:
+            raise errors.shard_unreachable(shard.name, _describe(exc)) from None
+        return cls(shard.name, conn, found_rows)
+
+    @property
+    def broken(self) -> bool:
+        return not self.usable or self.conn._stream_broken
+
+    # --- raw command I/O ------------------------------------------------------
+
+    async def send(self, command: int, argument: bytes = b"") -> None:
+        try:
+            await self.conn._execute_command(command, argument)
+        except (asyncmy_errors.Error, OSError) as exc:
+            self.usable = False
+            raise errors.shard_lost(self.shard, _describe(exc)) from None
+
+    async def read(self) -> bytes:
+        try:
+            packet = await self.conn.read_packet(_RawPacket)
+        except (asyncmy_errors.Error, OSError) as exc:
+            self.usable = False
+            raise errors.shard_lost(self.shard, _describe(exc)) from None
+        return packet.data
+
+    def note_status(self, status: int) -> None:
+        self.status = status
+
+    async def execute_ok(self, sql: str | bytes) -> wire.OkInfo:
+        """Runs a statement expected to return no rows (SET, BEGIN, XA ...)."""
+        await self.send(Command.QUERY, sql.encode() if isinstance(sql, str) else sql)
+        return await self.read_ok()
+
+    async def read_ok(self) -> wire.OkInfo:
+        payload = await self.read()
+        if wire.is_err(payload):
+            raise wire.parse_err(payload)
+        if payload[0] != 0x00:
+            await self.skip_result(payload)
+            return wire.OkInfo(0, 0, self.status, 0, b"")
+        ok = wire.parse_ok(payload)
+        self.status = ok.status
+        if ok.last_insert_id:
+            self.last_insert_id = ok.last_insert_id
+        if ok.status & Status.MORE_RESULTS_EXISTS:
+            # a multi-statement: drain the rest, report the first error
+            while self.status & Status.MORE_RESULTS_EXISTS:
+                payload = await self.read()
+                if wire.is_err(payload):
+                    self.status = 0
+                    raise wire.parse_err(payload)
+                if payload[0] == 0x00:
+                    self.status = wire.parse_ok(payload).status
+                else:
+                    await self.skip_result(payload)
+        return ok
+
+    async def query_rows(self, sql: str | bytes) -> list[list[bytes | None]]:
+        """Runs a query and returns its rows as raw text values (for admin work)."""
+        return (await self.query_table(sql))[1]
+
+    async def query_table(self, sql: str | bytes) -> tuple[list[bytes], list[list[bytes | None]]]:
+        """Runs a query; returns its column definitions and rows of raw text values."""
+        await self.send(Command.QUERY, sql.encode() if isinstance(sql, str) else sql)
+        payload = await self.read()
+        if wire.is_err(payload):
+            raise wire.parse_err(payload)
+        if payload[0] == 0x00:
+            self.status = wire.parse_ok(payload).status
+            return [], []
+        count, _ = wire.read_lenenc_int(payload, 0)
+        coldefs = [await self.read() for _ in range(count or 0)]
+        if not self.deprecate_eof:
+            await self.read()
+        rows: list[list[bytes | None]] = []
+        error = None
+        while True:
+            payload = await self.read()
+            if wire.is_err(payload):
+                error = wire.parse_err(payload)
+                break
+            if self._ends_rows(payload):
+                break
+            row, pos = [], 0
+            for _ in range(count or 0):
+                value, pos = wire.read_lenenc_bytes(payload, pos)
+                row.append(value)
+            rows.append(row)
+        if error is not None:
+            raise error
+        return coldefs, rows
+
+    def _ends_rows(self, payload: bytes) -> bool:
+        if self.deprecate_eof:
+            if wire.is_terminal_ok(payload):
+                self.status = wire.parse_ok(payload).status
+                return True
+            return False
+        if wire.is_eof(payload):
+            self.status = wire.parse_eof(payload)[0]
+            return True
+        return False
+
+    async def skip_result(self, first: bytes) -> None:
+        """Consumes a result set whose column count packet was `first`."""
+        count, _ = wire.read_lenenc_int(first, 0)
+        for _ in range(count or 0):
+            await self.read()
+        if not self.deprecate_eof:
+            await self.read()
+        while True:
+            payload = await self.read()
+            if wire.is_err(payload) or self._ends_rows(payload):
+                return
+
+    async def reset(self) -> None:
+        """COM_RESET_CONNECTION: back to a fresh session without reconnecting."""
+        await self.send(Command.RESET_CONNECTION)
+        await self.read_ok()
+        self.settings = ()
+        self.last_insert_id = 0
+
+    async def ping(self) -> None:
+        await self.send(Command.PING)
+        await self.read_ok()
+
+    async def init_db(self, database: str) -> None:
+        await self.send(Command.INIT_DB, database.encode())
+        await self.read_ok()
+        self.database = database
+
+    def close(self) -> None:
+        self.usable = False
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncmy_errors.Error) and exc.args:
+        return str(exc.args[-1])
+    return str(exc) or type(exc).__name__

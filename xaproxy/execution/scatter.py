@@ -1,0 +1,192 @@
+"""Running one statement on several shards: fan-out reads merged, fan-out writes summed.
+
+All shards get their statement before the proxy waits for any answer, so the
+shards work in parallel and the statement costs the slowest shard, not the sum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from .. import errors
+from ..protocol import wire
+from ..protocol.binary import make_row_converter
+from ..protocol.constants import Command, Status
+from ..protocol.stream import PacketStream
+from ..routing.fanout import resolve_star
+from ..routing.planner import Route
+from .backend import Backend
+from .merge import merge
+
+_FLUSH_BYTES = 256 * 1024
+
+
+@dataclass(slots=True)
+class WriteSummary:
+    affected_rows: int = 0
+    last_insert_id: int = 0
+    warnings: int = 0
+    backend_status: int = 0
+
+
+async def _send_all(backends: list[tuple[str, Backend]], route: Route, sql: str) -> None:
+    for shard, backend in backends:
+        await backend.send(
+            Command.QUERY, route.sql_for(shard, sql).encode("utf-8", "surrogateescape")
+        )
+
+
+async def _settle(
+    backends: list[tuple[str, Backend]], reader: Callable[[Backend], Awaitable]
+) -> list:
+    """Reads every shard's answer, even after a failure, so no connection is left desynced."""
+    results = await asyncio.gather(*(reader(b) for _, b in backends), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, errors.ProxyError):
+            raise result
+    return results
+
+
+async def scatter_write(
+    backends: list[tuple[str, Backend]], route: Route, sql: str
+) -> WriteSummary:
+    """Runs a write on every shard; raises the first shard error after all have answered."""
+    await _send_all(backends, route, sql)
+    results = await _settle(backends, lambda b: b.read_ok())
+    summary = WriteSummary()
+    failure: errors.ProxyError | None = None
+    counted = False
+    for result in results:
+        if isinstance(result, errors.ProxyError):
+            failure = failure or result
+            continue
+        if not (route.copies and counted):  # a broadcast table: each shard changed the same rows
+            summary.affected_rows += result.affected_rows
+            summary.warnings += result.warnings
+            counted = True
+        summary.backend_status = result.status
+        if result.last_insert_id and not summary.last_insert_id:
+            summary.last_insert_id = result.last_insert_id
+    if failure is not None:
+        raise failure
+    if route.generated_ids:
+        summary.last_insert_id = route.generated_ids[0]
+    return summary
+
+
+async def _read_header(backend: Backend) -> list[bytes]:
+    """Column definitions of a result set; a shard error is raised."""
+    first = await backend.read()
+    if wire.is_err(first):
+        raise wire.parse_err(first)
+    if first[0] == 0x00:
+        raise errors.ProxyError(1105, "HY000", "a shard answered a fan-out SELECT without rows")
+    count, _ = wire.read_lenenc_int(first, 0)
+    coldefs = [await backend.read() for _ in range(count or 0)]
+    if not backend.deprecate_eof:
+        await backend.read()
+    return coldefs
+
+
+class _ShardRows:
+    """The rows of one shard's result set, read on demand."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.done = False
+        self.warnings = 0
+        self.status = 0
+
+    async def rows(self) -> AsyncIterator[bytes]:
+        backend = self.backend
+        deprecate_eof = backend.deprecate_eof
+        while not self.done:
+            payload = await backend.read()
+            if (
+                payload
+                and payload[0] == 0xFE
+                and (
+                    (deprecate_eof and len(payload) < 0xFFFFFF)
+                    or (not deprecate_eof and len(payload) < 9)
+                )
+            ):
+                if deprecate_eof:
+                    ok = wire.parse_ok(payload)
+                    self.status, self.warnings = ok.status, ok.warnings
+                else:
+                    self.status, self.warnings = wire.parse_eof(payload)
+                backend.status = self.status
+                self.done = True
+                return
+            if wire.is_err(payload):
+                self.done = True
+                raise wire.parse_err(payload)
+            yield payload
+
+    async def drain(self) -> None:
+        async for _ in self.rows():
+            pass
+
+
+async def scatter_read(
+    backends: list[tuple[str, Backend]],
+    route: Route,
+    sql: str,
+    out: PacketStream,
+    *,
+    session_status: int,
+    more_follows: bool,
+    client_deprecate_eof: bool,
+    binary: bool,
+) -> int:
+    """Runs a fan-out SELECT and streams the merged result; returns the warning count."""
+    assert route.merge is not None
+    await _send_all(backends, route, sql)
+    headers = await _settle(backends, _read_header)
+    failure = next((h for h in headers if isinstance(h, errors.ProxyError)), None)
+    streams = [_ShardRows(b) for _, b in backends]
+    if failure is not None:
+        for stream, header in zip(streams, headers, strict=True):
+            if not isinstance(header, errors.ProxyError):
+                await stream.drain()
+        raise failure
+    coldefs: list[bytes] = headers[0]
+    spec = route.merge
+    if route.star_hidden is not None:
+        spec = resolve_star(spec, len(coldefs), route.star_hidden)
+    visible_defs = list(coldefs[: spec.visible])
+    if route.extra_columns:
+        for aggregate in spec.aggregates:
+            if aggregate.kind == "COUNT_DISTINCT":
+                visible_defs[aggregate.column] = route.extra_columns[0]
+    status = session_status | (Status.MORE_RESULTS_EXISTS if more_follows else 0)
+    out.write(wire.lenenc_int(len(visible_defs)))
+    for coldef in visible_defs:
+        out.write(coldef)
+    if not client_deprecate_eof:
+        out.write(wire.eof_packet(status))
+    convert = None
+    if binary:
+        convert = make_row_converter([wire.column_type_and_flags(c)[:2] for c in visible_defs])
+    try:
+        async for payload in merge(spec, coldefs, [s.rows() for s in streams]):
+            out.write(convert(payload) if convert is not None else payload)
+            if out.pending > _FLUSH_BYTES:
+                await out.flush()
+    except errors.BackendError as exc:
+        for stream in streams:
+            if not stream.done:
+                await stream.drain()
+        out.write(wire.err_packet(exc.code, exc.sqlstate, exc.message))
+        return 0
+    for stream in streams:
+        if not stream.done:
+            await stream.drain()
+    warnings = sum(s.warnings for s in streams)
+    no_backslash = any(s.status & Status.NO_BACKSLASH_ESCAPES for s in streams)
+    if no_backslash:
+        status |= Status.NO_BACKSLASH_ESCAPES
+    out.write(wire.end_of_rows(status, warnings, client_deprecate_eof))
+    return warnings

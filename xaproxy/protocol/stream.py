@@ -1,0 +1,105 @@
+"""Packet framing on the client connection: sequence ids, 16 MiB splitting, batched writes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .. import errors
+from .constants import MAX_PACKET_PAYLOAD
+
+
+class ConnectionClosed(Exception):
+    """The client went away; nothing can be sent to it any more."""
+
+
+class PacketTooLarge(Exception):
+    """A client packet exceeded max_allowed_packet; the protocol requires closing."""
+
+
+class PacketStream:
+    """Reads whole payloads and queues replies; replies go out in one write per flush."""
+
+    __slots__ = ("_out", "_out_size", "max_packet", "reader", "seq", "writer")
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_packet: int
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.seq = 0
+        self.max_packet = max_packet
+        self._out: list[bytes] = []
+        self._out_size = 0
+
+    async def read_packet(self) -> bytes:
+        try:
+            header = await self.reader.readexactly(4)
+            length = header[0] | header[1] << 8 | header[2] << 16
+            self.seq = (header[3] + 1) & 0xFF
+            if length > self.max_packet:
+                raise PacketTooLarge(length)  # refuse on the header, as MySQL does
+            payload = await self.reader.readexactly(length) if length else b""
+            if length < MAX_PACKET_PAYLOAD:
+                return payload
+            parts = [payload]
+            total = length
+            while length == MAX_PACKET_PAYLOAD:
+                header = await self.reader.readexactly(4)
+                length = header[0] | header[1] << 8 | header[2] << 16
+                self.seq = (header[3] + 1) & 0xFF
+                total += length
+                if total > self.max_packet:
+                    raise PacketTooLarge(total)
+                parts.append(await self.reader.readexactly(length) if length else b"")
+            return b"".join(parts)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+            raise ConnectionClosed(str(exc)) from None
+
+    def write(self, payload: bytes) -> None:
+        """Queue one logical packet (split into several wire packets when large)."""
+        length = len(payload)
+        if length < MAX_PACKET_PAYLOAD:
+            self._out.append(
+                bytes((length & 0xFF, (length >> 8) & 0xFF, length >> 16, self.seq)) + payload
+            )
+            self.seq = (self.seq + 1) & 0xFF
+            self._out_size += length
+            return
+        view = memoryview(payload)
+        pos = 0
+        while True:
+            chunk = view[pos : pos + MAX_PACKET_PAYLOAD]
+            n = len(chunk)
+            self._out.append(bytes((n & 0xFF, (n >> 8) & 0xFF, n >> 16, self.seq)))
+            self._out.append(bytes(chunk))
+            self.seq = (self.seq + 1) & 0xFF
+            pos += n
+            if n < MAX_PACKET_PAYLOAD:
+                break
+        self._out_size += length
+
+    @property
+    def pending(self) -> int:
+        return self._out_size
+
+    async def flush(self) -> None:
+        if self._out:
+            out, self._out, self._out_size = self._out, [], 0
+            if self.writer.is_closing():
+                raise ConnectionClosed("client connection closed")
+            self.writer.write(b"".join(out) if len(out) > 1 else out[0])
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise ConnectionClosed(str(exc)) from None
+
+    def write_error(self, error: errors.ProxyError) -> None:
+        from .wire import err_packet
+
+        self.write(err_packet(error.code, error.sqlstate, error.message))
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:
+            pass

@@ -1,0 +1,245 @@
+"""Encoding and decoding of the protocol's basic values and of generic packets.
+
+Everything here is a pure function over bytes, so the same code serves the
+client side (packets the proxy builds) and the backend side (packets the proxy
+inspects while forwarding).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .. import errors
+from .constants import EOF_HEADER, ERR_HEADER, OK_HEADER, FieldType
+
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_OK_TAIL = struct.Struct("<HH")
+
+
+def lenenc_int(n: int) -> bytes:
+    if n < 0xFB:
+        return bytes((n,))
+    if n < 1 << 16:
+        return b"\xfc" + n.to_bytes(2, "little")
+    if n < 1 << 24:
+        return b"\xfd" + n.to_bytes(3, "little")
+    return b"\xfe" + n.to_bytes(8, "little")
+
+
+def lenenc_bytes(b: bytes) -> bytes:
+    return lenenc_int(len(b)) + b
+
+
+def read_lenenc_int(buf: bytes | memoryview, pos: int) -> tuple[int | None, int]:
+    """Returns (value, next position); value is None for the NULL marker 0xFB."""
+    try:
+        first = buf[pos]
+        if first < 0xFB:
+            return first, pos + 1
+        if first == 0xFB:
+            return None, pos + 1
+        if first == 0xFC:
+            end = pos + 3
+        elif first == 0xFD:
+            end = pos + 4
+        elif first == 0xFE:
+            end = pos + 9
+        else:
+            raise errors.malformed_packet("invalid length-encoded integer")
+        if end > len(buf):
+            raise errors.malformed_packet("truncated length-encoded integer")
+        return int.from_bytes(buf[pos + 1 : end], "little"), end
+    except IndexError:
+        raise errors.malformed_packet("truncated length-encoded integer")
+
+
+def read_lenenc_bytes(buf: bytes | memoryview, pos: int) -> tuple[bytes | None, int]:
+    length, pos = read_lenenc_int(buf, pos)
+    if length is None:
+        return None, pos
+    end = pos + length
+    if end > len(buf):
+        raise errors.malformed_packet("truncated length-encoded string")
+    return bytes(buf[pos:end]), end
+
+
+def read_nul_bytes(buf: bytes | memoryview, pos: int) -> tuple[bytes, int]:
+    end = bytes(buf[pos:]).find(b"\0")
+    if end < 0:
+        raise errors.malformed_packet("missing NUL terminator")
+    return bytes(buf[pos : pos + end]), pos + end + 1
+
+
+# --- packets the proxy sends -------------------------------------------------
+
+
+def ok_packet(
+    status: int,
+    affected_rows: int = 0,
+    last_insert_id: int = 0,
+    warnings: int = 0,
+    info: bytes = b"",
+    header: int = OK_HEADER,
+) -> bytes:
+    body = (
+        bytes((header,))
+        + lenenc_int(affected_rows)
+        + lenenc_int(last_insert_id)
+        + _OK_TAIL.pack(status, warnings)
+    )
+    return body + info if info else body
+
+
+def eof_packet(status: int, warnings: int = 0) -> bytes:
+    return bytes((EOF_HEADER,)) + _OK_TAIL.pack(warnings, status)
+
+
+def err_packet(code: int, sqlstate: str, message: str) -> bytes:
+    state = (sqlstate or "HY000").encode("ascii", "replace")[:5].ljust(5, b"0")
+    return b"\xff" + _U16.pack(code) + b"#" + state + message.encode("utf-8", "replace")
+
+
+def end_of_rows(status: int, warnings: int, deprecate_eof: bool) -> bytes:
+    """The packet that ends a result set, in the framing the client negotiated."""
+    if deprecate_eof:
+        return ok_packet(status, warnings=warnings, header=EOF_HEADER)
+    return eof_packet(status, warnings)
+
+
+@dataclass(slots=True)
+class ColumnDef:
+    """A column definition the proxy makes up itself (for results it answers locally)."""
+
+    name: str
+    type: int = FieldType.VAR_STRING
+    charset: int = 45
+    length: int = 1024
+    flags: int = 0
+    decimals: int = 0
+    table: str = ""
+    schema: str = ""
+
+    def encode(self) -> bytes:
+        name = self.name.encode()
+        return b"".join(
+            (
+                b"\x03def",
+                lenenc_bytes(self.schema.encode()),
+                lenenc_bytes(self.table.encode()),
+                lenenc_bytes(self.table.encode()),
+                lenenc_bytes(name),
+                lenenc_bytes(name),
+                b"\x0c",
+                struct.pack(
+                    "<HIBHB", self.charset, self.length, self.type, self.flags, self.decimals
+                ),
+                b"\x00\x00",
+            )
+        )
+
+
+def text_row(values: list[object]) -> bytes:
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append(b"\xfb")
+        else:
+            if isinstance(value, bytes):
+                raw = value
+            elif isinstance(value, bool):
+                raw = b"1" if value else b"0"
+            else:
+                raw = str(value).encode()
+            parts.append(lenenc_int(len(raw)) + raw)
+    return b"".join(parts)
+
+
+# --- packets the proxy reads from shards ------------------------------------
+
+
+@dataclass(slots=True)
+class OkInfo:
+    affected_rows: int
+    last_insert_id: int
+    status: int
+    warnings: int
+    info: bytes
+
+
+def parse_ok(payload: bytes | memoryview) -> OkInfo:
+    affected, pos = read_lenenc_int(payload, 1)
+    insert_id, pos = read_lenenc_int(payload, pos)
+    if pos + 4 <= len(payload):
+        status, warnings = _OK_TAIL.unpack_from(payload, pos)
+        info = bytes(payload[pos + 4 :])
+    else:
+        status, warnings, info = 0, 0, b""
+    return OkInfo(affected or 0, insert_id or 0, status, warnings, info)
+
+
+def parse_eof(payload: bytes | memoryview) -> tuple[int, int]:
+    """Returns (status, warnings) of an old-style EOF packet."""
+    if len(payload) >= 5:
+        warnings, status = _OK_TAIL.unpack_from(payload, 1)
+        return status, warnings
+    return 0, 0
+
+
+def parse_err(payload: bytes | memoryview) -> errors.BackendError:
+    code = _U16.unpack_from(payload, 1)[0] if len(payload) >= 3 else 1105
+    if len(payload) >= 9 and payload[3] == 0x23:  # '#'
+        state = bytes(payload[4:9]).decode("ascii", "replace")
+        message = bytes(payload[9:])
+    else:
+        state, message = "HY000", bytes(payload[3:])
+    return errors.BackendError(code, state, message.decode("utf-8", "replace"))
+
+
+def is_err(payload: bytes | memoryview) -> bool:
+    return len(payload) > 0 and payload[0] == ERR_HEADER
+
+
+def is_eof(payload: bytes | memoryview) -> bool:
+    """An old-style EOF packet (rows never start with 0xFE in packets this short)."""
+    return len(payload) < 9 and len(payload) > 0 and payload[0] == EOF_HEADER
+
+
+def is_terminal_ok(payload: bytes | memoryview) -> bool:
+    """The 0xFE-headed OK that ends rows under CLIENT_DEPRECATE_EOF."""
+    return len(payload) > 0 and payload[0] == EOF_HEADER and len(payload) < 0xFFFFFF
+
+
+def column_type_and_flags(coldef: bytes | memoryview) -> tuple[int, int, int]:
+    """(type, flags, charset) of a column definition packet, for binary row encoding."""
+    pos = 0
+    for _ in range(6):  # catalog, schema, table, org_table, name, org_name
+        length, pos = read_lenenc_int(coldef, pos)
+        pos += length or 0
+    _, pos = read_lenenc_int(coldef, pos)  # length of fixed fields (0x0c)
+    charset, _length, ftype, flags = struct.unpack_from("<HIBH", coldef, pos)
+    return ftype, flags, charset
+
+
+def column_org_name(coldef: bytes | memoryview) -> str:
+    """The underlying column name (empty for expressions)."""
+    pos = 0
+    for _ in range(5):
+        length, pos = read_lenenc_int(coldef, pos)
+        pos += length or 0
+    name, _ = read_lenenc_bytes(coldef, pos)
+    return (name or b"").decode("utf-8", "replace")
+
+
+def column_name(coldef: bytes | memoryview) -> str:
+    pos = 0
+    for _ in range(4):
+        length, pos = read_lenenc_int(coldef, pos)
+        pos += length or 0
+    name, _ = read_lenenc_bytes(coldef, pos)
+    return (name or b"").decode("utf-8", "replace")
+
+
+U16 = _U16
+U32 = _U32

@@ -1,0 +1,222 @@
+"""Finding shard-key values in a WHERE clause.
+
+The analysis is conservative: a condition narrows the shards only when it
+certainly restricts the key (equality, IN, OR of those, ranges for `range`
+tables); anything it does not understand means "every shard".
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import re
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from .. import errors
+from ..config import TableConfig
+from . import sharding
+
+Shards = tuple[str, ...] | None  # None: not narrowed, every shard of the table
+
+
+@dataclass(slots=True)
+class KeyAnalysis:
+    by_alias: dict[str, TableConfig]
+    by_name: dict[str, TableConfig]
+    params: list[object] | None = None  # values of a template's :pN placeholders
+
+    def key_table(self, column: exp.Expression) -> TableConfig | None:
+        """The sharded table whose shard key `column` is, if it is one."""
+        if not isinstance(column, exp.Column):
+            return None
+        name = column.name.lower()
+        qualifier = column.table.lower()
+        if qualifier:
+            table = self.by_alias.get(qualifier) or self.by_name.get(qualifier)
+            return table if table is not None and (table.shard_key or "").lower() == name else None
+        matches = [t for t in self.by_alias.values() if (t.shard_key or "").lower() == name]
+        return matches[0] if matches else None
+
+
+def literal_value(node: exp.Expression, params: list[object] | None = None) -> tuple[bool, object]:
+    """(True, value) when `node` is a constant the proxy can evaluate."""
+    if isinstance(node, exp.Placeholder):
+        name = str(node.this or "")
+        if params is not None and name.startswith("p") and name[1:].isdigit():
+            index = int(name[1:])
+            if index < len(params):
+                return True, params[index]
+        return False, None
+    if isinstance(node, exp.Paren):
+        return literal_value(node.this, params)
+    if isinstance(node, exp.Null):
+        return True, None
+    if isinstance(node, exp.Boolean):
+        return True, int(node.this)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return True, node.this
+        text = node.this
+        try:
+            return True, int(text)
+        except ValueError:
+            try:
+                return True, decimal.Decimal(text)
+            except decimal.InvalidOperation:
+                return False, None
+    if isinstance(node, exp.Neg):
+        found, value = literal_value(node.this, params)
+        if (found and isinstance(value, (int, float))) or (found and hasattr(value, "as_tuple")):
+            return True, -value  # type: ignore[operator]
+        return False, None
+    if isinstance(node, exp.Cast):
+        return literal_value(node.this, params)
+    return False, None
+
+
+_INTEGER_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+def ambiguous_for_hashing(value: object) -> bool:
+    """A value whose equal values (as MySQL compares them) need not share its canonical text.
+
+    An INT key equals '7.0' and '7e0' as well as 7, and a DECIMAL key equals
+    7.5 and 7.50; hash and list place by text, so such a literal cannot name one
+    shard. (Strings that merely start with digits, like dates, still narrow.)
+    """
+    if isinstance(value, float):
+        return True
+    if isinstance(value, decimal.Decimal):
+        return value != value.to_integral_value()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
+    if not isinstance(value, str) or _INTEGER_TEXT.match(value):
+        return False
+    try:
+        number = decimal.Decimal(value.strip())
+    except (decimal.InvalidOperation, ValueError):
+        return False
+    return number.is_finite()
+
+
+def _shard_of(table: TableConfig, value: object) -> Shards:
+    """One shard, or None (all) when the value does not map cleanly: MySQL would coerce it."""
+    if table.algorithm in ("hash", "list") and ambiguous_for_hashing(value):
+        return None
+    try:
+        return (sharding.shard_for(table, value),)
+    except errors.ProxyError:
+        return None
+
+
+def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: TableConfig) -> Shards:
+    """Shards of `table` that can hold rows satisfying `node`; None when not narrowed."""
+    if isinstance(node, exp.Paren):
+        return shards_for_condition(node.this, analysis, table)
+    if isinstance(node, exp.And):
+        left = shards_for_condition(node.this, analysis, table)
+        right = shards_for_condition(node.expression, analysis, table)
+        if left is None:
+            return right
+        if right is None:
+            return left
+        return tuple(s for s in left if s in right)
+    if isinstance(node, exp.Or):
+        left = shards_for_condition(node.this, analysis, table)
+        right = shards_for_condition(node.expression, analysis, table)
+        if left is None or right is None:
+            return None
+        return sharding.union((left, right), table.shards)
+    if isinstance(node, (exp.EQ, exp.NullSafeEQ)):
+        for column, value in ((node.this, node.expression), (node.expression, node.this)):
+            keyed = analysis.key_table(column)
+            if keyed is not None:
+                found, literal = literal_value(value, analysis.params)
+                if found:
+                    if literal is None:
+                        return ()
+                    return _shard_of(keyed, literal)
+        return None
+    if isinstance(node, exp.In):
+        keyed = analysis.key_table(node.this)
+        if keyed is None or node.args.get("query") is not None:
+            return None
+        shards = []
+        for item in node.expressions:
+            found, literal = literal_value(item, analysis.params)
+            if not found:
+                return None
+            if literal is not None:
+                one = _shard_of(keyed, literal)
+                if one is None:
+                    return None
+                shards.append(one)
+        return sharding.union(shards, keyed.shards)
+    if isinstance(node, exp.Between):
+        keyed = analysis.key_table(node.this)
+        if keyed is None or keyed.algorithm != "range":
+            return None
+        low_found, low = literal_value(node.args["low"], analysis.params)
+        high_found, high = literal_value(node.args["high"], analysis.params)
+        if not (low_found and high_found):
+            return None
+        return sharding.shards_for_range(keyed, low, True, high, True)
+    if isinstance(node, (exp.GT, exp.GTE, exp.LT, exp.LTE)):
+        for column, value, flipped in (
+            (node.this, node.expression, False),
+            (node.expression, node.this, True),
+        ):
+            keyed = analysis.key_table(column)
+            if keyed is None or keyed.algorithm != "range":
+                continue
+            found, literal = literal_value(value, analysis.params)
+            if not found:
+                return None
+            lower = isinstance(node, (exp.GT, exp.GTE)) != flipped
+            inclusive = isinstance(node, (exp.GTE, exp.LTE))
+            if lower:
+                return sharding.shards_for_range(keyed, literal, inclusive, None, True)
+            return sharding.shards_for_range(keyed, None, True, literal, inclusive)
+        return None
+    return None
+
+
+def _literal_node(value: object) -> exp.Expression:
+    """An SQL literal node for a bound value (prepared-statement parameters included)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Literal.number(int(value))
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return exp.Literal.number(str(value))
+    if isinstance(value, bytes):
+        return exp.Literal.string(value.decode("utf-8", "surrogateescape"))
+    if isinstance(value, datetime.timedelta):
+        total = int(value.total_seconds())
+        sign = "-" if total < 0 else ""
+        total = abs(total)
+        return exp.Literal.string(
+            f"{sign}{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+        )
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return exp.Literal.string(
+            value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
+        )
+    return exp.Literal.string(str(value))
+
+
+def bind_placeholders(ast: exp.Expression, params: list[object] | None) -> exp.Expression:
+    """A copy of a template's tree with its :pN placeholders replaced by their literals."""
+    if not params:
+        return ast
+
+    def bind(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder):
+            found, value = literal_value(node, params)
+            if found:
+                return _literal_node(value)
+        return node
+
+    return ast.transform(bind)

@@ -1,0 +1,555 @@
+"""Decides which shard(s) a parsed statement runs on, and what each shard is sent.
+
+The shard map is the DBA's YAML: a table listed as sharded or broadcast is
+placed by it, any other table of a schema lives on the schema's default shard.
+A plan never guesses: a statement the proxy cannot place safely is refused
+with an error that says why, never run somewhere it could give a wrong answer.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from .. import errors
+from ..config import Config, SchemaConfig, TableConfig
+from ..execution.merge import MergeSpec
+from . import sharding
+from .fanout import rewrite_fanout_select
+from .keys import (
+    KeyAnalysis,
+    ambiguous_for_hashing,
+    bind_placeholders,
+    literal_value,
+    shards_for_condition,
+)
+from .statements import Parsed
+from .textsplit import insert_tuple_spans
+
+SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
+
+_WRITE_NODES = (
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.TruncateTable,
+    exp.Merge,
+)
+_DDL_NODES = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
+_DDL_COMMANDS = ("ALTER", "RENAME", "CREATE", "DROP", "TRUNCATE", "ANALYZE", "OPTIMIZE", "REPAIR")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a statement runs and what it does to the session.
+
+    With one shard and no rewrite the client's text goes there unchanged and the
+    result is relayed packet by packet; otherwise `per_shard_sql` or `merge` say
+    how the statement was split.
+    """
+
+    shards: tuple[str, ...]
+    write: bool = False
+    implicit_commit: bool = False  # DDL: MySQL commits the open transaction first
+    pins_session: bool = False  # LOCK TABLES, temporary tables, GET_LOCK: keep the connection
+    per_shard_sql: dict[str, str] | None = field(default=None, hash=False)
+    merge: MergeSpec | None = None  # fan-out SELECT: every shard runs `rewritten`
+    rewritten: str | None = None
+    extra_columns: tuple[bytes, ...] | None = None  # coldefs replacing the shards' (COUNT DISTINCT)
+    star_hidden: int | None = None  # fan-out SELECT *: helper columns after the star's
+    generated_ids: tuple[int, ...] = ()
+    static: bool = False  # the route does not depend on literal values (no sharded tables)
+    copies: bool = False  # a broadcast write: every shard changes its copy, report one copy's count
+
+    @property
+    def single(self) -> bool:
+        return len(self.shards) == 1 and self.per_shard_sql is None and self.merge is None
+
+    def sql_for(self, shard: str, original: str) -> str:
+        if self.per_shard_sql is not None:
+            return self.per_shard_sql[shard]
+        return self.rewritten or original
+
+
+@dataclass(slots=True)
+class _Placed:
+    """A table occurrence in a statement, with where the shard map puts it."""
+
+    node: exp.Table
+    schema: SchemaConfig | None
+    config: TableConfig | None
+    alias: str
+    shards: tuple[str, ...]
+
+
+class IdGenerator:
+    """Snowflake-style ids: milliseconds since 2024, a node number from proxy_id, a sequence.
+
+    41 bits of time, 10 bits of node and 12 bits of sequence keep ids positive
+    BIGINTs, increasing per proxy and unique across proxies whose proxy_id hashes
+    to different nodes (the node is CRC-32(proxy_id) mod 1024; check-config warns
+    about nothing, so give proxies distinct ids).
+    """
+
+    _EPOCH_MS = 1704067200000
+
+    def __init__(self, proxy_id: str) -> None:
+        self.node = zlib.crc32(proxy_id.encode()) % 1024
+        self._last_ms = 0
+        self._sequence = 0
+
+    def next_ids(self, count: int) -> list[int]:
+        ids = []
+        for _ in range(count):
+            now = int(time.time() * 1000) - self._EPOCH_MS
+            if now <= self._last_ms:
+                now = self._last_ms
+                self._sequence += 1
+                if self._sequence >= 4096:
+                    now += 1
+                    self._sequence = 0
+            else:
+                self._sequence = 0
+            self._last_ms = now
+            ids.append((now << 22) | (self.node << 12) | self._sequence)
+        return ids
+
+
+class Planner:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.first_shard = next(iter(config.shards))
+        self.all_shards = tuple(config.shards)
+        self.ids = IdGenerator(config.proxy_id)
+        self._params: list[object] | None = None
+
+    def default_shard(self, database: str | None) -> str:
+        schema = self.config.schema(database) if database else None
+        return schema.default_shard if schema else self.first_shard
+
+    # --- entry point --------------------------------------------------------------
+
+    def route(
+        self, parsed: Parsed, sql: str, database: str | None, params: list[object] | None = None
+    ) -> Route:
+        """`params` bind the :pN placeholders of a template (literal-normalized or prepared)."""
+        self._params = params
+        ast = parsed.ast
+        if ast is None or isinstance(ast, exp.Command):
+            return self._route_opaque(parsed, sql, database)
+        write = isinstance(ast, _WRITE_NODES)
+        ddl = isinstance(ast, _DDL_NODES)
+        pins = _pins_session(ast)
+        placed = self._place_tables(ast, database)
+        if not any(
+            p.config is not None and (p.config.sharded or p.config.broadcast) for p in placed
+        ):
+            return self._route_plain(placed, database, write, ddl, pins)
+        if ddl:
+            return self._route_ddl(placed)
+        if isinstance(ast, exp.Insert):
+            return self._route_insert(ast, sql, placed)
+        if isinstance(ast, (exp.Update, exp.Delete)):
+            return self._route_update_delete(ast, placed)
+        if isinstance(ast, exp.Select):
+            return self._route_select(ast, sql, placed)
+        if isinstance(ast, exp.Union):
+            return self._route_union(ast, placed)
+        raise errors.not_supported(
+            f"{type(ast).__name__.upper()} statements on sharded or broadcast tables"
+        )
+
+    def describe_shard(self, parsed: Parsed, sql: str, database: str | None) -> str:
+        """A shard that can describe a statement's result columns (at PREPARE, before values)."""
+        if parsed.ast is None or isinstance(parsed.ast, exp.Command):
+            return self._route_opaque(parsed, sql, database).shards[0]
+        placed = self._place_tables(parsed.ast, database)
+        return placed[0].shards[0] if placed else self.default_shard(database)
+
+    # --- table placement ------------------------------------------------------------
+
+    def _place_tables(self, ast: exp.Expression, database: str | None) -> list[_Placed]:
+        ctes = {cte.alias_or_name.lower() for cte in ast.find_all(exp.CTE)}
+        placed: list[_Placed] = []
+        for table in ast.find_all(exp.Table):
+            name = table.name
+            if not name or (not table.db and name.lower() in ctes):
+                continue
+            db = table.db or database
+            if db is None:
+                raise errors.no_database_selected()
+            if db.lower() in SYSTEM_SCHEMAS:
+                placed.append(_Placed(table, None, None, table.alias_or_name, (self.first_shard,)))
+                continue
+            schema = self.config.schema(db)
+            if schema is None:
+                raise errors.unknown_database(db)
+            config = schema.table(name)
+            shards = config.shards if config is not None else (schema.default_shard,)
+            placed.append(_Placed(table, schema, config, table.alias_or_name, shards))
+        return placed
+
+    def _route_plain(
+        self, placed: list[_Placed], database: str | None, write: bool, ddl: bool, pins: bool
+    ) -> Route:
+        shards: list[str] = []
+        for p in placed:
+            if p.shards[0] not in shards:
+                shards.append(p.shards[0])
+        if not shards:
+            shards.append(self.default_shard(database))
+        if len(shards) > 1:
+            raise errors.not_supported(
+                f"a statement that joins tables living on different shards ({', '.join(shards)})",
+                "unsharded tables of a statement must share a default shard",
+            )
+        return Route(
+            tuple(shards), write=write, implicit_commit=ddl, pins_session=pins, static=True
+        )
+
+    def _route_ddl(self, placed: list[_Placed]) -> Route:
+        shards = sharding.union((p.shards for p in placed), self.all_shards)
+        return Route(shards, write=True, implicit_commit=True)
+
+    # --- writes ---------------------------------------------------------------------
+
+    def _target(self, placed: list[_Placed], what: str) -> _Placed:
+        targets = [
+            p for p in placed if p.config is not None and (p.config.sharded or p.config.broadcast)
+        ]
+        if len({(p.schema.name if p.schema else "", p.node.name.lower()) for p in targets}) > 1:
+            raise errors.not_supported(
+                f"{what} that touches several sharded or broadcast tables",
+                "write to one sharded table per statement",
+            )
+        return targets[0]
+
+    def _route_insert(self, ast: exp.Insert, sql: str, placed: list[_Placed]) -> Route:
+        target = self._target(placed, "an INSERT")
+        table = target.config
+        assert table is not None
+        if len(placed) > 1:
+            raise errors.not_supported(
+                "INSERT ... SELECT into a sharded or broadcast table",
+                "select the rows first and insert them with VALUES",
+            )
+        if table.broadcast:
+            return Route(table.shards, write=True, copies=True)
+        schema_node = ast.this
+        if not isinstance(schema_node, exp.Schema) or not schema_node.expressions:
+            raise errors.not_supported(
+                f"INSERT into sharded table '{table.name}' without a column list",
+                "name the columns so the proxy can find the shard key",
+            )
+        columns = [c.name.lower() for c in schema_node.expressions]
+        key = (table.shard_key or "").lower()
+        auto = (table.auto_increment or "").lower()
+        conflict = ast.args.get("conflict")
+        if conflict is not None:
+            for assignment in conflict.expressions:
+                if isinstance(assignment, exp.EQ) and assignment.this.name.lower() == key:
+                    raise _shard_key_change(table)
+        generate = bool(auto) and auto not in columns
+        if key not in columns and not (generate and auto == key):
+            raise errors.ProxyError(
+                1364,
+                "HY000",
+                f"Field '{table.shard_key}' doesn't have a default value: the shard key of "
+                f"'{table.name}' must be given in every INSERT",
+            )
+        values = ast.expression
+        if not isinstance(values, exp.Values):
+            raise errors.not_supported(f"this form of INSERT into sharded table '{table.name}'")
+        rows = values.expressions
+        ids = self.ids.next_ids(len(rows)) if generate else []
+        spans = insert_tuple_spans(sql)
+        if spans is None or len(spans.tuples) != len(rows):
+            raise errors.not_supported(f"this form of INSERT into sharded table '{table.name}'")
+        by_shard: dict[str, list[str]] = {}
+        for index, row in enumerate(rows):
+            start, end = spans.tuples[index]
+            text = sql[start:end]
+            if generate:
+                text = text[:-1] + f", {ids[index]})"
+                key_value: object = ids[index] if auto == key else None
+            if not generate or auto != key:
+                position = columns.index(key)
+                if position >= len(row.expressions):
+                    raise errors.ProxyError(
+                        1136, "21S01", "Column count doesn't match value count at row 1"
+                    )
+                found, key_value = literal_value(row.expressions[position], self._params)
+                if not found:
+                    raise errors.not_supported(
+                        f"a computed shard key value in INSERT into '{table.name}'",
+                        "give the shard key as a literal",
+                    )
+            if table.algorithm in ("hash", "list") and ambiguous_for_hashing(key_value):
+                raise errors.ProxyError(
+                    1235,
+                    "42000",
+                    f"xaproxy does not support shard key value {key_value!r} for "
+                    f"'{table.name}.{table.shard_key}': {table.algorithm} places rows by the key's "
+                    "canonical text; write the key as an integer or a plain string",
+                )
+            shard = sharding.shard_for(table, key_value)
+            by_shard.setdefault(shard, []).append(text)
+        head = sql[: spans.values_end]
+        if generate:
+            close = spans.columns_close
+            head = sql[:close] + f", `{table.auto_increment}`" + sql[close : spans.values_end]
+        tail = sql[spans.tail_start :]
+        tail = " " + tail if tail.strip() else ""
+        per_shard = {
+            shard: head + " " + ", ".join(texts) + tail for shard, texts in by_shard.items()
+        }
+        shards = tuple(s for s in table.shards if s in per_shard)
+        if len(shards) == 1 and not generate:
+            return Route(shards, write=True)
+        return Route(shards, write=True, per_shard_sql=per_shard, generated_ids=tuple(ids))
+
+    def _route_update_delete(self, ast: exp.Expression, placed: list[_Placed]) -> Route:
+        what = "an UPDATE" if isinstance(ast, exp.Update) else "a DELETE"
+        target = self._target(placed, what)
+        table = target.config
+        assert table is not None
+        if isinstance(ast, exp.Update):
+            for assignment in ast.expressions:
+                if (
+                    isinstance(assignment, exp.EQ)
+                    and table.sharded
+                    and assignment.this.name.lower() == (table.shard_key or "").lower()
+                ):
+                    raise _shard_key_change(table)
+        others = [p for p in placed if p is not target]
+        if table.broadcast:
+            if others:
+                raise errors.not_supported(
+                    f"{what} of broadcast table '{table.name}' that reads other tables"
+                )
+            return Route(table.shards, write=True, copies=True)
+        shards = self._sharded_shards(ast, [target])
+        for other in others:
+            self._check_companion(other, shards, target)
+        if len(shards) > 1 and (ast.args.get("order") or ast.args.get("limit")):
+            raise errors.not_supported(
+                f"{what} with ORDER BY or LIMIT that spans several shards",
+                "add the shard key to the WHERE clause",
+            )
+        return Route(shards, write=True)
+
+    # --- reads ----------------------------------------------------------------------
+
+    def _route_select(self, ast: exp.Select, sql: str, placed: list[_Placed]) -> Route:
+        sharded = [p for p in placed if p.config is not None and p.config.sharded]
+        locks = bool(ast.args.get("locks"))
+        if not sharded:
+            # only broadcast (and maybe unsharded) tables: one shard answers
+            return Route((self._broadcast_reader(placed),), write=False)
+        self._check_binding(ast, sharded)
+        shards = self._sharded_shards(ast, sharded)
+        for other in placed:
+            if other.config is None or not other.config.sharded:
+                self._check_companion(other, shards, sharded[0])
+        if len(shards) == 1:
+            return Route(shards, write=locks)
+        if _has_nested_select(ast):
+            raise errors.not_supported(
+                "subqueries in a SELECT that spans several shards",
+                "add the shard key to the WHERE clause or split the query",
+            )
+        _check_outer_joins(ast, sharded)
+        bound = bind_placeholders(ast, self._params)
+        rewrite = rewrite_fanout_select(bound, sql)
+        return Route(
+            shards,
+            write=locks,
+            merge=rewrite.spec,
+            rewritten=rewrite.sql,
+            extra_columns=rewrite.replacement_columns,
+            star_hidden=rewrite.star_hidden,
+        )
+
+    def _route_union(self, ast: exp.Union, placed: list[_Placed]) -> Route:
+        sharded = [p for p in placed if p.config is not None and p.config.sharded]
+        if sharded:
+            raise errors.not_supported("UNION over sharded tables", "run the SELECTs separately")
+        return Route((self._broadcast_reader(placed),))
+
+    def _broadcast_reader(self, placed: list[_Placed]) -> str:
+        candidates: set[str] | None = None
+        for p in placed:
+            candidates = set(p.shards) if candidates is None else candidates & set(p.shards)
+        if not candidates:
+            raise errors.not_supported(
+                "a statement whose tables have no shard in common",
+                "unsharded tables can join broadcast tables only on their default shard",
+            )
+        defaults = [p.schema.default_shard for p in placed if p.schema is not None]
+        for shard in defaults:
+            if shard in candidates:
+                return shard
+        return next(s for s in self.all_shards if s in candidates)
+
+    def _sharded_shards(self, ast: exp.Expression, sharded: list[_Placed]) -> tuple[str, ...]:
+        first = sharded[0].config
+        assert first is not None
+        analysis = KeyAnalysis(
+            {p.alias.lower(): p.config for p in sharded if p.config is not None},
+            {p.node.name.lower(): p.config for p in sharded if p.config is not None},
+            self._params,
+        )
+        where = ast.args.get("where")
+        shards = shards_for_condition(where.this, analysis, first) if where is not None else None
+        for join in ast.args.get("joins") or ():
+            on = join.args.get("on")
+            if on is not None and join.side in ("", None) and shards is None:
+                shards = shards_for_condition(on, analysis, first)
+        if shards is None:
+            return first.shards
+        return shards or first.shards[:1]  # no row can match: any one shard answers that
+
+    def _check_binding(self, ast: exp.Expression, sharded: list[_Placed]) -> None:
+        if len(sharded) < 2:
+            return
+        first = sharded[0]
+        for other in sharded[1:]:
+            a, b = first.config, other.config
+            assert a is not None and b is not None
+            same_table = a is b
+            bound = a.binding is not None and a.binding == b.binding
+            if not (same_table or bound) or not _joined_on_keys(ast, first, other):
+                raise errors.not_supported(
+                    f"a cross-shard join of '{a.name}' and '{b.name}'",
+                    "join sharded tables only when they are in one binding group and the join "
+                    "condition equates their shard keys",
+                )
+
+    def _check_companion(self, other: _Placed, shards: tuple[str, ...], target: _Placed) -> None:
+        """A broadcast or unsharded table joined with sharded rows must exist on every shard used."""
+        if other.config is not None and other.config.sharded:
+            return
+        missing = [s for s in shards if s not in other.shards]
+        if missing:
+            raise errors.not_supported(
+                f"a cross-shard join: table '{other.node.name}' is not on shard(s) "
+                f"{', '.join(missing)} where '{target.node.name}' rows live",
+                "make the table broadcast, or filter the sharded table by its shard key",
+            )
+
+    # --- statements sqlglot could not parse -------------------------------------------
+
+    def _route_opaque(self, parsed: Parsed, sql: str, database: str | None) -> Route:
+        schema = self.config.schema(database) if database else None
+        if database and schema is None and database.lower() not in SYSTEM_SCHEMAS:
+            raise errors.unknown_database(database)
+        if schema is not None and _has_placed_tables(schema):
+            if parsed.ast is None:
+                raise errors.parse_error(
+                    f"{parsed.error}; statements in schema '{schema.name}' must be parseable "
+                    "so the proxy can route them"
+                )
+            lowered = sql.lower()
+            for table in schema.tables.values():
+                if (table.sharded or table.broadcast) and table.name.lower() in lowered:
+                    head = sql.lstrip().split(None, 1)[0].upper()
+                    if head in ("SHOW", "DESC", "DESCRIBE", "EXPLAIN"):
+                        return Route((table.shards[0],))
+                    if head == "REPLACE":
+                        raise errors.not_supported(
+                            f"REPLACE into sharded or broadcast table '{schema.name}.{table.name}'",
+                            "use INSERT ... ON DUPLICATE KEY UPDATE",
+                        )
+                    raise errors.not_supported(
+                        f"this statement on sharded or broadcast table '{schema.name}.{table.name}'"
+                    )
+        head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+        ddl = head in _DDL_COMMANDS
+        # PREPARE: the statement lives in the shard connection, EXECUTE must find it there.
+        pins = head in ("LOCK", "PREPARE") or "get_lock" in sql.lower()
+        return Route(
+            (self.default_shard(database),), write=ddl, implicit_commit=ddl, pins_session=pins
+        )
+
+
+def _shard_key_change(table: TableConfig) -> errors.ProxyError:
+    return errors.ProxyError(
+        1235,
+        "42000",
+        f"xaproxy does not support changing shard key '{table.name}.{table.shard_key}': "
+        "the row would have to move to another shard; delete it and insert it again",
+    )
+
+
+def _has_placed_tables(schema: SchemaConfig) -> bool:
+    return any(t.sharded or t.broadcast for t in schema.tables.values())
+
+
+def _check_outer_joins(ast: exp.Select, sharded: list[_Placed]) -> None:
+    """A fan-out outer join whose optional side is sharded must keep sharded rows.
+
+    Rows of a broadcast or unsharded table on the preserved side would come
+    back from every shard, NULL-extended where that shard had no match.
+    """
+    sharded_nodes = {id(p.node) for p in sharded}
+
+    def has_sharded(nodes: list[exp.Expression]) -> bool:
+        return any(
+            id(table) in sharded_nodes
+            for node in nodes
+            for table in ([node] if isinstance(node, exp.Table) else node.find_all(exp.Table))
+        )
+
+    source = ast.args.get("from_")
+    before: list[exp.Expression] = [source.this] if source is not None else []
+    for join in ast.args.get("joins") or ():
+        side = (join.side or "").upper()
+        if side in ("LEFT", "RIGHT", "FULL"):
+            preserved, optional = (
+                ([join.this], before) if side == "RIGHT" else (before, [join.this])
+            )
+            if side == "FULL" or (has_sharded(optional) and not has_sharded(preserved)):
+                raise errors.not_supported(
+                    "an outer join that keeps rows of a broadcast or unsharded table in a SELECT "
+                    "that spans several shards",
+                    "keep the sharded table's rows, or add the shard key to the WHERE clause",
+                )
+        before = [*before, join.this]
+
+
+def _has_nested_select(ast: exp.Select) -> bool:
+    return any(node is not ast for node in ast.find_all(exp.Select)) or bool(ast.args.get("with_"))
+
+
+def _joined_on_keys(ast: exp.Expression, a: _Placed, b: _Placed) -> bool:
+    key_a = (a.config.shard_key or "").lower() if a.config else ""
+    key_b = (b.config.shard_key or "").lower() if b.config else ""
+    for eq in ast.find_all(exp.EQ):
+        left, right = eq.this, eq.expression
+        if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
+            continue
+        pair = {(left.table.lower(), left.name.lower()), (right.table.lower(), right.name.lower())}
+        if pair == {(a.alias.lower(), key_a), (b.alias.lower(), key_b)}:
+            return True
+    for join in ast.args.get("joins") or ():
+        using = join.args.get("using")
+        if using and key_a == key_b and any(u.name.lower() == key_a for u in using):
+            return True
+    return False
+
+
+def _pins_session(ast: exp.Expression) -> bool:
+    if isinstance(ast, exp.Create):
+        props = ast.args.get("properties")
+        if props and any(isinstance(p, exp.TemporaryProperty) for p in props.expressions):
+            return True
+    for func in ast.find_all(exp.Anonymous):
+        if str(func.this).upper() in ("GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS"):
+            return True
+    return False

@@ -1,0 +1,208 @@
+"""The listening socket, the sessions it spawns, and an orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from . import errors
+from .config import Config
+from .execution.backend import Backend
+from .execution.pool import Pools
+from .protocol.stream import PacketStream
+from .recovery.resolver import Resolver
+from .routing.planner import Planner
+from .session.context import ProxyContext
+from .session.session import Session
+from .transactions.coordinator import Coordinator
+
+log = logging.getLogger(__name__)
+
+_FALLBACK_VERSION = "10.11.0-MariaDB-xaproxy"
+
+
+async def _discover_backend(config: Config) -> tuple[str, int]:
+    """The version string and max_allowed_packet of the first reachable shard."""
+    for shard in config.shards.values():
+        try:
+            backend = await Backend.connect(shard, found_rows=False)
+        except errors.ProxyError as exc:
+            log.warning("shard %s not reachable at start: %s", shard.name, exc.message)
+            continue
+        try:
+            rows = await backend.query_rows("SELECT @@global.max_allowed_packet")
+            return backend.conn.get_server_info(), int(rows[0][0])
+        except errors.ProxyError:
+            return backend.conn.get_server_info(), 16 * 1024 * 1024
+        finally:
+            backend.close()
+    return _FALLBACK_VERSION, 16 * 1024 * 1024
+
+
+class ProxyServer:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        reuse_port: bool = False,
+        recover_at_start: bool = True,
+        connection_ids: tuple[int, int] = (1, 1),
+    ) -> None:
+        self.config = config
+        self.reuse_port = reuse_port
+        self.recover_at_start = recover_at_start
+        self.connection_ids = connection_ids
+        self.ctx: ProxyContext | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: dict[asyncio.Task, Session] = {}
+        self._background: list[asyncio.Task] = []
+        self.resolver: Resolver | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        version, max_packet = await _discover_backend(config)
+        pools = Pools(config)
+        coordinator = Coordinator(config, pools)
+        self.ctx = ProxyContext(
+            config=config,
+            pools=pools,
+            planner=Planner(config),
+            server_version=config.server_version or version,
+            coordinator=coordinator,
+            max_allowed_packet=max_packet,
+        )
+        if config.transactions.abandon_age_s <= config.transactions.timeout_s:
+            log.warning(
+                "transactions.abandon_age_s (%gs) is not above timeout_s (%gs): another proxy may "
+                "abort this proxy's slow but live transactions (atomicity holds; clients see errors)",
+                config.transactions.abandon_age_s,
+                config.transactions.timeout_s,
+            )
+        self.resolver = Resolver(config, pools, coordinator)
+        self.ctx.resolver = self.resolver
+        await self.resolver.bootstrap()
+        if self.recover_at_start:
+            # Branches this proxy_id left in doubt when it last died are finished before serving.
+            resolved = await self.resolver.resolve(own_now=True)
+            done = [r for r in resolved if r.done]
+            if done:
+                log.warning("startup recovery resolved %d in-doubt branches", len(done))
+        self._background = [
+            asyncio.ensure_future(self.resolver.run_forever()),
+            asyncio.ensure_future(self._expire_transactions()),
+        ]
+        if config.metrics_listen is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(config.metrics_listen[1], config.metrics_listen[0])
+        self.ctx.set_connection_ids(*self.connection_ids)
+        self._server = await asyncio.start_server(
+            self._accept,
+            config.listen_host,
+            config.listen_port,
+            backlog=4096,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
+        )
+        log.info(
+            "xaproxy %s listening on %s:%d (%d shards)",
+            config.proxy_id,
+            config.listen_host,
+            config.listen_port,
+            len(config.shards),
+        )
+
+    async def _expire_transactions(self) -> None:
+        """Rolls back idle client transactions older than transactions.timeout_s."""
+        interval = max(0.5, min(5.0, self.config.transactions.timeout_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for session in list(self._tasks.values()):
+                try:
+                    if await session.expire_transaction():
+                        log.warning(
+                            "session %d: transaction timed out and was rolled back", session.id
+                        )
+                except Exception:
+                    log.exception("expiring the transaction of session %d", session.id)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        if ctx.shutting_down or len(ctx.sessions) >= self.config.max_connections:
+            stream = PacketStream(reader, writer, 1024)
+            stream.write_error(errors.ProxyError(1040, "08004", "Too many connections"))
+            with contextlib.suppress(Exception):
+                await stream.flush()
+            stream.close()
+            return
+        session = Session(ctx, reader, writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks[task] = session
+        try:
+            await session.run()
+        finally:
+            self._tasks.pop(task, None)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let running statements finish, roll back the rest, close shards."""
+        ctx = self.ctx
+        if self._server is not None:
+            self._server.close()
+        if ctx is None:
+            return
+        ctx.shutting_down = True
+        for task, session in list(self._tasks.items()):
+            if not session.busy:
+                task.cancel()
+        busy = [t for t, s in self._tasks.items() if s.busy]
+        if busy:
+            log.info(
+                "waiting up to %.0fs for %d running statements",
+                self.config.shutdown_timeout_s,
+                len(busy),
+            )
+            _, pending = await asyncio.wait(busy, timeout=self.config.shutdown_timeout_s)
+            for task in pending:
+                task.cancel()
+        remaining = list(self._tasks)
+        for task in remaining:
+            task.cancel()
+        if remaining:
+            await asyncio.wait(remaining, timeout=5)
+        for task in self._background:
+            task.cancel()
+        await ctx.coordinator.close()
+        ctx.pools.close()
+        log.info("xaproxy stopped")
+
+
+async def run_server(
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+    **options: object,
+) -> None:
+    """Serves until `stop` is set (or forever), then shuts down in order.
+
+    `options` go to ProxyServer (reuse_port, recover_at_start, connection_ids: used
+    by the worker processes of xaproxy.workers).
+    """
+    server = ProxyServer(config, **options)
+    await server.start()
+    if ready is not None:
+        ready.set()
+    try:
+        if stop is None:
+            stop = asyncio.Event()
+        await stop.wait()
+    finally:
+        await server.shutdown()

@@ -1,0 +1,212 @@
+"""The proxy's own SQL commands (`XAPROXY ...`), for operators and DBAs.
+
+XAPROXY VERSION
+XAPROXY SHOW POOLS          connections per shard: in use, idle
+XAPROXY SHOW SESSIONS       client sessions of this proxy
+XAPROXY SHOW TRANSACTIONS   active transactions here, and in-doubt XA branches on the shards
+XAPROXY EXPLAIN <statement> the shards a statement goes to and the SQL each one gets
+XAPROXY RESOLVE '<gtrid>' RESTORE | ACCEPT
+                            settle an AT rollback stopped by rows changed outside the
+                            transaction: RESTORE writes the before images anyway,
+                            ACCEPT keeps the current rows; both drop its undo rows and locks
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING
+
+from .. import __version__, errors
+from ..protocol import wire
+from ..routing.statements import Kind, classify_keywords
+from ..transactions import at
+from .results import column_for
+
+if TYPE_CHECKING:
+    from .session import Session
+
+_COMMANDS = (
+    "XAPROXY VERSION",
+    "XAPROXY SHOW POOLS",
+    "XAPROXY SHOW SESSIONS",
+    "XAPROXY SHOW TRANSACTIONS",
+    "XAPROXY EXPLAIN <statement>",
+    "XAPROXY RESOLVE '<gtrid>' RESTORE|ACCEPT",
+)
+_RESOLVE = re.compile(r"^\s*XAPROXY\s+RESOLVE\s+'([^']+)'\s+(RESTORE|ACCEPT)\s*$", re.I)
+_EXPLAIN = re.compile(r"^\s*XAPROXY\s+EXPLAIN\s+(.*)$", re.I | re.S)
+
+Columns = list[wire.ColumnDef]
+
+
+def _table(names: list[str], samples: list[object], rows: list[list]) -> tuple[Columns, list[list]]:
+    return [column_for(n, v) for n, v in zip(names, samples, strict=True)], rows
+
+
+async def run_admin_command(session: Session, sql: str) -> tuple[Columns, list[list]]:
+    explain = _EXPLAIN.match(sql.strip().rstrip(";"))
+    if explain:
+        return _explain(session, explain.group(1))
+    resolve = _RESOLVE.match(sql.strip().rstrip(";"))
+    if resolve:
+        return await _resolve(session, resolve.group(1), resolve.group(2).upper())
+    words = re.sub(r"\s+", " ", sql.strip().rstrip(";")).upper()
+    ctx = session.ctx
+    if words == "XAPROXY VERSION":
+        return _table(["version"], [""], [[__version__]])
+    if words == "XAPROXY SHOW POOLS":
+        rows = []
+        for name, pool in ctx.pools.by_shard.items():
+            idle = sum(len(v) for v in pool._idle.values())
+            rows.append(
+                [name, pool.shard.host, pool.shard.port, pool.shard.pool_size, pool.in_use, idle]
+            )
+        return _table(
+            ["shard", "host", "port", "pool_size", "in_use", "idle"], ["", "", 0, 0, 0, 0], rows
+        )
+    if words == "XAPROXY SHOW SESSIONS":
+        now = time.monotonic()
+        rows = [
+            [s.id, s.user, s.peer_host, s.database, int(now - s.started), int(s.txn is not None)]
+            for s in ctx.sessions.values()
+        ]
+        return _table(
+            ["id", "user", "host", "db", "age_s", "in_transaction"], [0, "", "", "", 0, 0], rows
+        )
+    if words == "XAPROXY SHOW TRANSACTIONS":
+        return await _transactions(session)
+    raise errors.ProxyError(
+        1064, "42000", f"Unknown xaproxy command; available: {', '.join(_COMMANDS)}"
+    )
+
+
+async def _transactions(session: Session) -> tuple[Columns, list[list]]:
+    """Active transactions of this proxy, then every prepared branch the shards report."""
+    ctx = session.ctx
+    now = time.monotonic()
+    rows: list[list] = []
+    for other in list(ctx.sessions.values()):
+        txn = other.txn
+        if txn is None:
+            continue
+        branches = ",".join(
+            f"{shard}:{'local' if b.xid is None else 'xa'}{'+w' if b.wrote else ''}"
+            for shard, b in txn.branches.items()
+        )
+        gtrid = txn.gid.gtrid if txn.gid else ""
+        rows.append(["active", other.id, gtrid, txn.state, branches, round(now - txn.started, 3)])
+    resolver = ctx.resolver
+    if resolver is not None:
+        for branch in await resolver.scan():
+            gid = branch.ours
+            label = branch.gtrid.decode("utf-8", "replace")
+            if gid is None:
+                rows.append(
+                    [
+                        "foreign",
+                        None,
+                        label,
+                        f"prepared (formatID {branch.format_id})",
+                        branch.shard,
+                        None,
+                    ]
+                )
+                continue
+            state = (
+                "prepared, in flight here" if gid.gtrid in ctx.coordinator.active else "in doubt"
+            )
+            rows.append(
+                [
+                    "prepared",
+                    None,
+                    gid.gtrid,
+                    state,
+                    f"{branch.shard} (decision on {gid.decision_shard})",
+                    round(gid.age_s(), 3),
+                ]
+            )
+        for shard, gtrid, status, age in await resolver.undo_entries():
+            if status == at.UNDO_DEFENSE:
+                continue
+            state = (
+                "at: needs operator"
+                if status == at.UNDO_NEEDS_OPERATOR
+                else "at: committed locally"
+            )
+            rows.append(["at", None, gtrid, state, shard, round(age, 3)])
+    names = ["kind", "session", "gtrid", "state", "branches", "age_s"]
+    return _table(names, ["", 0, "", "", "", "0.0"], rows)
+
+
+async def _resolve(session: Session, gtrid: str, how: str) -> tuple[Columns, list[list]]:
+    """The operator's decision for an AT transaction whose rollback found outside changes."""
+    ctx = session.ctx
+    rows = []
+    quoted = "'" + gtrid.replace("'", "''") + "'"
+    for shard in ctx.config.shards:
+        backend = await ctx.pools.acquire(shard)
+        try:
+            found = await backend.query_rows(
+                f"SELECT status FROM {at.UNDO} WHERE gtrid = {quoted} AND shard = '{shard}'"
+            )
+            # Only a rollback stopped for an operator: undo rows of a transaction still
+            # in flight (status 0) and defense rows (status 1) are not the operator's.
+            if not found or int(found[0][0] or b"0") != at.UNDO_NEEDS_OPERATOR:
+                continue
+            if how == "RESTORE":
+                result = await at.compensate(backend, gtrid, shard, force=True)
+                rows.append([shard, gtrid, f"restored before images ({result.result})"])
+            else:
+                await backend.execute_ok(
+                    f"DELETE FROM {at.UNDO} WHERE gtrid = {quoted} AND shard = '{shard}'; "
+                    f"DELETE FROM {at.LOCKS} WHERE gtrid = {quoted}"
+                )
+                rows.append([shard, gtrid, "kept current rows; undo log and locks dropped"])
+        except errors.ProxyError:
+            backend.usable = False
+            raise
+        finally:
+            ctx.pools.release(backend)
+    if not rows:
+        raise errors.ProxyError(
+            1397,
+            "XAE04",
+            f"no AT rollback of transaction '{gtrid}' waits for an operator "
+            "(XAPROXY SHOW TRANSACTIONS lists those as 'at: needs operator')",
+        )
+    return _table(["shard", "gtrid", "result"], ["", "", ""], rows)
+
+
+def _explain(session: Session, statement: str) -> tuple[Columns, list[list]]:
+    """Plans a statement exactly as it would run, and shows the plan instead of running it."""
+    kind = classify_keywords(statement)
+    if kind is not None and kind is not Kind.ROUTED:
+        rows = [["proxy", f"answered by xaproxy ({kind.value})", ""]]
+        return _table(["shard", "sql", "merge"], ["", "", ""], rows)
+    parsed, params = session.ctx.parse_cache.template(statement)
+    route = session.ctx.planner.route(parsed, statement, session.database, params)
+    merge = ""
+    if route.merge is not None:
+        spec = route.merge
+        parts = []
+        if spec.order_by:
+            parts.append(
+                "order by "
+                + ", ".join(f"#{k.column}{' desc' if k.descending else ''}" for k in spec.order_by)
+            )
+        if spec.group_by:
+            parts.append("group by " + ", ".join(f"#{c}" for c in spec.group_by))
+        if spec.aggregates:
+            parts.append(
+                "aggregates " + ", ".join(f"{a.kind}(#{a.column})" for a in spec.aggregates)
+            )
+        if spec.having is not None:
+            parts.append("having")
+        if spec.distinct:
+            parts.append("distinct")
+        if spec.limit is not None or spec.offset:
+            parts.append(f"limit {spec.limit} offset {spec.offset}")
+        merge = "merge: " + ("; ".join(parts) if parts else "concatenate")
+    rows = [[shard, route.sql_for(shard, statement), merge] for shard in route.shards]
+    return _table(["shard", "sql", "merge"], ["", "", ""], rows)

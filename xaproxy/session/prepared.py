@@ -1,0 +1,54 @@
+"""Server-side prepared statements as the proxy keeps them.
+
+Shards never hold the client's statements: at execute time the parameters are
+inlined as literals and the statement runs as text, so any pooled connection
+(or any shard the parameters route to) can run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..protocol.binary import sql_literal
+from ..routing.planner import Route
+from ..routing.statements import Kind, Parsed
+
+
+@dataclass(slots=True)
+class PreparedStatement:
+    id: int
+    sql: str
+    kind: Kind
+    offsets: list[int]  # character offsets of the `?` markers
+    route: Route | None = None
+    database_at_prepare: str | None = None
+    columns: list[bytes] = field(default_factory=list)
+    param_types: list[tuple[int, bool]] | None = None  # remembered for new-params-bound = 0
+    long_data: dict[int, bytes] = field(default_factory=dict)
+    template: Parsed | None = None  # parsed once, with :pN for the N-th `?`, routed per execute
+    _pieces: list[bytes] | None = None
+
+    def template_text(self) -> str:
+        """The statement with each `?` numbered, so its parse can bind the execute's values."""
+        parts, start = [], 0
+        for index, offset in enumerate(self.offsets):
+            parts.append(self.sql[start:offset])
+            parts.append(f":p{index}")
+            start = offset + 1
+        parts.append(self.sql[start:])
+        return "".join(parts)
+
+    def inline(self, values: list[object], backslash_escapes: bool) -> str:
+        """The statement's text with each `?` replaced by its value as an SQL literal."""
+        if self._pieces is None:
+            pieces, start = [], 0
+            for offset in self.offsets:
+                pieces.append(self.sql[start:offset].encode("utf-8", "surrogateescape"))
+                start = offset + 1
+            pieces.append(self.sql[start:].encode("utf-8", "surrogateescape"))
+            self._pieces = pieces
+        parts = [self._pieces[0]]
+        for value, piece in zip(values, self._pieces[1:], strict=True):
+            parts.append(sql_literal(value, backslash_escapes))
+            parts.append(piece)
+        return b"".join(parts).decode("utf-8", "surrogateescape")

@@ -1,0 +1,601 @@
+"""AT mode: branches commit locally, with undo images; rollback compensates.
+
+Every write in an AT branch runs as
+
+    SELECT * ... WHERE <the statement's WHERE> FOR UPDATE     before image (UPDATE, DELETE)
+    <the statement>
+    SELECT * ... WHERE <primary key> IN (...)                 after image (INSERT, UPDATE)
+
+At COMMIT each writing branch, in parallel: takes the global row locks of the rows
+it changed (rows `db.table:pk` in xaproxy.global_locks on the row's own shard,
+one batched INSERT, retried on conflict up to a bound, then 1205), writes its
+undo row (both images, with column types) and commits locally. Then the commit
+decision row is written as in XA mode; locks and undo rows go in the background.
+
+Rollback after local commits (or recovery without a commit decision) compensates
+each branch: lock the rows, compare them with the after image, restore the before
+image; rows changed outside the transaction stop the rollback for an operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from .. import errors
+from ..execution.backend import Backend
+from ..protocol import wire
+from .images import (
+    IMAGE_READ,
+    Row,
+    StatementImage,
+    columns_of,
+    decode_undo,
+    encode_undo,
+    quote_identifier,
+    restore_statements,
+    undo_statements,
+    where_pk,
+)
+
+log = logging.getLogger(__name__)
+
+LOCKS = "xaproxy.global_locks"
+UNDO = "xaproxy.undo_log"
+
+UNDO_NORMAL = 0
+UNDO_DEFENSE = 1  # written by a rollback that found no undo row: a late local commit fails
+UNDO_NEEDS_OPERATOR = 2  # data changed outside the transaction; kept for an operator
+
+# Runs a query on a fresh autocommit connection to a branch's shard. Lock checks go
+# through it: in the branch's own transaction a plain read sees a stale snapshot (a
+# released lock would look held for ever), and a locking read would make the
+# holder's release wait for us while we wait for it.
+Peek = Callable[[str], Awaitable[list[Row]]]
+
+BOOTSTRAP = (
+    f"""CREATE TABLE IF NOT EXISTS {LOCKS} (
+        lock_key VARBINARY(512) NOT NULL PRIMARY KEY,
+        gtrid VARBINARY(64) NOT NULL,
+        created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        KEY (gtrid)
+    ) ENGINE=InnoDB""",
+    f"""CREATE TABLE IF NOT EXISTS {UNDO} (
+        gtrid VARBINARY(64) NOT NULL,
+        shard VARCHAR(64) NOT NULL,
+        status TINYINT NOT NULL DEFAULT 0,
+        rollback_info LONGBLOB NOT NULL,
+        created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (gtrid, shard),
+        KEY (created_at)
+    ) ENGINE=InnoDB""",
+)
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@dataclass(slots=True)
+class TableInfo:
+    primary_key: list[str]
+    columns: list[str] = field(default_factory=list)  # in table order
+    auto_increment: str | None = None
+    generated: set[str] = field(default_factory=set)  # lower-case names of generated columns
+    timestamps: bool = False  # a TIMESTAMP column: its text depends on the session time zone
+
+
+class PrimaryKeys:
+    """Primary-key columns (and what else AT images need) per table, asked of the shard once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], TableInfo] = {}
+
+    async def get(self, backend: Backend, database: str, table: str) -> list[str]:
+        return (await self.info(backend, database, table)).primary_key
+
+    async def info(self, backend: Backend, database: str, table: str) -> TableInfo:
+        key = (database.lower(), table.lower())
+        if key not in self._cache:
+            rows = await backend.query_rows(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                f"TABLE_SCHEMA = {_q(database)} AND TABLE_NAME = {_q(table)} "
+                "AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION"
+            )
+            info = TableInfo([r[0].decode() for r in rows if r[0]])
+            rows = await backend.query_rows(
+                "SELECT COLUMN_NAME, EXTRA, DATA_TYPE FROM information_schema.COLUMNS WHERE "
+                f"TABLE_SCHEMA = {_q(database)} AND TABLE_NAME = {_q(table)} ORDER BY ORDINAL_POSITION"
+            )
+            for name, extra, data_type in rows:
+                column = (name or b"").decode()
+                if (data_type or b"").lower() == b"timestamp":
+                    info.timestamps = True
+                info.columns.append(column)
+                extra_text = (extra or b"").decode().lower()
+                if "auto_increment" in extra_text:
+                    info.auto_increment = column
+                if "generated" in extra_text:
+                    info.generated.add(column.lower())
+            self._cache[key] = info
+        return self._cache[key]
+
+
+_READ_WORDS = frozenset(
+    {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "HELP", "DO", "VALUES", "TABLE"}
+)
+
+
+_LEADING_NOISE = re.compile(r"(?:\s+|\(|/\*.*?\*/|(?:--\s|#)[^\n]*(?:\n|$))*", re.S)
+
+
+def may_write(sql: str) -> bool:
+    """True unless the statement is a read: in an AT transaction every other statement
+    (REPLACE, CALL, LOAD DATA, ...) must go through execute_write, which takes its
+    images or refuses it, even when the router does not see it as a write."""
+    text = sql[_LEADING_NOISE.match(sql).end() :]
+    words = text.split(None, 1)
+    return bool(words) and words[0].upper().rstrip(";") not in _READ_WORDS
+
+
+def _refuse(what: str, hint: str = "") -> errors.ProxyError:
+    return errors.not_supported(f"{what} in AT mode", hint or "use XA mode for this transaction")
+
+
+def _target_table(ast: exp.Expression) -> exp.Table:
+    tables = [t for t in ast.find_all(exp.Table) if t.name]
+    if isinstance(ast, exp.Insert):
+        target = ast.this.this if isinstance(ast.this, exp.Schema) else ast.this
+        if len(tables) > 1:
+            raise _refuse("INSERT ... SELECT")
+        return target
+    if len(tables) != 1 or ast.args.get("joins") or ast.args.get("from_") or ast.args.get("using"):
+        raise _refuse(
+            "multi-table UPDATE or DELETE", "an exact undo image needs one table per statement"
+        )
+    return tables[0]
+
+
+async def execute_write(
+    backend: Backend,
+    ast: exp.Expression,
+    sql: str,
+    database: str | None,
+    primary_keys: PrimaryKeys,
+) -> tuple[wire.OkInfo, StatementImage | None]:
+    """Runs one write with its before and after images (in the branch's open local transaction).
+
+    Everything that could make an image impossible is checked before the statement
+    runs; a failure after it ran rolls the whole transaction back (1402), so a
+    write never commits without its image.
+    """
+    if isinstance(ast, exp.Insert) and (ast.args.get("conflict") or ast.args.get("alternative")):
+        raise _refuse(
+            "INSERT ... ON DUPLICATE KEY UPDATE / REPLACE", "its images cannot be taken exactly"
+        )
+    if isinstance(ast, exp.Insert) and ast.args.get("ignore"):
+        raise _refuse("INSERT IGNORE", "rows it skips would look inserted to a rollback")
+    if isinstance(ast, exp.Command) and str(ast.this).upper() == "REPLACE":
+        raise _refuse("REPLACE", "its images cannot be taken exactly")
+    if not isinstance(ast, (exp.Insert, exp.Update, exp.Delete)):
+        what = str(ast.this).upper() if isinstance(ast, exp.Command) else type(ast).__name__.upper()
+        raise _refuse(f"{what} inside a transaction")
+    table = _target_table(ast)
+    db = table.db or database
+    if db is None:
+        raise errors.no_database_selected()
+    qualified = f"{quote_identifier(db)}.{quote_identifier(table.name)}"
+    info = await primary_keys.info(backend, db, table.name)
+    pk = info.primary_key
+    if not pk:
+        raise _refuse(
+            f"writes to table '{db}.{table.name}', which has no primary key",
+            "add a primary key, or use XA mode",
+        )
+    alias = f" AS {quote_identifier(table.alias)}" if table.alias else ""
+    kind = (
+        "INSERT"
+        if isinstance(ast, exp.Insert)
+        else "UPDATE"
+        if isinstance(ast, exp.Update)
+        else "DELETE"
+    )
+    before: list[Row] = []
+    coldefs: list[bytes] = []
+    # TIMESTAMP text depends on the session time zone: remember the one the images are in
+    tz_column = ", @@session.time_zone" if info.timestamps else ""
+    time_zone = None
+    inserted = _inserted_rows(ast, info) if kind == "INSERT" else None
+    if kind == "UPDATE":
+        for assignment in ast.expressions:
+            if isinstance(assignment, exp.EQ) and assignment.this.name.lower() in (
+                k.lower() for k in pk
+            ):
+                raise _refuse("an UPDATE of the primary key", "delete the row and insert it again")
+    if kind in ("UPDATE", "DELETE"):
+        where = ast.args.get("where")
+        clause = f" WHERE {where.this.sql('mysql')}" if where is not None else ""
+        order = ast.args.get("order")
+        limit = ast.args.get("limit")
+        tail = (f" {order.sql('mysql')}" if order is not None else "") + (
+            f" {limit.sql('mysql')}" if limit is not None else ""
+        )
+        coldefs, before = await backend.query_table(
+            f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified}{alias}{clause}{tail} FOR UPDATE"
+        )
+        coldefs, before, time_zone = _split_time_zone(coldefs, before, tz_column)
+    ok = await backend.execute_ok(sql)
+    try:
+        image = None
+        if kind == "UPDATE" and before:
+            image = StatementImage(qualified, kind, _columns(coldefs, info), pk, before)
+            image.time_zone = time_zone
+            _, image.after = await backend.query_table(
+                f"{IMAGE_READ}SELECT * FROM {qualified} WHERE {where_pk(image, before)}"
+            )
+        elif kind == "DELETE" and before:
+            image = StatementImage(qualified, kind, _columns(coldefs, info), pk, before)
+            image.time_zone = time_zone
+        elif kind == "INSERT" and ok.affected_rows:
+            if inserted is None:  # generated keys: the ids the server just assigned
+                if not ok.last_insert_id:
+                    raise errors.ProxyError(1105, "HY000", "the shard reported no generated id")
+                first = ok.last_insert_id
+                condition = (
+                    f"{quote_identifier(pk[0])} BETWEEN {first} AND "
+                    f"{first} + {ok.affected_rows - 1} * @@auto_increment_increment"
+                )
+            else:
+                condition = inserted
+            coldefs, after = await backend.query_table(
+                f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified} WHERE {condition}"
+            )
+            coldefs, after, time_zone = _split_time_zone(coldefs, after, tz_column)
+            if len(after) != ok.affected_rows:
+                raise errors.ProxyError(
+                    1105, "HY000", f"found {len(after)} of the {ok.affected_rows} inserted rows"
+                )
+            image = StatementImage(
+                qualified, kind, _columns(coldefs, info), pk, [], after, time_zone
+            )
+    except errors.ShardUnavailable:
+        raise
+    except errors.ProxyError as exc:
+        raise errors.BackendError(
+            1402,
+            "XA100",
+            f"Transaction rolled back: xaproxy could not take the AT image of a write ({exc.message})",
+        ) from None
+    return ok, image
+
+
+def _split_time_zone(
+    coldefs: list[bytes], rows: list[Row], tz_column: str
+) -> tuple[list[bytes], list[Row], str | None]:
+    """Takes the trailing @@session.time_zone column off an image read."""
+    if not tz_column:
+        return coldefs, rows, None
+    time_zone = (rows[0][-1] or b"SYSTEM").decode() if rows else None
+    return coldefs[:-1], [row[:-1] for row in rows], time_zone
+
+
+def _columns(coldefs: list[bytes], info: TableInfo):
+    columns = columns_of(coldefs)
+    for column in columns:
+        column.generated = column.name.lower() in info.generated
+    return columns
+
+
+def _inserted_rows(ast: exp.Insert, info: TableInfo) -> str | None:
+    """Which rows an INSERT creates: a condition on the primary keys it names,
+    or None when the (single, AUTO_INCREMENT) key is generated for every row.
+    Refuses, before the INSERT runs, every form whose rows cannot be found exactly."""
+    pk = [k.lower() for k in info.primary_key]
+    schema = ast.this
+    if isinstance(schema, exp.Schema):
+        columns = [c.name.lower() for c in schema.expressions]
+    else:
+        columns = [c.lower() for c in info.columns]
+    values = ast.expression
+    if not isinstance(values, exp.Values):
+        raise _refuse(
+            "INSERT ... SELECT" if isinstance(values, exp.Select) else "this form of INSERT"
+        )
+    tuples = []
+    generated = 0
+    for row in values.expressions:
+        items = row.expressions if isinstance(row, exp.Tuple) else [row]
+        if len(items) != len(columns):
+            raise _refuse("an INSERT whose values do not match its column list")
+        key = []
+        for k in pk:
+            node = items[columns.index(k)] if k in columns else None
+            if (
+                node is None
+                or isinstance(node, exp.Null)
+                or (isinstance(node, exp.Var) and node.name.upper() == "DEFAULT")
+            ):
+                key = None
+                break
+            if not isinstance(node, (exp.Literal, exp.Neg)):
+                raise _refuse("an INSERT whose primary key is not a literal")
+            key.append(node.sql("mysql"))
+        if key is None:
+            generated += 1
+        else:
+            tuples.append("(" + ", ".join(key) + ")")
+    if not generated:
+        names = ", ".join(quote_identifier(k) for k in info.primary_key)
+        return f"({names}) IN ({', '.join(tuples)})"
+    if tuples or len(pk) != 1 or (info.auto_increment or "").lower() != pk[0]:
+        raise _refuse(
+            "an INSERT whose primary key is neither given for every row nor AUTO_INCREMENT"
+        )
+    return None
+
+
+async def wait_for_global_locks(
+    backend: Backend,
+    ast: exp.Select,
+    database: str | None,
+    primary_keys: PrimaryKeys,
+    retries: int,
+    interval_ms: int,
+    peek: Peek | None = None,
+) -> None:
+    """SELECT ... FOR UPDATE in AT mode: wait while another transaction holds a selected row.
+
+    Only single-table locking reads are checked; plain reads never wait (AT reads
+    are read-uncommitted across shards, as in Seata).
+    """
+    if not ast.args.get("locks"):
+        return
+    tables = [t for t in ast.find_all(exp.Table) if t.name]
+    if len(tables) != 1:
+        return
+    table = tables[0]
+    db = table.db or database
+    if db is None:
+        return
+    pk = await primary_keys.get(backend, db, table.name)
+    if not pk:
+        return
+    qualified = f"{quote_identifier(db)}.{quote_identifier(table.name)}"
+    alias = f" AS {quote_identifier(table.alias)}" if table.alias else ""
+    where = ast.args.get("where")
+    clause = f" WHERE {where.this.sql('mysql')}" if where is not None else ""
+    columns = ", ".join(quote_identifier(k) for k in pk)
+    # The selected rows stay locked (FOR UPDATE) while we wait, so no new holder can appear.
+    _, rows = await backend.query_table(
+        f"{IMAGE_READ}SELECT {columns} FROM {qualified}{alias}{clause} FOR UPDATE"
+    )
+    keys = [f"{qualified}:" + ",".join((v or b"").hex() for v in row) for row in rows]
+    await _wait_until_free(backend, keys, None, retries, interval_ms, peek)
+
+
+def _lock_keys(images: list[StatementImage]) -> list[str]:
+    keys: list[str] = []
+    seen: set[str] = set()
+    for image in images:
+        for key in image.lock_keys():
+            if key not in seen:
+                seen.add(key)
+                keys.append(key)
+    return keys
+
+
+async def _wait_until_free(
+    backend: Backend,
+    keys: list[str],
+    gtrid: str | None,
+    retries: int,
+    interval_ms: int,
+    peek: Peek | None,
+) -> None:
+    """Returns once no other transaction holds a global lock on `keys`; else 1205."""
+    if not keys:
+        return
+    read = peek or backend.query_rows
+    holder = ""
+    mine = f" AND gtrid <> {_q(gtrid)}" if gtrid else ""
+    for batch_start in range(0, len(keys), 500):
+        wanted = ", ".join(_q(k) for k in keys[batch_start : batch_start + 500])
+        for attempt in range(max(1, retries)):
+            held = await read(
+                f"SELECT lock_key, gtrid FROM {LOCKS} WHERE lock_key IN ({wanted}){mine} LIMIT 1"
+            )
+            if not held:
+                break
+            holder = f"{held[0][0].decode('utf-8', 'replace')} held by {held[0][1].decode('utf-8', 'replace')}"
+            if attempt + 1 < max(1, retries):
+                await asyncio.sleep(interval_ms / 1000)
+        else:
+            raise _lock_timeout(holder)
+
+
+def _lock_timeout(holder: str) -> errors.ProxyError:
+    # A BackendError, as the shard's own 1205 would be: the session ends the transaction.
+    return errors.BackendError(
+        1205,
+        "HY000",
+        f"Lock wait timeout exceeded; try restarting transaction (xaproxy AT global lock {holder})",
+    )
+
+
+# --- phase 1: global locks, undo row, local commit ---------------------------------
+
+
+async def check_locks(
+    backend: Backend,
+    images: list[StatementImage],
+    retries: int,
+    interval_ms: int,
+    peek: Peek | None = None,
+) -> None:
+    """A transaction that wrote on one shard commits without global locks of its own,
+    but must not overwrite rows another AT transaction may still roll back."""
+    await _wait_until_free(backend, _lock_keys(images), None, retries, interval_ms, peek)
+
+
+async def take_locks(
+    backend: Backend,
+    gtrid: str,
+    images: list[StatementImage],
+    retries: int,
+    interval_ms: int,
+    peek: Peek | None = None,
+) -> None:
+    """Inserts the branch's global lock rows in its local transaction; waits out conflicts.
+
+    The branch holds the row locks of every row it changed, so once no other
+    transaction's lock row is visible for them none can appear before our insert.
+    """
+    keys = _lock_keys(images)
+    if not keys:
+        return
+    for attempt in range(max(1, retries)):
+        await _wait_until_free(backend, keys, gtrid, retries - attempt, interval_ms, peek)
+        values = ", ".join(f"({_q(k)}, {_q(gtrid)})" for k in keys)
+        try:
+            await backend.execute_ok(
+                f"SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
+                f"INSERT INTO {LOCKS} (lock_key, gtrid) VALUES {values}"
+            )
+            return
+        except errors.BackendError as exc:
+            if exc.code == 1205:  # only this statement was undone: try again
+                continue
+            if exc.code == 1062:  # a holder appeared after all; we now block its release
+                held = await (peek or backend.query_rows)(
+                    f"SELECT lock_key, gtrid FROM {LOCKS} WHERE lock_key IN "
+                    f"({', '.join(_q(k) for k in keys)}) AND gtrid <> {_q(gtrid)} LIMIT 1"
+                )
+                holder = (
+                    f"{held[0][0].decode('utf-8', 'replace')} held by {held[0][1].decode('utf-8', 'replace')}"
+                    if held
+                    else "held by another transaction"
+                )
+                raise _lock_timeout(holder) from None
+            raise  # 1213 and others: InnoDB rolled the local transaction back
+    raise _lock_timeout("(its lock rows could not be inserted)")
+
+
+async def commit_locally(
+    backend: Backend, gtrid: str, shard: str, images: list[StatementImage]
+) -> None:
+    blob = encode_undo(images)
+    await backend.execute_ok(
+        f"INSERT INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
+        f"({_q(gtrid)}, {_q(shard)}, {UNDO_NORMAL}, X'{blob.hex()}'); COMMIT"
+    )
+
+
+async def release(backend: Backend, gtrid: str, shard: str | None = None) -> None:
+    """Phase 2 after commit: the undo rows and global locks of `gtrid` on this shard go."""
+    where_shard = f" AND shard = {_q(shard)}" if shard else ""
+    await backend.execute_ok(
+        f"DELETE FROM {UNDO} WHERE gtrid = {_q(gtrid)}{where_shard} AND status = {UNDO_NORMAL}; "
+        f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}"
+    )
+
+
+# --- compensation -------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Compensation:
+    shard: str
+    gtrid: str
+    result: str  # "restored" | "nothing to undo" | "needs operator" | "defended"
+    detail: str = ""
+
+
+async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = False) -> Compensation:
+    """Undoes one branch's committed changes in one local transaction on its shard."""
+    await backend.execute_ok("START TRANSACTION")
+    try:
+        rows = await backend.query_rows(
+            f"SELECT status, rollback_info FROM {UNDO} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)} FOR UPDATE"
+        )
+        if not rows:
+            # Nothing committed here (yet): make sure a late local commit cannot happen.
+            await backend.execute_ok(
+                f"INSERT IGNORE INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
+                f"({_q(gtrid)}, {_q(shard)}, {UNDO_DEFENSE}, '')"
+            )
+            await backend.execute_ok(f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}; COMMIT")
+            return Compensation(shard, gtrid, "defended")
+        status = int(rows[0][0] or b"0")
+        if status == UNDO_DEFENSE:
+            await backend.execute_ok("COMMIT")
+            return Compensation(shard, gtrid, "defended")
+        if status == UNDO_NEEDS_OPERATOR and not force:
+            await backend.execute_ok("ROLLBACK")
+            return Compensation(
+                shard, gtrid, "needs operator", "data changed outside the transaction"
+            )
+        images = decode_undo(rows[0][1] or b"[]")
+        changed = False
+        for image in reversed(images):
+            state, detail, current = await _compare(backend, image)
+            if state == "after" or (force and state == "dirty"):
+                statements = (
+                    undo_statements(image)
+                    if state == "after"
+                    else restore_statements(image, current)
+                )
+                for statement in statements:
+                    await backend.execute_ok(statement)
+                changed = True
+            elif state == "dirty":
+                await backend.execute_ok("ROLLBACK")
+                await backend.execute_ok(
+                    f"UPDATE {UNDO} SET status = {UNDO_NEEDS_OPERATOR} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)}"
+                )
+                log.error(
+                    "AT rollback of %s on shard %s stopped: %s; the undo log and global locks are "
+                    "kept until an operator runs XAPROXY RESOLVE",
+                    gtrid,
+                    shard,
+                    detail,
+                )
+                return Compensation(shard, gtrid, "needs operator", detail)
+        await backend.execute_ok(
+            f"DELETE FROM {UNDO} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)}; "
+            f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}; COMMIT"
+        )
+        return Compensation(shard, gtrid, "restored" if changed else "nothing to undo")
+    except BaseException:
+        backend.usable = False  # an unfinished local transaction: the connection must not be reused
+        raise
+
+
+async def _compare(backend: Backend, image: StatementImage) -> tuple[str, str, list[Row]]:
+    """'after' when the rows still hold the after image, 'before' when already undone, else
+    'dirty'; with a description and the rows as they are now (locked until the end)."""
+    rows = image.before + image.after
+    _, current = await backend.query_table(
+        f"{image.read_prefix()}SELECT * FROM {image.table} WHERE {where_pk(image, rows)} FOR UPDATE"
+    )
+    now = {image.key_of(r): r for r in current}
+    after = {image.key_of(r): r for r in image.after}
+    before = {image.key_of(r): r for r in image.before}
+    if now == after:
+        return "after", "", current
+    if now == before:
+        return "before", "", current
+    changed = sorted(_show_key(k) for k in set(now) | set(after) if now.get(k) != after.get(k))
+    return (
+        "dirty",
+        f"rows of {image.table} changed outside the transaction (primary keys {', '.join(changed[:5])})",
+        current,
+    )
+
+
+def _show_key(key: tuple) -> str:
+    return ",".join("NULL" if v is None else v.decode("utf-8", "replace") for v in key)

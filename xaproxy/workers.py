@@ -1,0 +1,132 @@
+"""Several proxy processes on one listen port, to use more than one core.
+
+The kernel spreads new client connections over the workers (SO_REUSEPORT). Each
+worker is a complete proxy with its own shard pools and its own XA identity,
+`<proxy_id>-w<n>`, so no worker ever mistakes another's in-flight transaction for
+an abandoned one. Before the workers start, the parent finishes every in-doubt
+transaction of `<proxy_id>` and all of its workers (whatever their number was in
+the previous run). A worker that dies is started again; it first recovers its own
+transactions. SIGTERM/SIGINT go to every worker, which shut down cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import time
+
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+
+def worker_config(config: Config, index: int) -> Config:
+    return dataclasses.replace(config, proxy_id=f"{config.proxy_id}-w{index}")
+
+
+async def _recover_family(config: Config) -> None:
+    from .execution.pool import Pools
+    from .recovery.resolver import Resolver
+
+    pools = Pools(config)
+    try:
+        resolver = Resolver(config, pools, None)
+        await resolver.bootstrap()
+        results = await resolver.resolve(own_now=True, family=True)
+        done = [r for r in results if r.done]
+        if done:
+            log.warning("startup recovery resolved %d in-doubt branches", len(done))
+    finally:
+        pools.close()
+
+
+def _run_worker(config: Config, index: int, count: int) -> int:
+    import uvloop
+
+    from .server import run_server
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_server(
+            worker_config(config, index),
+            stop=stop,
+            reuse_port=True,
+            recover_at_start=True,
+            connection_ids=(index + 1, count),
+        )
+
+    try:
+        uvloop.run(main())
+    except Exception:
+        log.exception("worker %d failed", index)
+        return 1
+    return 0
+
+
+def _spawn(config: Config, index: int, count: int) -> int:
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        code = _run_worker(config, index, count)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return pid
+
+
+def serve_workers(config: Config) -> int:
+    """Runs `config.workers` worker processes until SIGTERM/SIGINT; returns the exit code."""
+    import uvloop
+
+    uvloop.run(_recover_family(config))
+    count = config.workers
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(workers):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    workers: dict[int, int] = {}
+    for index in range(count):
+        workers[_spawn(config, index, count)] = index
+    log.info(
+        "xaproxy %s: %d workers on %s:%d",
+        config.proxy_id,
+        count,
+        config.listen_host,
+        config.listen_port,
+    )
+    failed = False
+    while workers:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = workers.pop(pid, None)
+        if index is None:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        if stopping:
+            failed = failed or code != 0
+            continue
+        log.error("worker %d exited with %d; starting it again", index, code)
+        time.sleep(0.5)
+        workers[_spawn(config, index, count)] = index
+    return 1 if failed else 0
