@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 
 from .. import errors
 from ..config import Config, ShardConfig
@@ -24,17 +25,29 @@ log = logging.getLogger(__name__)
 # have restarted or timed it out in the meantime.
 _PING_AFTER_IDLE_S = 2.0
 
-# A requester that already holds connections of a transaction waits this long for a
-# slot before taking an overflow connection: waiting longer could deadlock (one
-# transaction holds s0 and waits for s1, another holds s1 and waits for s0).
+# A requester that already holds connections of a transaction ("urgent") waits this
+# long for a slot before taking an overflow connection: waiting longer could deadlock
+# (one transaction holds s0 and waits for s1, another holds s1 and waits for s0).
 _URGENT_WAIT_S = 0.2
+# When the overflow connections are taken too, it waits for a slot or an overflow
+# connection to come back, ahead of requesters that hold nothing, up to this bound,
+# then fails with a retryable 1205: a bounded wait cannot deadlock, and under a burst
+# the holders usually finish well within it.
+_URGENT_GIVE_UP_S = 1.0
+
+_SLOT = "slot"
+_OVERFLOW = "overflow"
 
 
 class ShardPool:
     def __init__(self, shard: ShardConfig, acquire_timeout_s: float = 30.0) -> None:
         self.shard = shard
         self._idle: dict[bool, list[Backend]] = {False: [], True: []}
-        self._slots = asyncio.Semaphore(shard.pool_size)
+        self._free_slots = shard.pool_size
+        # Waiters get a slot (or an overflow connection) handed over on release;
+        # urgent ones first, since they hold connections others may be waiting for.
+        self._urgent_waiters: deque[asyncio.Future[str]] = deque()
+        self._waiters: deque[asyncio.Future[str]] = deque()
         self._acquire_timeout_s = acquire_timeout_s
         self.in_use = 0
         self.overflow = 0
@@ -44,38 +57,41 @@ class ShardPool:
         """A connection; `urgent` for requesters that already hold connections (see above).
 
         Urgent requests get an overflow connection (up to pool_size more, closed on
-        release) after a short wait; past that they fail with a retryable 1205.
+        release) after a short wait; past that they wait in front of the queue, and
+        fail with a retryable 1205 after a bound.
         """
         if self.closed:
             raise errors.shard_unreachable(self.shard.name, "the proxy is shutting down")
-        overflow = False
-        try:
-            if not self._slots.locked():
-                await self._slots.acquire()  # free slot: no timer task on the hot path
-            elif urgent:
-                try:
-                    await asyncio.wait_for(self._slots.acquire(), _URGENT_WAIT_S)
-                except TimeoutError:
-                    if self.overflow >= self.shard.pool_size:
-                        raise errors.ProxyError(
-                            1205,
-                            "HY000",
-                            f"Lock wait timeout exceeded; try restarting transaction (xaproxy: no "
-                            f"free connection to shard '{self.shard.name}', pool_size "
-                            f"{self.shard.pool_size} and as many overflow connections in use)",
-                        ) from None
-                    overflow = True
-                    self.overflow += 1
-            else:
-                await asyncio.wait_for(self._slots.acquire(), self._acquire_timeout_s)
-        except TimeoutError:
-            raise errors.ProxyError(
-                1040,
-                "08004",
-                f"xaproxy: all {self.shard.pool_size} connections to shard "
-                f"'{self.shard.name}' stayed busy for {self._acquire_timeout_s:.0f}s; "
-                "raise pool_size or shorten transactions",
-            ) from None
+        if self._free_slots:
+            self._free_slots -= 1  # no waiter can be queued while slots are free
+            granted = _SLOT
+        elif urgent:
+            granted = await self._wait(self._urgent_waiters, _URGENT_WAIT_S)
+            if granted is None and self.overflow < self.shard.pool_size:
+                self.overflow += 1
+                granted = _OVERFLOW
+            if granted is None:
+                granted = await self._wait(self._urgent_waiters, _URGENT_GIVE_UP_S)
+            if granted is None:
+                raise errors.ProxyError(
+                    1205,
+                    "HY000",
+                    f"Lock wait timeout exceeded; try restarting transaction (xaproxy: no free "
+                    f"connection to shard '{self.shard.name}' for {_URGENT_GIVE_UP_S:g}s, "
+                    f"pool_size {self.shard.pool_size} and as many overflow connections in "
+                    "use; raise pool_size)",
+                )
+        else:
+            granted = await self._wait(self._waiters, self._acquire_timeout_s)
+            if granted is None:
+                raise errors.ProxyError(
+                    1040,
+                    "08004",
+                    f"xaproxy: all {self.shard.pool_size} connections to shard "
+                    f"'{self.shard.name}' stayed busy for {self._acquire_timeout_s:.0f}s; "
+                    "raise pool_size or shorten transactions",
+                )
+        overflow = granted == _OVERFLOW
         try:
             backend = None if overflow else await self._take_idle(found_rows)
             if backend is None:
@@ -87,11 +103,41 @@ class ShardPool:
         self.in_use += 1
         return backend
 
+    async def _wait(self, queue: deque[asyncio.Future[str]], timeout: float) -> str | None:
+        """What a releaser handed over (_SLOT or _OVERFLOW), or None after `timeout`."""
+        granted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        queue.append(granted)
+        try:
+            return await asyncio.wait_for(granted, timeout)
+        except TimeoutError:
+            return None
+        except BaseException:  # cancelled: whatever was handed over goes back
+            if granted.done() and not granted.cancelled():
+                self._give_back_slot(granted.result() == _OVERFLOW)
+            raise
+        finally:
+            if not granted.done() or granted.cancelled():
+                with contextlib.suppress(ValueError):
+                    queue.remove(granted)
+
+    @staticmethod
+    def _hand_over(queue: deque[asyncio.Future[str]], what: str) -> bool:
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(what)
+                return True
+        return False
+
     def _give_back_slot(self, overflow: bool) -> None:
         if overflow:
-            self.overflow -= 1
-        else:
-            self._slots.release()
+            # an overflow connection goes on to an urgent waiter, never to a new one
+            if not self._hand_over(self._urgent_waiters, _OVERFLOW):
+                self.overflow -= 1
+        elif not (
+            self._hand_over(self._urgent_waiters, _SLOT) or self._hand_over(self._waiters, _SLOT)
+        ):
+            self._free_slots += 1
 
     async def _take_idle(self, found_rows: bool) -> Backend | None:
         idle = self._idle[found_rows]
