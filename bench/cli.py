@@ -72,6 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, help="idle connections to open (10000; quick 1000)")
     p.add_argument("--pool-size", type=int, default=64, help="xaproxy pool_size per shard (64)")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="xaproxy worker processes (1: on 2 cores shared with sysbench and MariaDB a "
+        "second worker costs more than it gives)",
+    )
+    p.add_argument(
         "--output",
         type=Path,
         default=BENCH_DIR / "RESULTS.md",
@@ -149,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     command = (
         "python -m bench" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     )
-    harness = Harness(pool_size=args.pool_size, keep_tmp=args.keep_tmp, profile_dir=args.profile)
+    harness = Harness(
+        pool_size=args.pool_size,
+        workers=args.workers,
+        keep_tmp=args.keep_tmp,
+        profile_dir=args.profile,
+    )
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     machine: dict[str, str] = {}
@@ -266,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "oversell": f"{args.oversell_clients} clients, one purchase each, stock 100",
         "connections": f"{args.connections} idle connections (raw asyncio login client)",
-        "xaproxy": f"one process, pool_size {args.pool_size} per shard, 3 shards s0..s2",
+        "xaproxy": (
+            f"workers {args.workers} (connection scale: 1), pool_size {args.pool_size} per "
+            "shard and worker, 3 shards s0..s2"
+        ),
     }
     text = report.markdown(rows, machine, settings, notes, command)
     print(report.table(rows))

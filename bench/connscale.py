@@ -203,6 +203,7 @@ def run(h: Harness, opts: ConnOptions, log: Any, runner: Any) -> list[dict[str, 
         [{"name": DB, "default_shard": "s0"}],
         max_connections=max(10001, n + 100),
         nofile=wanted,
+        workers=1,  # memory per connection of one process
     )
     try:
 

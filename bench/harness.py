@@ -150,14 +150,27 @@ class Service:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far (/proc/<pid>/stat)."""
+        """User + system CPU time used so far by the process and its live children."""
         assert self._proc is not None
-        try:
-            stat = Path(f"/proc/{self._proc.pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        fields = stat.rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = 0
+        for pid in (self._proc.pid, *self.children()):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def children(self) -> list[int]:
+        """Pids of the process's children (xaproxy's worker processes)."""
+        assert self._proc is not None
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rpartition(")")[2].split()[1]) == self._proc.pid:
+                    found.append(int(stat.parent.name))
+        return found
 
     def rss_kib(self) -> int:
         """Resident set size from /proc/<pid>/status (VmRSS), in KiB."""
@@ -172,11 +185,17 @@ class Harness:
     """The shards, the targets and the temporary directory of one benchmark run."""
 
     def __init__(
-        self, *, pool_size: int = 64, keep_tmp: bool = False, profile_dir: Path | None = None
+        self,
+        *,
+        pool_size: int = 64,
+        workers: int = 1,
+        keep_tmp: bool = False,
+        profile_dir: Path | None = None,
     ) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="xaproxy-bench-"))
         self.cluster = LocalCluster(self.tmp / "shards", 3)
         self.pool_size = pool_size
+        self.workers = workers
         self.keep_tmp = keep_tmp
         self.profile_dir = profile_dir
         self.services: list[Service] = []
@@ -206,10 +225,12 @@ class Harness:
         *,
         mode: str = "xa",
         max_connections: int = 10000,
+        workers: int | None = None,
     ) -> dict[str, Any]:
         return {
             "listen": f"{HOST}:{free_port()}",
             "proxy_id": PROXY_ID,
+            "workers": self.workers if workers is None else workers,
             "max_connections": max_connections,
             "users": [{"user": PROXY_USER, "password": PROXY_PASSWORD}],
             "shards": [
@@ -325,6 +346,7 @@ class Harness:
                 "record",
                 "-p",
                 str(service.pid),
+                "--subprocesses",
                 "-d",
                 str(max(1, int(seconds))),
                 "-f",

@@ -107,6 +107,18 @@ class Backend:
         await self.send(Command.QUERY, sql.encode() if isinstance(sql, str) else sql)
         return await self.read_ok()
 
+    async def read_oks(self, count: int) -> None:
+        """Reads the OKs of the first `count` statements of a multi-statement.
+
+        The first error is raised; the server ran nothing after it.
+        """
+        for _ in range(count):
+            payload = await self.read()
+            if wire.is_err(payload):
+                self.status = 0
+                raise wire.parse_err(payload)
+            self.status = wire.parse_ok(payload).status
+
     async def read_ok(self) -> wire.OkInfo:
         payload = await self.read()
         if wire.is_err(payload):

@@ -150,6 +150,7 @@ def general_ci_weights(text: str) -> str:
 #   d > ' ', k == 0  -> d                       (d >= '!' sorts above every marker)
 _END = "\x02"
 _TOKENS = re.compile(r"( *)([^ ])")
+_AT_OR_BELOW_SPACE = re.compile("[\x00- ]")
 _MAX_RUN = 0x10FFFF  # runs of spaces longer than this compare as this long
 
 
@@ -166,7 +167,7 @@ def _encode_token(match: re.Match[str]) -> str:
 def pad_space_key(weights: str) -> str:
     """A key whose str order is PAD SPACE order of the weight strings."""
     weights = weights.rstrip(" ")
-    if not weights or min(weights) > " ":
+    if _AT_OR_BELOW_SPACE.search(weights) is None:  # the common case, scanned in C
         return weights + _END
     return _TOKENS.sub(_encode_token, weights) + _END
 

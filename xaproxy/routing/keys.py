@@ -183,6 +183,13 @@ def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: Tab
     return None
 
 
+def literal_sql(value: object) -> str:
+    """A bound value as MySQL text, exactly as it reads once bound into a tree."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _literal_node(value).sql(dialect="mysql")
+
+
 def _literal_node(value: object) -> exp.Expression:
     """An SQL literal node for a bound value (prepared-statement parameters included)."""
     if value is None:

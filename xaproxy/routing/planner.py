@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -19,6 +20,7 @@ from ..config import Config, SchemaConfig, TableConfig
 from ..execution.merge import MergeSpec
 from . import sharding
 from .fanout import rewrite_fanout_select
+from .fanout_plans import FanoutPlans
 from .keys import (
     KeyAnalysis,
     ambiguous_for_hashing,
@@ -77,6 +79,9 @@ class Route:
         return self.rewritten or original
 
 
+_SHAPE_CACHE_SIZE = 4096
+
+
 @dataclass(slots=True)
 class _Placed:
     """A table occurrence in a statement, with where the shard map puts it."""
@@ -86,6 +91,13 @@ class _Placed:
     config: TableConfig | None
     alias: str
     shards: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    ast: exp.Expression
+    pins: bool
+    placed: list[_Placed]
 
 
 class IdGenerator:
@@ -128,6 +140,9 @@ class Planner:
         self.all_shards = tuple(config.shards)
         self.ids = IdGenerator(config.proxy_id)
         self._params: list[object] | None = None
+        self._remember = True
+        self._fanout_plans = FanoutPlans()
+        self._shapes: OrderedDict[tuple[int, str | None], _Shape] = OrderedDict()
 
     def default_shard(self, database: str | None) -> str:
         schema = self.config.schema(database) if database else None
@@ -136,17 +151,30 @@ class Planner:
     # --- entry point --------------------------------------------------------------
 
     def route(
-        self, parsed: Parsed, sql: str, database: str | None, params: list[object] | None = None
+        self,
+        parsed: Parsed,
+        sql: str,
+        database: str | None,
+        params: list[object] | None = None,
+        *,
+        remember: bool = True,
     ) -> Route:
-        """`params` bind the :pN placeholders of a template (literal-normalized or prepared)."""
+        """`params` bind the :pN placeholders of a template (literal-normalized or prepared).
+
+        `remember`: `parsed` is a cached template, so per-template work may be kept for
+        the next statement of the same shape (False for one-off trees, e.g. huge ones).
+        """
         self._params = params
+        self._remember = remember
         ast = parsed.ast
         if ast is None or isinstance(ast, exp.Command):
             return self._route_opaque(parsed, sql, database)
         write = isinstance(ast, _WRITE_NODES)
         ddl = isinstance(ast, _DDL_NODES)
-        pins = _pins_session(ast)
-        placed = self._place_tables(ast, database)
+        if remember:
+            pins, placed = self._shape(ast, database)
+        else:
+            pins, placed = _pins_session(ast), self._place_tables(ast, database)
         if not any(
             p.config is not None and (p.config.sharded or p.config.broadcast) for p in placed
         ):
@@ -173,6 +201,17 @@ class Planner:
         return placed[0].shards[0] if placed else self.default_shard(database)
 
     # --- table placement ------------------------------------------------------------
+
+    def _shape(self, ast: exp.Expression, database: str | None) -> tuple[bool, list[_Placed]]:
+        """Whether `ast` pins the session, and its tables placed; once per template and db."""
+        key = (id(ast), database)
+        shape = self._shapes.get(key)
+        if shape is None or shape.ast is not ast:  # ids are reused once a tree is freed
+            shape = _Shape(ast, _pins_session(ast), self._place_tables(ast, database))
+            self._shapes[key] = shape
+            if len(self._shapes) > _SHAPE_CACHE_SIZE:
+                self._shapes.popitem(last=False)
+        return shape.pins, shape.placed
 
     def _place_tables(self, ast: exp.Expression, database: str | None) -> list[_Placed]:
         ctes = {cte.alias_or_name.lower() for cte in ast.find_all(exp.CTE)}
@@ -365,8 +404,10 @@ class Planner:
                 "add the shard key to the WHERE clause or split the query",
             )
         _check_outer_joins(ast, sharded)
-        bound = bind_placeholders(ast, self._params)
-        rewrite = rewrite_fanout_select(bound, sql)
+        if self._remember:
+            rewrite = self._fanout_plans.rewrite(ast, sql, self._params)
+        else:
+            rewrite = rewrite_fanout_select(bind_placeholders(ast, self._params), sql)
         return Route(
             shards,
             write=locks,

@@ -228,6 +228,30 @@ _LITERAL_TOKENS = {TokenType.NUMBER, TokenType.STRING, TokenType.NATIONAL_STRING
 _CLAUSE_ENDS = {TokenType.ORDER_BY, TokenType.GROUP_BY, TokenType.LIMIT}
 
 
+def split_at_placeholders(sql: str) -> tuple[list[str], list[int]] | None:
+    """Text around each :pN placeholder, and each N; None if the text does not tokenize."""
+    try:
+        tokens = _tokenizer.tokenize(sql)
+    except Exception:
+        return None
+    pieces: list[str] = []
+    params: list[int] = []
+    position = 0
+    for token in tokens:
+        text = token.text
+        if (
+            token.token_type == TokenType.VAR
+            and text[:1] == "p"
+            and text[1:].isdigit()
+            and sql[token.start - 1 : token.start] == ":"
+        ):
+            pieces.append(sql[position : token.start - 1])
+            params.append(int(text[1:]))
+            position = token.end + 1
+    pieces.append(sql[position:])
+    return pieces, params
+
+
 def normalize(sql: str) -> tuple[str, list[object]] | None:
     """(template text with :pN for each literal, the literal values), or None if none.
 

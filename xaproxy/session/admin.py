@@ -185,7 +185,7 @@ def _explain(session: Session, statement: str) -> tuple[Columns, list[list]]:
         rows = [["proxy", f"answered by xaproxy ({kind.value})", ""]]
         return _table(["shard", "sql", "merge"], ["", "", ""], rows)
     parsed, params = session.ctx.parse_cache.template(statement)
-    route = session.ctx.planner.route(parsed, statement, session.database, params)
+    route = session.ctx.planner.route(parsed, statement, session.database, params, remember=False)
     merge = ""
     if route.merge is not None:
         spec = route.merge

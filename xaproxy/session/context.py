@@ -93,7 +93,7 @@ class ProxyContext:
         """Plans a statement; routes that do not depend on literal values are cached."""
         parsed, params, text = self.parse_cache.template_with_key(sql)
         if text is None:
-            return self.planner.route(parsed, sql, database, params)
+            return self.planner.route(parsed, sql, database, params, remember=False)
         key = (text, database)
         cached = self._static_routes.get(key)
         if cached is not None:

@@ -83,9 +83,18 @@ class StatementExecution:
         if self.txn is None and not self.autocommit and not route.implicit_commit:
             self._start_transaction(implicit=False)
         shard = route.shards[0]
-        backend, borrowed = await self._backend_for(shard, route)
+        txn = self.txn
+        backend, borrowed, opening = await self._backend_for(
+            shard, route, defer_join=txn is not None and txn.mode == "xa"
+        )
         try:
-            if "last_insert_id" in sql.lower() and backend.last_insert_id != self.last_insert_id:
+            restore_id = (
+                "last_insert_id" in sql.lower() and backend.last_insert_id != self.last_insert_id
+            )
+            sent = opening is not None and await self._open_branch(
+                backend, shard, opening, None if restore_id else sql
+            )
+            if restore_id:
                 await backend.execute_ok(f"DO LAST_INSERT_ID({self.last_insert_id})")
                 backend.last_insert_id = self.last_insert_id
             at_write = (
@@ -98,7 +107,8 @@ class StatementExecution:
                 ok = await self._at_write(shard, backend, sql)
                 self._write_ok_info(ok, more)
                 return
-            await backend.send(Command.QUERY, sql.encode("utf-8", "surrogateescape"))
+            if not sent:
+                await backend.send(Command.QUERY, sql.encode("utf-8", "surrogateescape"))
             summary = await forward_result(
                 backend,
                 self.out,
@@ -127,6 +137,27 @@ class StatementExecution:
             if borrowed:
                 self.ctx.pools.release(backend)
 
+    async def _open_branch(
+        self, backend: Backend, shard: str, opening: list[str], sql: str | None
+    ) -> bool:
+        """Starts the branch `_backend_for(defer_join=True)` registered; True if `sql` went too.
+
+        With `sql`, one multi-statement carries the opening and the statement: the
+        opening's OKs are read here, the statement's result is left to the caller.
+        """
+        text = "; ".join(opening if sql is None else [*opening, sql])
+        try:
+            await backend.send(Command.QUERY, text.encode("utf-8", "surrogateescape"))
+            await backend.read_oks(len(opening))
+        except errors.BackendError:
+            # the server stopped at the error: no transaction there, the statement never ran
+            if self.txn is not None and self.txn.branches.get(shard) is not None:
+                del self.txn.branches[shard]
+            if self.pinned.get(shard) is not backend:
+                self.ctx.pools.release(backend)
+            raise
+        return sql is not None
+
     async def _run_multi(self, sql: str, route: Route, *, more: bool, binary: bool) -> None:
         """A statement split over several shards (or rewritten for one)."""
         if route.implicit_commit:
@@ -139,7 +170,7 @@ class StatementExecution:
         borrowed: list[Backend] = []
         try:
             for shard in route.shards:
-                backend, is_borrowed = await self._backend_for(shard, route, bool(backends))
+                backend, is_borrowed, _ = await self._backend_for(shard, route, bool(backends))
                 backends.append((shard, backend))
                 if is_borrowed:
                     borrowed.append(backend)
@@ -312,9 +343,11 @@ class StatementExecution:
             self.ctx.pools.discard(lost)
 
     async def _backend_for(
-        self, shard: str, route: Route, holding: bool = False
-    ) -> tuple[Backend, bool]:
-        """The connection a statement on `shard` runs on, and whether to return it after.
+        self, shard: str, route: Route, holding: bool = False, *, defer_join: bool = False
+    ) -> tuple[Backend, bool, list[str] | None]:
+        """The connection a statement on `shard` runs on, whether to return it after, and
+        with `defer_join`, the statements that open the transaction's branch there, which
+        the caller sends in one multi-statement with its own (one round trip less).
 
         `holding`: the statement already holds connections of other shards.
         """
@@ -326,7 +359,7 @@ class StatementExecution:
                     branch.wrote = True
                 if route.pins_session:  # e.g. PREPARE in a transaction: keep it after COMMIT
                     self.pinned.setdefault(shard, branch.backend)
-                return branch.backend, False
+                return branch.backend, False, None
         pinned = self.pinned.get(shard)
         backend = pinned
         if backend is None:
@@ -340,8 +373,14 @@ class StatementExecution:
         else:
             await self._sync(backend)
         if txn is not None:
+            coordinator = self.ctx.coordinator
+            opening: list[str] | None = None
             try:
-                branch = await self.ctx.coordinator.join(txn, shard, backend)
+                if defer_join:
+                    opening, xid = await coordinator.opening(txn, shard)
+                    branch = coordinator.add_branch(txn, shard, backend, xid)
+                else:
+                    branch = await coordinator.join(txn, shard, backend)
             except BaseException:
                 if pinned is None:
                     self.ctx.pools.release(backend)
@@ -349,13 +388,13 @@ class StatementExecution:
             branch.wrote = route.write
             if route.pins_session:
                 self.pinned.setdefault(shard, backend)
-            return backend, False
+            return backend, False, opening
         if pinned is not None:
-            return pinned, False
+            return pinned, False, None
         if route.pins_session:
             self.pinned[shard] = backend
-            return backend, False
-        return backend, True
+            return backend, False, None
+        return backend, True, None
 
     async def _sync(self, backend: Backend) -> None:
         """Makes a pooled connection carry this session's settings and database."""

@@ -91,6 +91,17 @@ class Coordinator:
 
     async def join(self, txn: Transaction, shard: str, backend: Backend) -> Branch:
         """Starts the transaction's branch on `shard` over `backend`."""
+        opening, xid = await self.opening(txn, shard)
+        await backend.execute_ok("; ".join(opening))
+        return self.add_branch(txn, shard, backend, xid)
+
+    async def opening(self, txn: Transaction, shard: str) -> tuple[list[str], Xid | None]:
+        """The statements that start the branch on `shard`, and its xid (None: local).
+
+        A session may send them in one multi-statement with the branch's first
+        statement (see `add_branch`): the server stops at the first error, so that
+        statement never runs outside the transaction.
+        """
         statements: list[str] = []
         if txn.characteristics:
             statements.append(txn.characteristics)
@@ -107,7 +118,10 @@ class Coordinator:
             xid = txn.gid.branch(shard)
             statements.append(f"XA START {xid.sql()}")
         statements.extend(f"SAVEPOINT {name}" for name in txn.savepoints)
-        await backend.execute_ok("; ".join(statements))
+        return statements, xid
+
+    def add_branch(self, txn: Transaction, shard: str, backend: Backend, xid: Xid | None) -> Branch:
+        """Records a branch whose opening statements were sent (or are about to be)."""
         branch = Branch(shard, backend, xid)
         txn.branches[shard] = branch
         return branch
