@@ -79,6 +79,7 @@ _TRANSACTION_KEYS = frozenset(
         "lock_retry_count",
         "lock_retry_interval_ms",
         "recover_interval_s",
+        "cross_shard_lock_wait_s",
     }
 )
 
@@ -519,6 +520,9 @@ class _Parser:
             ),
             recover_interval_s=float(
                 s.number("recover_interval_s", d.recover_interval_s, positive=True)
+            ),
+            cross_shard_lock_wait_s=float(
+                s.number("cross_shard_lock_wait_s", d.cross_shard_lock_wait_s, minimum=0)
             ),
         )
 

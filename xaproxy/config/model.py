@@ -102,6 +102,8 @@ class TransactionsConfig:
     lock_retry_count: int = 30
     lock_retry_interval_ms: int = 10
     recover_interval_s: float = 30
+    # a row-lock wait of a transaction that spans shards is ended after this (0: never)
+    cross_shard_lock_wait_s: float = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from ..routing.statements import (
     split_statements,
 )
 from ..transactions import at
+from ..transactions.lockwait import bounded_lock_wait
 from .local import LocalStatements
 from .transaction_control import TransactionControl
 
@@ -109,14 +110,12 @@ class StatementExecution:
                 return
             if not sent:
                 await backend.send(Command.QUERY, sql.encode("utf-8", "surrogateescape"))
-            summary = await forward_result(
-                backend,
-                self.out,
-                session_status=self.status(),
-                more_follows=more,
-                client_deprecate_eof=self.deprecate_eof,
-                binary_rows=make_row_converter if binary else None,
-            )
+            limit = self.ctx.config.transactions.cross_shard_lock_wait_s
+            if limit > 0 and self.txn is not None and len(self.txn.branches) > 1:
+                async with bounded_lock_wait(self.ctx.pools, backend, limit):
+                    summary = await self._forward(backend, more, binary)
+            else:
+                summary = await self._forward(backend, more, binary)
             self._after_result(summary, backend, sql)
             if summary.warnings and summary.error is None:
                 await self._capture_warnings(backend)
@@ -136,6 +135,16 @@ class StatementExecution:
         finally:
             if borrowed:
                 self.ctx.pools.release(backend)
+
+    async def _forward(self, backend: Backend, more: bool, binary: bool) -> ResultSummary:
+        return await forward_result(
+            backend,
+            self.out,
+            session_status=self.status(),
+            more_follows=more,
+            client_deprecate_eof=self.deprecate_eof,
+            binary_rows=make_row_converter if binary else None,
+        )
 
     async def _open_branch(
         self, backend: Backend, shard: str, opening: list[str], sql: str | None
