@@ -47,19 +47,15 @@ class FanoutPlans:
 
     def rewrite(self, ast: exp.Select, sql: str, params: list[object] | None) -> FanoutRewrite:
         entry = self._planned.get(id(ast))
-        if isinstance(entry, _Planned) and entry.ast is ast:
-            if entry.params and params is None:
-                return rewrite_fanout_select(bind_placeholders(ast, params), sql)
+        known = entry is ast or (isinstance(entry, _Planned) and entry.ast is ast)
+        if not known:  # first sight (ids are reused once a tree is freed)
+            entry = _plan(ast, sql) or ast  # the tree itself marks "not plannable once"
+            self._planned[id(ast)] = entry
+            if len(self._planned) > _CACHE_SIZE:
+                self._planned.popitem(last=False)
+        if isinstance(entry, _Planned) and not (entry.params and params is None):
             return _with_sql(entry.rewrite, entry.render(params or []))
-        if entry is ast:  # known not to be plannable once
-            return rewrite_fanout_select(bind_placeholders(ast, params), sql)
-        planned = _plan(ast, sql)
-        self._planned[id(ast)] = planned if planned is not None else ast
-        if len(self._planned) > _CACHE_SIZE:
-            self._planned.popitem(last=False)
-        if planned is None or (planned.params and params is None):
-            return rewrite_fanout_select(bind_placeholders(ast, params), sql)
-        return _with_sql(planned.rewrite, planned.render(params or []))
+        return rewrite_fanout_select(bind_placeholders(ast, params), sql)
 
 
 def _plan(ast: exp.Select, sql: str) -> _Planned | None:

@@ -31,7 +31,14 @@ _RECHECK_S = 0.5
 async def bounded_lock_wait(pools: Pools, backend: Backend, limit_s: float) -> AsyncIterator[None]:
     """Runs the body with a watchdog on `backend`'s lock waits; 1317 from it becomes 1205."""
     killed = asyncio.Event()
-    watchdog = asyncio.create_task(_watch(pools, backend, limit_s, killed))
+    watchdogs: list[asyncio.Task[None]] = []
+    # a timer, not a task, per statement: most statements end long before it fires;
+    # jitter: of two transactions waiting for each other, one is usually ended first and
+    # the other then gets its lock and commits
+    timer = asyncio.get_running_loop().call_later(
+        limit_s * (1 + random.random() / 2),
+        lambda: watchdogs.append(asyncio.ensure_future(_watch(pools, backend, limit_s, killed))),
+    )
     try:
         yield
     except errors.BackendError as exc:
@@ -46,13 +53,12 @@ async def bounded_lock_wait(pools: Pools, backend: Backend, limit_s: float) -> A
             ) from None
         raise
     finally:
-        watchdog.cancel()
+        timer.cancel()
+        for watchdog in watchdogs:
+            watchdog.cancel()
 
 
 async def _watch(pools: Pools, backend: Backend, limit_s: float, killed: asyncio.Event) -> None:
-    # jitter: of two transactions waiting for each other, one is usually ended first and
-    # the other then gets its lock and commits
-    await asyncio.sleep(limit_s * (1 + random.random() / 2))
     thread_id = backend.conn.server_thread_id[0]
     while True:
         try:
