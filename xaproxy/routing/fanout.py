@@ -8,7 +8,6 @@ to put the partial answers together so the client sees one server's answer.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -16,19 +15,13 @@ from decimal import Decimal, InvalidOperation
 from sqlglot import exp
 
 from .. import errors
+from ..analysis.spans import select_item_texts
 from ..execution.merge import Aggregate, MergeSpec, SortKey
 from ..protocol import wire
 from ..protocol.constants import FieldType
 from .keys import literal_value
-from .statements import select_item_texts
 
 _AGGREGATES = {exp.Count: "COUNT", exp.Sum: "SUM", exp.Min: "MIN", exp.Max: "MAX", exp.Avg: "AVG"}
-# Select options that precede the first item; MySQL does not name the column after them.
-_SELECT_OPTIONS = re.compile(
-    r"^(?:(?:ALL|DISTINCT|DISTINCTROW|HIGH_PRIORITY|STRAIGHT_JOIN|SQL_SMALL_RESULT|SQL_BIG_RESULT"
-    r"|SQL_BUFFER_RESULT|SQL_NO_CACHE|SQL_CACHE|SQL_CALC_FOUND_ROWS)\s+)+",
-    re.I,
-)
 _UNSUPPORTED_AGGREGATES = (exp.GroupConcat, exp.Stddev, exp.Variance, exp.StddevPop, exp.StddevSamp)
 
 
@@ -103,9 +96,7 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
 
     query = ast.copy()
     items = list(query.expressions)
-    texts = select_item_texts(sql)
-    if texts:
-        texts[0] = _SELECT_OPTIONS.sub("", texts[0])
+    texts = select_item_texts(sql)  # without the select options: MySQL does not name after them
     visible = len(items)
     has_star = any(
         isinstance(i, exp.Star) or (isinstance(i, exp.Column) and isinstance(i.this, exp.Star))

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from .. import errors
+from ..analysis import Kind, analyze
+from ..analysis.parse import Parsed
 from ..config import Config, SchemaConfig, TableConfig
 from ..execution.merge import MergeSpec
 from . import sharding
@@ -28,7 +30,6 @@ from .keys import (
     literal_value,
     shards_for_condition,
 )
-from .statements import Parsed
 from .textsplit import insert_tuple_spans
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
@@ -496,13 +497,12 @@ class Planner:
                     f"{parsed.error}; statements in schema '{schema.name}' must be parseable "
                     "so the proxy can route them"
                 )
-            lowered = sql.lower()
+            statement = analyze(sql)
             for table in schema.tables.values():
-                if (table.sharded or table.broadcast) and table.name.lower() in lowered:
-                    head = sql.lstrip().split(None, 1)[0].upper()
-                    if head in ("SHOW", "DESC", "DESCRIBE", "EXPLAIN"):
+                if (table.sharded or table.broadcast) and table.name.lower() in statement.names:
+                    if statement.kind in (Kind.SHOW, Kind.EXPLAIN):
                         return Route((table.shards[0],))
-                    if head == "REPLACE":
+                    if statement.kind is Kind.REPLACE:
                         raise errors.not_supported(
                             f"REPLACE into sharded or broadcast table '{schema.name}.{table.name}'",
                             "use INSERT ... ON DUPLICATE KEY UPDATE",
@@ -510,10 +510,12 @@ class Planner:
                     raise errors.not_supported(
                         f"this statement on sharded or broadcast table '{schema.name}.{table.name}'"
                     )
-        head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
-        ddl = head in _DDL_COMMANDS
+        statement = analyze(sql)
+        ddl = statement.verb in _DDL_COMMANDS
         # PREPARE: the statement lives in the shard connection, EXECUTE must find it there.
-        pins = head in ("LOCK", "PREPARE") or "get_lock" in sql.lower()
+        pins = (
+            statement.kind in (Kind.LOCK_TABLES, Kind.PREPARE) or "GET_LOCK" in statement.functions
+        )
         return Route(
             (self.default_shard(database),), write=ddl, implicit_commit=ddl, pins_session=pins
         )

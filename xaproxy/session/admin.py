@@ -13,13 +13,15 @@ XAPROXY RESOLVE '<gtrid>' RESTORE | ACCEPT
 
 from __future__ import annotations
 
-import re
 import time
 from typing import TYPE_CHECKING
 
+from sqlglot.tokens import TokenType
+
 from .. import __version__, errors
+from ..analysis import analyze
+from ..analysis.tokens import tokenize, word
 from ..protocol import wire
-from ..routing.statements import Kind, classify_keywords
 from ..transactions import at
 from .results import column_for
 
@@ -34,8 +36,6 @@ _COMMANDS = (
     "XAPROXY EXPLAIN <statement>",
     "XAPROXY RESOLVE '<gtrid>' RESTORE|ACCEPT",
 )
-_RESOLVE = re.compile(r"^\s*XAPROXY\s+RESOLVE\s+'([^']+)'\s+(RESTORE|ACCEPT)\s*$", re.I)
-_EXPLAIN = re.compile(r"^\s*XAPROXY\s+EXPLAIN\s+(.*)$", re.I | re.S)
 
 Columns = list[wire.ColumnDef]
 
@@ -45,13 +45,19 @@ def _table(names: list[str], samples: list[object], rows: list[list]) -> tuple[C
 
 
 async def run_admin_command(session: Session, sql: str) -> tuple[Columns, list[list]]:
-    explain = _EXPLAIN.match(sql.strip().rstrip(";"))
-    if explain:
-        return _explain(session, explain.group(1))
-    resolve = _RESOLVE.match(sql.strip().rstrip(";"))
-    if resolve:
-        return await _resolve(session, resolve.group(1), resolve.group(2).upper())
-    words = re.sub(r"\s+", " ", sql.strip().rstrip(";")).upper()
+    code = analyze(sql).code
+    tokens = [t for t in tokenize(code) if word(t) != ";"]
+    heads = [word(t) for t in tokens[:2]]
+    if heads == ["XAPROXY", "EXPLAIN"] and len(tokens) > 2:
+        return _explain(session, sql[tokens[2].start :].strip().rstrip(";"))
+    if (
+        heads == ["XAPROXY", "RESOLVE"]
+        and len(tokens) == 4
+        and tokens[2].token_type == TokenType.STRING
+        and word(tokens[3]) in ("RESTORE", "ACCEPT")
+    ):
+        return await _resolve(session, tokens[2].text, word(tokens[3]))
+    words = " ".join(word(t) for t in tokens)
     ctx = session.ctx
     if words == "XAPROXY VERSION":
         return _table(["version"], [""], [[__version__]])
@@ -180,8 +186,10 @@ async def _resolve(session: Session, gtrid: str, how: str) -> tuple[Columns, lis
 
 def _explain(session: Session, statement: str) -> tuple[Columns, list[list]]:
     """Plans a statement exactly as it would run, and shows the plan instead of running it."""
-    kind = classify_keywords(statement)
-    if kind is not None and kind is not Kind.ROUTED:
+    from .query import is_routed
+
+    kind = analyze(statement).kind
+    if not is_routed(kind):
         rows = [["proxy", f"answered by xaproxy ({kind.value})", ""]]
         return _table(["shard", "sql", "merge"], ["", "", ""], rows)
     parsed, params = session.ctx.parse_cache.template(statement)

@@ -11,6 +11,8 @@ import re
 from sqlglot import exp
 
 from .. import errors
+from ..analysis.spans import select_item_texts
+from ..analysis.statement import LOCAL_FUNCTIONS
 from ..execution.backend import Backend
 from ..protocol import wire
 from ..protocol.constants import (
@@ -18,10 +20,6 @@ from ..protocol.constants import (
     Status,
 )
 from ..routing.planner import SYSTEM_SCHEMAS, Route
-from ..routing.statements import (
-    LOCAL_FUNCTIONS,
-    select_item_texts,
-)
 from .results import column_for, write_rows
 
 log = logging.getLogger(__name__)
@@ -368,6 +366,9 @@ class LocalStatements:
 
     async def _empty(self, sql: str, more: bool, binary: bool) -> None:
         raise errors.ProxyError(1065, "42000", "Query was empty")
+
+    async def _comment_only(self, sql: str, more: bool, binary: bool) -> None:
+        self._ok(more)  # MariaDB answers a statement of only comments with OK
 
 
 def _number(text: str) -> object:

@@ -10,6 +10,8 @@ import logging
 import struct
 
 from .. import errors
+from ..analysis import Kind, analyze
+from ..analysis.spans import placeholder_offsets
 from ..protocol import wire
 from ..protocol.binary import decode_params, parse_execute
 from ..protocol.constants import (
@@ -17,14 +19,8 @@ from ..protocol.constants import (
     FieldType,
 )
 from ..routing.planner import Route
-from ..routing.statements import (
-    Kind,
-    classify_keywords,
-    needs_local_answer,
-    placeholder_offsets,
-    split_statements,
-)
 from .prepared import PreparedStatement
+from .query import is_routed
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +33,24 @@ class PreparedCommands:
     """Part of Session (see session.py); relies on its state."""
 
     async def _com_stmt_prepare(self, payload: bytes) -> None:
-        sql = self._decode(payload[1:])
-        if len(split_statements(sql)) > 1:
+        analysis = analyze(self._decode(payload[1:]))
+        sql = analysis.effective
+        if analysis.multiple:
             raise errors.ProxyError(
                 1064,
                 "42000",
                 "You have an error in your SQL syntax: a prepared statement "
                 "holds exactly one statement",
             )
-        kind = classify_keywords(sql) or Kind.ROUTED
+        kind = analysis.kind
         offsets = placeholder_offsets(sql)
         statement = PreparedStatement(self._next_statement_id, sql, kind, offsets)
         statement.database_at_prepare = self.database
-        if kind in (Kind.USE, Kind.EMPTY, Kind.LOAD_DATA_LOCAL):
+        if kind in (Kind.USE, Kind.EMPTY, Kind.COMMENT, Kind.LOAD_DATA_LOCAL):
             raise errors.unsupported_prepare(
                 sql.split(None, 1)[0].upper() if sql.strip() else "empty"
             )
-        if kind is Kind.ROUTED and not (needs_local_answer(sql) and not offsets):
+        if is_routed(kind) and not (analysis.uses_session_values and not offsets):
             parsed = self.ctx.parse_cache.get(sql)
             planner = self.ctx.planner
             if not offsets:
@@ -73,7 +70,7 @@ class PreparedCommands:
             await self._describe_on_shard(
                 statement, planner.describe_shard(parsed, sql, self.database)
             )
-        elif kind is Kind.ROUTED:
+        elif is_routed(kind):
             statement.kind = Kind.LOCAL_SELECT
         self._next_statement_id += 1
         self.prepared[statement.id] = statement
@@ -166,19 +163,14 @@ class PreparedCommands:
         if route is not None and self.database != statement.database_at_prepare:
             route = None
         template = statement.template
-        if (
-            route is None
-            and kind is Kind.ROUTED
-            and template is not None
-            and template.ast is not None
-        ):
+        if route is None and is_routed(kind) and template is not None and template.ast is not None:
             # planned once at PREPARE; only the values are bound now
             route = self.ctx.planner.route(template, sql, self.database, values if count else None)
-        if kind is Kind.ROUTED and route is not None:
+        if is_routed(kind) and route is not None:
             await self._run_routed(sql, route, more=False, binary=True)
             return
         await self._execute_text(
-            sql, more=False, binary=True, kind=None if kind is Kind.ROUTED else kind, route=route
+            sql, more=False, binary=True, kind=None if is_routed(kind) else kind, route=route
         )
 
 

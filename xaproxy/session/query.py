@@ -12,6 +12,7 @@ import logging
 from sqlglot import exp
 
 from .. import errors
+from ..analysis import Kind, Statement, analyze, split_statements
 from ..execution.backend import Backend
 from ..execution.forward import ResultSummary, forward_result
 from ..execution.scatter import WriteSummary, scatter_read, scatter_write
@@ -24,12 +25,6 @@ from ..protocol.constants import (
 )
 from ..routing.keys import bind_placeholders
 from ..routing.planner import Route
-from ..routing.statements import (
-    Kind,
-    classify_keywords,
-    needs_local_answer,
-    split_statements,
-)
 from ..transactions import at
 from ..transactions.lockwait import bounded_lock_wait
 from .local import LocalStatements
@@ -43,12 +38,20 @@ class StatementExecution:
 
     async def _com_query(self, payload: bytes) -> None:
         sql = self._decode(payload[1:])
-        statements = (
-            split_statements(sql) if self.capabilities & Capability.MULTI_STATEMENTS else [sql]
-        )
+        if self.capabilities & Capability.MULTI_STATEMENTS:
+            statements = split_statements(sql)
+        else:
+            statements = [analyze(sql)]
+            if statements[0].multiple:
+                raise errors.parse_error(
+                    "this connection did not enable multi-statements "
+                    "(CLIENT_MULTI_STATEMENTS): send one statement per query"
+                )
         last = len(statements) - 1
         for index, statement in enumerate(statements):
-            await self._execute_text(statement, more=index < last, binary=False)
+            await self._execute_text(
+                statement.effective, more=index < last, binary=False, statement=statement
+            )
 
     async def _execute_text(
         self,
@@ -58,13 +61,16 @@ class StatementExecution:
         binary: bool,
         kind: Kind | None = None,
         route: Route | None = None,
+        statement: Statement | None = None,
     ) -> None:
         """Runs one statement and queues its result (one result, or an error raised)."""
         if kind is None:
-            kind = classify_keywords(sql)
-        if kind is None:
-            kind = Kind.ROUTED
-            if needs_local_answer(sql) and await self._local_select(sql, more, binary):
+            kind = (statement or analyze(sql)).kind
+            if (
+                kind not in _HANDLERS
+                and (statement or analyze(sql)).uses_session_values
+                and await self._local_select(sql, more, binary)
+            ):
                 return
         handler = _HANDLERS.get(kind)
         if handler is not None:
@@ -445,4 +451,10 @@ _HANDLERS = {
     Kind.PROXY: LocalStatements._proxy_command,
     Kind.LOAD_DATA_LOCAL: LocalStatements._load_data_local,
     Kind.EMPTY: LocalStatements._empty,
+    Kind.COMMENT: LocalStatements._comment_only,
 }
+
+
+def is_routed(kind: Kind) -> bool:
+    """Statements of this kind are planned and run on shards (the session answers the rest)."""
+    return kind not in _HANDLERS and kind is not Kind.LOCAL_SELECT

@@ -9,6 +9,7 @@ import logging
 import time
 
 from .. import errors
+from ..analysis import analyze
 from ..transactions.coordinator import Transaction
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class TransactionControl:
         await self._check_transaction_timeout()
         if self.txn is not None:
             await self._end_transaction(commit=True)
-        body = sql.strip().rstrip(";")
-        begin_sql = body if body.upper().startswith("START") else "START TRANSACTION"
+        statement = analyze(sql)
+        body = " ".join(statement.code.split()).rstrip(";").rstrip()  # comments are blanked
+        begin_sql = body if statement.verb == "START" else "START TRANSACTION"
         self._start_transaction(implicit=False, begin_sql=begin_sql)
         self._ok(more)
 
