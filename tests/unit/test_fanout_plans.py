@@ -21,12 +21,12 @@ CASES = [
 ]
 
 
-
 def _normalize(sql: str) -> tuple[str, list[object] | None]:
     statement = analyze(sql)
     if statement.template is None:
         return sql, None
     return statement.template, list(statement.values)
+
 
 def _fresh(sql: str) -> str:
     template, values = _normalize(sql)
