@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlglot.errors import TokenError
+
 from .compound import piece_bounds
 from .lexer import lex
 from .statement import Statement, analyze
@@ -15,26 +17,26 @@ def split_statements(sql: str) -> list[Statement]:
     statement of its own (the server answers it OK); an empty statement between two
     others stays, so running it fails as the server's does.
     """
-    if ";" not in sql:
-        return [analyze(sql)]
-    lexed = lex(sql)
+    whole = analyze(sql)
+    if ";" not in sql or (not whole.multiple and whole.code == whole.effective):
+        return [whole]  # one statement and no comment after it: tokenized once
     try:
-        tokens = tokenize(lexed.code)
-    except Exception:
-        return [analyze(sql)]  # unreadable: one statement, which the session refuses or forwards
+        tokens = tokenize(lex(sql).code)
+    except TokenError:
+        return [whole]  # unreadable: one statement, which fails as a whole
     bounds = piece_bounds(tokens)
-    if len(bounds) <= 1:
-        return [analyze(sql)]
-    pieces: list[Statement] = []
+    texts: list[str] = []
     start = 0
-    for index, (first, _) in enumerate(bounds):
-        if index + 1 < len(bounds):
-            next_first = bounds[index + 1][0]
-            end = tokens[next_first - 1].start  # the `;` before the next statement
-        else:
-            end = len(sql)
-        if first < len(tokens) and index > 0:
-            start = tokens[first - 1].end + 1  # just after the `;` that ended the last one
-        pieces.append(analyze(sql[start:end]))
-        start = end + 1
-    return pieces
+    for _, end in bounds:
+        if end >= len(tokens):
+            texts.append(sql[start:])
+            start = len(sql)
+            break
+        texts.append(sql[start : tokens[end].start])
+        start = tokens[end].end + 1
+    rest = sql[start:]
+    if rest.strip(" \t\r\n;"):
+        texts.append(rest)  # only comments (MariaDB answers OK), or `; /* */` (an error)
+    if len(texts) == 1 and texts[0] is sql:
+        return [whole]
+    return [analyze(text) for text in texts] or [whole]
