@@ -59,6 +59,7 @@ _DDL_OPTIONS = frozenset(
         "IGNORE",
         "SQL",
         "SECURITY",
+        "SQL SECURITY",
         "DEFINER",
         "INVOKER",
         "ALGORITHM",
