@@ -11,6 +11,16 @@ from pathlib import Path
 import pytest
 
 from xaproxy.analysis import Kind, analyze, split_statements
+from xaproxy.analysis.clauses import (
+    Assignment,
+    ShowOptions,
+    database_target,
+    is_set_transaction,
+    kill_target,
+    set_assignments,
+    show_options,
+    use_target,
+)
 from xaproxy.analysis.lexer import lex
 from xaproxy.analysis.spans import placeholder_offsets, select_item_texts
 
@@ -269,3 +279,44 @@ def test_a_compound_statement_is_never_cut_at_its_inner_semicolons(body: str) ->
 
 def test_a_begin_that_starts_a_transaction_is_not_a_block() -> None:
     assert _texts("BEGIN; SELECT 1; END") == ["BEGIN", "SELECT 1", "END"]
+
+
+# --- clauses of control statements --------------------------------------------------------
+
+
+def test_set_assignments_are_read_with_their_scopes() -> None:
+    assert set_assignments("SET @@session.autocommit = 0;") == [
+        Assignment("session", "autocommit", "0")
+    ]
+    assert set_assignments("SET LOCAL autocommit := 'ON'") == [
+        Assignment("local", "autocommit", "'ON'")
+    ]
+    assert [a.scope for a in set_assignments("SET a = 1, GLOBAL b = 2, @@global.c = (1)")] == [
+        "",
+        "global",
+        "global",
+    ]
+    assert set_assignments("/*!40101 SET NAMES utf8mb4 */") == [Assignment("names", "", "utf8mb4")]
+    assert set_assignments("SET CHARACTER SET utf8")[0].scope == "charset"
+    assert set_assignments("SET @x = IF(1, 2, 3), PERSIST y = 1")[1].scope == "persist"
+    assert is_set_transaction("SET TRANSACTION READ ONLY")
+    assert not is_set_transaction("SET SESSION TRANSACTION READ ONLY")
+
+
+def test_use_kill_and_database_targets_are_read_from_tokens() -> None:
+    assert use_target("USE `my db`;") == "my db"
+    assert use_target("use bank -- c") == "bank"
+    assert use_target("USE a b") is None
+    assert kill_target("KILL QUERY 5") == (5, True)
+    assert kill_target("kill connection 7;") == (7, False)
+    assert kill_target("KILL 8") == (8, False)
+    assert kill_target("KILL USER x") is None
+    assert database_target("CREATE DATABASE IF NOT EXISTS `d`") == ("CREATE", "d")
+    assert database_target("drop schema if exists d") == ("DROP", "d")
+
+
+def test_show_options_are_read_from_tokens() -> None:
+    options = show_options("SHOW FULL TABLES IN bank LIKE 'a\\_%'")
+    assert options == ShowOptions(True, "bank", "a\\_%", None)
+    assert show_options("SHOW WARNINGS LIMIT 1, 2").limit == (1, 2)
+    assert show_options("SHOW WARNINGS LIMIT 3").limit == (3, None)

@@ -17,7 +17,6 @@ _SIMPLE_HEADS = {
     "DESC": Kind.EXPLAIN,
     "DESCRIBE": Kind.EXPLAIN,
     "EXPLAIN": Kind.EXPLAIN,
-    "SET": Kind.SET,
     "USE": Kind.USE,
     "SAVEPOINT": Kind.SAVEPOINT,
     "CALL": Kind.CALL,
@@ -89,6 +88,12 @@ def kind_of(words: list[str]) -> Kind:
     if simple is not None:
         return simple
     rest = words[1:]
+    if head == "SET":
+        return (
+            Kind.ACCOUNT
+            if rest[:1] == ["PASSWORD"] or rest[:2] == ["DEFAULT", "ROLE"]
+            else (Kind.SET)
+        )
     if head == "BEGIN":
         return _begin(rest)
     if head == "START":
