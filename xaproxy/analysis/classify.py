@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot.tokens import Token, TokenType
 
 from .kinds import Kind
-from .tokens import word
+from .tokens import type_ids, word
 
 _SIMPLE_HEADS = {
     "SELECT": Kind.SELECT,
@@ -269,6 +269,9 @@ _TABLE_WORDS = {
     "EXISTS": False,
 }
 _NAME_TYPES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+_VALUE_TYPES = frozenset({TokenType.STRING, TokenType.NUMBER, TokenType.NATIONAL_STRING})
+_NAME_IDS = type_ids(_NAME_TYPES)
+_VALUE_IDS = type_ids(_VALUE_TYPES)
 _NOT_NAMES = frozenset(
     {"SELECT", "WITH", "VALUES", "VALUE", "SET", "WHERE", "DUAL", "(", "IF", "NOT", "EXISTS", ""}
     | {"TABLE", "OUTFILE", "DUMPFILE", "IGNORE", "LOW_PRIORITY", "QUICK", "ONLY", "ALL"}
@@ -286,44 +289,45 @@ _NAMING_WORDS = frozenset(
 )
 
 
+_TRIGGER_EVENTS = frozenset({"INSERT", "UPDATE", "DELETE"})
+
+
 class Names:
     """Tables, variables, functions and every other name a statement's tokens hold."""
 
-    def __init__(self, tokens: list[Token]) -> None:
+    def __init__(self, tokens: list[Token], words: list[str]) -> None:
         self.tables_found: list[str] = []
         names: set[str] = set()
         functions: set[str] = set()
         user_variables: set[str] = set()
         system_variables: set[tuple[str, str]] = set()
-        count = len(tokens)
+        last = len(tokens) - 1
         for index, token in enumerate(tokens):
             kind = token.token_type
-            following = tokens[index + 1] if index + 1 < count else None
-            previous = tokens[index - 1] if index else None
-            if kind == TokenType.PARAMETER and following is not None:
-                if not _user_at_host(previous, token):
-                    user_variables.add(following.text.lower())
-            elif kind == TokenType.SESSION_PARAMETER and following is not None:
-                system_variables.add(_system_variable(tokens, index + 1))
-            elif following is not None and following.token_type == TokenType.L_PAREN:
-                text = word(token)
-                if (
-                    text
-                    and text[0].isalpha()
+            text = words[index]
+            if index < last:
+                if kind == TokenType.PARAMETER:
+                    if not _user_at_host(tokens[index - 1] if index else None, token):
+                        user_variables.add(tokens[index + 1].text.lower())
+                elif kind == TokenType.SESSION_PARAMETER:
+                    system_variables.add(_system_variable(tokens, index + 1))
+                elif (
+                    words[index + 1] == "("
+                    and text[:1].isalpha()
                     and text not in _NOT_FUNCTIONS
-                    and (previous is None or word(previous) not in _NAMING_WORDS)
+                    and (index == 0 or words[index - 1] not in _NAMING_WORDS)
                 ):
                     functions.add(text)
-            if kind in _NAME_TYPES or (
-                kind not in (TokenType.STRING, TokenType.NUMBER) and (token.text[:1].isalpha())
-            ):
+            if id(kind) in _NAME_IDS or (text[:1].isalpha() and id(kind) not in _VALUE_IDS):
                 names.add(token.text.lower())
-            list_after = _TABLE_WORDS.get(word(token))
-            if list_after is None and word(token) == "ON" and index >= 2:
-                # CREATE INDEX i ON t, CREATE TRIGGER ... BEFORE INSERT ON t
-                before = (word(tokens[index - 2]), word(tokens[index - 1]))
-                if before[0] == "INDEX" or before[1] in ("INSERT", "UPDATE", "DELETE"):
-                    list_after = False
+            list_after = _TABLE_WORDS.get(text)
+            if (
+                list_after is None
+                and text == "ON"
+                and index >= 2
+                and (words[index - 2] == "INDEX" or words[index - 1] in _TRIGGER_EVENTS)
+            ):
+                list_after = False  # CREATE INDEX i ON t, CREATE TRIGGER ... BEFORE INSERT ON t
             if list_after is not None:
                 self._tables_after(tokens, index + 1, list_after)
         self.tables = tuple(dict.fromkeys(self.tables_found))

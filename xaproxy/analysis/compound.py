@@ -26,12 +26,18 @@ _BODY_STARTS = frozenset({")", "DETERMINISTIC", "DATA", "SQL", "INVOKER", "DEFIN
 _CLOSABLE = frozenset({"IF", "CASE", "LOOP", "WHILE", "REPEAT", "FOR"})
 
 
-def piece_bounds(tokens: list[Token]) -> list[tuple[int, int]]:
-    """[start, end) token ranges of each statement, `;` excluded; trailing empty ones dropped."""
-    words = [word(t) for t in tokens]
+def piece_bounds(tokens: list[Token], words: list[str] | None = None) -> list[tuple[int, int]]:
+    """[start, end) token ranges of each statement, `;` excluded; trailing empty ones dropped.
+
+    `words`: the tokens' words (tokens.word), when the caller has them already.
+    """
+    if words is None:
+        words = [word(t) for t in tokens]
     pieces: list[tuple[int, int]] = []
     start = 0
     count = len(tokens)
+    if ";" not in words:
+        return [(0, count)] if count else []
     while start <= count:
         end = _piece_end(words, start)
         pieces.append((start, end))

@@ -9,7 +9,7 @@ repeated statement costs one dict lookup.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
@@ -41,11 +41,6 @@ class Statement:
     effective: str  # executable comments resolved: what the server runs, what a shard gets
     code: str  # `effective` with every comment blanked: what was tokenized
     verb: str  # the first keyword of the code (after SET STATEMENT ... FOR), upper case
-    tables: tuple[str, ...] = ()  # names after FROM/JOIN/INTO/UPDATE/TABLE...: `db.t` or `t`
-    names: frozenset[str] = frozenset()  # every name-like word, lower case
-    functions: frozenset[str] = frozenset()  # upper-case words directly followed by `(`
-    user_variables: frozenset[str] = frozenset()  # @x (lower case)
-    system_variables: frozenset[tuple[str, str]] = frozenset()  # (scope or '', name) of @@x
     has_executable_comment: bool = False
     is_locking_read: bool = False  # FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE
     multiple: bool = False  # more than one statement (multi-statement text)
@@ -54,10 +49,46 @@ class Statement:
     values: tuple[object, ...] | None = None  # the literal values, in :pN order
     skeleton: str | None = None  # huge statements: code with long string literals emptied
     error: str | None = None  # the text does not tokenize (an unterminated string...)
+    # The first statement's tokens and words: names are read from them when first asked.
+    tokens: tuple[Token, ...] = field(default=(), repr=False, compare=False)
+    words: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    _names: list[classify.Names] = field(default_factory=list, repr=False, compare=False)
+
+    def _read_names(self) -> classify.Names:
+        if not self._names:
+            self._names.append(classify.Names(list(self.tokens), list(self.words)))
+        return self._names[0]
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Names after FROM/JOIN/INTO/UPDATE/TABLE...: `db.t` or `t`, as written."""
+        return self._read_names().tables
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every name-like word, lower case (for conservative checks)."""
+        return self._read_names().names
+
+    @property
+    def functions(self) -> frozenset[str]:
+        """Upper-case words directly followed by `(`."""
+        return self._read_names().functions
+
+    @property
+    def user_variables(self) -> frozenset[str]:
+        """@x, lower case."""
+        return self._read_names().user_variables
+
+    @property
+    def system_variables(self) -> frozenset[tuple[str, str]]:
+        """(scope or '', name) of each @@x."""
+        return self._read_names().system_variables
 
     @property
     def uses_session_values(self) -> bool:
         """It reads values the proxy owns (LAST_INSERT_ID(), @@autocommit, DATABASE()...)."""
+        if "(" not in self.code and "@" not in self.code:
+            return False  # no call, no variable: the common case, without reading names
         if self.functions & LOCAL_FUNCTIONS or self.functions & _SCHEMA_FUNCTIONS:
             return True
         return any(name in LOCAL_VARIABLES for _, name in self.system_variables)
@@ -117,10 +148,11 @@ def _unreadable(text: str, lexed, error: str) -> Statement:
 def _build(text: str, lexed, tokens: list[Token]) -> Statement:
     code = lexed.code
     error = "unterminated string or comment" if lexed.unterminated else None
-    pieces = piece_bounds(tokens)
+    all_words = [word(t) for t in tokens]
+    pieces = piece_bounds(tokens, all_words)
     multiple = len(pieces) > 1
     first = tokens[pieces[0][0] : pieces[0][1]] if pieces else []
-    words = [word(t) for t in first]
+    words = all_words[pieces[0][0] : pieces[0][1]] if pieces else []
     if not first:
         has_semicolon = any(t.token_type == TokenType.SEMICOLON for t in tokens)
         kind = Kind.COMMENT if lexed.has_comment and not has_semicolon else Kind.EMPTY
@@ -134,7 +166,6 @@ def _build(text: str, lexed, tokens: list[Token]) -> Statement:
         else:
             start = 0
     kind = classify.kind_of(words[start:])
-    names = classify.Names(first)
     template = values = skeleton = None
     if len(text) > _HUGE_STATEMENT:
         skeleton = skeleton_of(code, first)
@@ -148,11 +179,6 @@ def _build(text: str, lexed, tokens: list[Token]) -> Statement:
         lexed.effective,
         code,
         words[start] if start < len(words) else "",
-        tables=names.tables,
-        names=names.names,
-        functions=names.functions,
-        user_variables=names.user_variables,
-        system_variables=names.system_variables,
         has_executable_comment=lexed.has_executable_comment,
         is_locking_read=classify.is_locking_read(words[start:], kind),
         multiple=multiple,
@@ -161,4 +187,6 @@ def _build(text: str, lexed, tokens: list[Token]) -> Statement:
         values=values,
         skeleton=skeleton,
         error=error,
+        tokens=tuple(first),
+        words=tuple(words),
     )

@@ -11,6 +11,8 @@ from sqlglot.tokens import Token, TokenType
 _LITERAL_TOKENS = frozenset({TokenType.NUMBER, TokenType.STRING, TokenType.NATIONAL_STRING})
 _CLAUSE_ENDS = frozenset({TokenType.ORDER_BY, TokenType.GROUP_BY, TokenType.LIMIT})
 _LONG_LITERAL = 1024
+_LITERAL_IDS = frozenset(id(t) for t in _LITERAL_TOKENS)
+_CLAUSE_END_IDS = frozenset(id(t) for t in _CLAUSE_ENDS)
 
 
 def literal_template(code: str, tokens: list[Token]) -> tuple[str, tuple[object, ...]] | None:
@@ -20,9 +22,9 @@ def literal_template(code: str, tokens: list[Token]) -> tuple[str, tuple[object,
     position = 0
     for token in tokens:
         kind = token.token_type
-        if kind in _CLAUSE_ENDS:
+        if id(kind) in _CLAUSE_END_IDS:
             break
-        if kind not in _LITERAL_TOKENS:
+        if id(kind) not in _LITERAL_IDS:
             continue
         if kind == TokenType.NUMBER:
             text = token.text
