@@ -140,3 +140,21 @@ def test_two_statements_without_multi_statements_are_refused(
     finally:
         conn.close()
     assert changed(accounts) == {}
+
+
+def test_executable_comments_run_as_the_code_mariadb_runs(proxy: ProxyProcess) -> None:
+    conn = bank.connect(proxy, client_flag=CLIENT.MULTI_STATEMENTS)
+    try:
+        assert bank.run(conn, "SELECT 1 /*!, 2 */ /*!99999 , 3 */ /*M!100100 , 4 */") == [(1, 2, 4)]
+        bank.run(conn, "/*!40101 START TRANSACTION */")
+        assert bank.in_transaction(conn)
+        bank.run(conn, "/*! ROLLBACK */")
+        assert not bank.in_transaction(conn)
+        with conn.cursor() as cur:
+            cur.execute("SELECT 5; -- a trailing comment is a statement MariaDB answers OK")
+            assert cur.fetchall() == ((5,),)
+            assert cur.nextset()
+            assert cur.description is None
+            assert not cur.nextset()
+    finally:
+        conn.close()
