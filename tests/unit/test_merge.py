@@ -17,9 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xaproxy.execution.merge import (
-    Aggregate,
-    MergeSpec,
-    SortKey,
     column_decimals,
     decimal_average,
     decimal_text,
@@ -35,6 +32,7 @@ from xaproxy.execution.sortkeys import (
 )
 from xaproxy.protocol import wire
 from xaproxy.protocol.constants import ColumnFlag, FieldType
+from xaproxy.routing.merge_spec import Aggregate, MergeSpec, SortKey
 
 BIN = ColumnFlag.BINARY
 

@@ -18,52 +18,15 @@ from __future__ import annotations
 
 import datetime
 import heapq
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Context, Decimal
 
 from ..protocol import wire
 from ..protocol.constants import FieldType
+from ..routing.merge_spec import AGGREGATE_KINDS, Aggregate, MergeSpec
 from .sortkeys import Decoder, join_row, make_key_decoder, null_low, order_key, split_row
-
-AGGREGATE_KINDS = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "COUNT_DISTINCT"})
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """One aggregate output column of the shard rows and how to combine its partials.
-
-    AVG: `column` holds each shard's own AVG (its definition gives the output
-    type and decimals), `sum_column`/`count_column` hold SUM(x) and COUNT(x).
-    COUNT_DISTINCT: shards grouped by (group columns, x); `column` holds x.
-    """
-
-    kind: str
-    column: int
-    sum_column: int | None = None
-    count_column: int | None = None
-
-
-@dataclass(frozen=True)
-class SortKey:
-    column: int
-    descending: bool
-
-
-@dataclass(frozen=True)
-class MergeSpec:
-    """How to merge shard rows; columns from `visible` on are helpers the client never sees."""
-
-    visible: int
-    order_by: tuple[SortKey, ...] = ()
-    group_by: tuple[int, ...] = ()
-    aggregates: tuple[Aggregate, ...] = ()
-    having: Callable[[list[object]], bool] | None = None
-    distinct: bool = False
-    limit: int | None = None
-    offset: int = 0
-
 
 # --- numbers as MySQL prints them ---------------------------------------------------------
 
@@ -305,6 +268,8 @@ class _Plan:
         self.spec = spec
         self.coldefs = coldefs
         self.ncols = len(coldefs)
+        spec = _absolute(spec, self.ncols)
+        self.spec = spec
         _check(spec, self.ncols)
         self.grouped = bool(spec.group_by or spec.aggregates)
         self.hidden = spec.visible < self.ncols
@@ -415,6 +380,30 @@ def _count_key(raw: bytes | None) -> object:
     return None if raw is None else int(raw)
 
 
+def _absolute(spec: MergeSpec, ncols: int) -> MergeSpec:
+    """The spec with every column position counted from the row's start.
+
+    The planner counts positions after a `*` from the row's end (negative),
+    since only the shards know how many columns the star stands for.
+    """
+
+    def at(position: int | None) -> int | None:
+        return position + ncols if position is not None and position < 0 else position
+
+    return replace(
+        spec,
+        visible=spec.visible if spec.visible is not None else ncols - spec.hidden,
+        order_by=tuple(replace(k, column=at(k.column)) for k in spec.order_by),
+        group_by=tuple(at(c) for c in spec.group_by),
+        aggregates=tuple(
+            replace(
+                a, column=at(a.column), sum_column=at(a.sum_column), count_column=at(a.count_column)
+            )
+            for a in spec.aggregates
+        ),
+    )
+
+
 def _check(spec: MergeSpec, ncols: int) -> None:
     """Refuses a spec that does not fit the shards' columns (a planner bug, not user error)."""
 
@@ -422,7 +411,7 @@ def _check(spec: MergeSpec, ncols: int) -> None:
         if index is None or not 0 <= index < ncols:
             raise ValueError(f"merge spec: {what} column {index} outside the {ncols} shard columns")
 
-    if not 0 < spec.visible <= ncols:
+    if spec.visible is None or not 0 < spec.visible <= ncols:
         raise ValueError(f"merge spec: {spec.visible} visible columns of {ncols}")
     if spec.offset < 0 or (spec.limit is not None and spec.limit < 0):
         raise ValueError("merge spec: negative OFFSET or LIMIT")
@@ -538,6 +527,7 @@ async def merge(
     GROUP BY); draining or cancelling the shard streams is the caller's job.
     """
     plan = _Plan(spec, coldefs)
+    spec = plan.spec
     if spec.limit == 0:
         return
     filter_rows = spec.having is not None and not plan.grouped

@@ -78,4 +78,4 @@ def _placeholders_only_filter(ast: exp.Select) -> bool:
 
 
 def _with_sql(rewrite: FanoutRewrite, sql: str) -> FanoutRewrite:
-    return FanoutRewrite(sql, rewrite.spec, rewrite.replacement_columns, rewrite.star_hidden)
+    return FanoutRewrite(sql, rewrite.steps, rewrite.column_overrides)

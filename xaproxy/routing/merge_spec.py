@@ -50,9 +50,13 @@ class SortKey:
 
 @dataclass(frozen=True)
 class MergeSpec:
-    """How to merge shard rows; the last `hidden` columns are helpers the client never sees."""
+    """How to merge shard rows; the client sees the first `visible` columns.
 
-    hidden: int = 0
+    `visible` None: all but the last `hidden` (the planner's form, exact
+    whatever width a `*` has); a number: that many (hand-built specs).
+    """
+
+    visible: int | None = None
     order_by: tuple[SortKey, ...] = ()
     group_by: tuple[int, ...] = ()
     aggregates: tuple[Aggregate, ...] = ()
@@ -60,3 +64,4 @@ class MergeSpec:
     distinct: bool = False
     limit: int | None = None
     offset: int = 0
+    hidden: int = 0

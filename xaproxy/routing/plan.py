@@ -347,7 +347,7 @@ class MergeRead(Primitive):
         order = [_STEP_ORDER.index(type(step)) for step in self.steps]
         if order != sorted(set(order)):
             raise ValueError(f"merge steps out of order or repeated: {self.steps}")
-        object.__setattr__(self, "spec", _spec_of(self.steps))
+        object.__setattr__(self, "spec", merge_spec_of(self.steps))
 
     @property
     def shards(self) -> tuple[str, ...]:
@@ -370,7 +370,7 @@ class MergeRead(Primitive):
         return lines
 
 
-def _spec_of(steps: tuple[MergeStep, ...]) -> MergeSpec:
+def merge_spec_of(steps: tuple[MergeStep, ...]) -> MergeSpec:
     group = next((s for s in steps if isinstance(s, Group)), None)
     having = next((s for s in steps if isinstance(s, Having)), None)
     sort = next((s for s in steps if isinstance(s, Sort)), None)

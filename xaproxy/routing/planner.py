@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlglot import exp
 
@@ -19,8 +19,7 @@ from .. import errors
 from ..analysis import Kind, analyze
 from ..analysis.parse import Parsed
 from ..config import Config, SchemaConfig, TableConfig
-from ..execution.merge import MergeSpec
-from . import sharding
+from . import plan, sharding
 from .fanout import rewrite_fanout_select
 from .fanout_plans import FanoutPlans
 from .keys import (
@@ -30,6 +29,7 @@ from .keys import (
     literal_value,
     shards_for_condition,
 )
+from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
 from .textsplit import insert_tuple_spans
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
@@ -48,36 +48,14 @@ _DDL_NODES = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
 _DDL_COMMANDS = ("ALTER", "RENAME", "CREATE", "DROP", "TRUNCATE", "ANALYZE", "OPTIMIZE", "REPAIR")
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a statement runs and what it does to the session.
+def Route(shards: tuple[str, ...] = (), *, write: bool = False) -> Plan:
+    """A plain plan on `shards[0]` (or none), for session code that builds one by hand.
 
-    With one shard and no rewrite the client's text goes there unchanged and the
-    result is relayed packet by packet; otherwise `per_shard_sql` or `merge` say
-    how the statement was split.
+    The planner itself builds `plan.Plan` trees; this keeps the callers that
+    predate them (settings replay, PREPARE describe) working unchanged.
     """
-
-    shards: tuple[str, ...]
-    write: bool = False
-    implicit_commit: bool = False  # DDL: MySQL commits the open transaction first
-    pins_session: bool = False  # LOCK TABLES, temporary tables, GET_LOCK: keep the connection
-    per_shard_sql: dict[str, str] | None = field(default=None, hash=False)
-    merge: MergeSpec | None = None  # fan-out SELECT: every shard runs `rewritten`
-    rewritten: str | None = None
-    extra_columns: tuple[bytes, ...] | None = None  # coldefs replacing the shards' (COUNT DISTINCT)
-    star_hidden: int | None = None  # fan-out SELECT *: helper columns after the star's
-    generated_ids: tuple[int, ...] = ()
-    static: bool = False  # the route does not depend on literal values (no sharded tables)
-    copies: bool = False  # a broadcast write: every shard changes its copy, report one copy's count
-
-    @property
-    def single(self) -> bool:
-        return len(self.shards) == 1 and self.per_shard_sql is None and self.merge is None
-
-    def sql_for(self, shard: str, original: str) -> str:
-        if self.per_shard_sql is not None:
-            return self.per_shard_sql[shard]
-        return self.rewritten or original
+    root = plan.Route(shards[0], write=write) if shards else plan.Local("settings")
+    return Plan("", root, static=True)
 
 
 _SHAPE_CACHE_SIZE = 4096
@@ -142,6 +120,7 @@ class Planner:
         self.ids = IdGenerator(config.proxy_id)
         self._params: list[object] | None = None
         self._remember = True
+        self._sql = ""
         self._fanout_plans = FanoutPlans()
         self._shapes: OrderedDict[tuple[int, str | None], _Shape] = OrderedDict()
 
@@ -159,7 +138,7 @@ class Planner:
         params: list[object] | None = None,
         *,
         remember: bool = True,
-    ) -> Route:
+    ) -> Plan:
         """`params` bind the :pN placeholders of a template (literal-normalized or prepared).
 
         `remember`: `parsed` is a cached template, so per-template work may be kept for
@@ -167,6 +146,7 @@ class Planner:
         """
         self._params = params
         self._remember = remember
+        self._sql = sql
         ast = parsed.ast
         if ast is None or isinstance(ast, exp.Command):
             return self._route_opaque(parsed, sql, database)
@@ -237,7 +217,7 @@ class Planner:
 
     def _route_plain(
         self, placed: list[_Placed], database: str | None, write: bool, ddl: bool, pins: bool
-    ) -> Route:
+    ) -> Plan:
         shards: list[str] = []
         for p in placed:
             if p.shards[0] not in shards:
@@ -249,13 +229,22 @@ class Planner:
                 f"a statement that joins tables living on different shards ({', '.join(shards)})",
                 "unsharded tables of a statement must share a default shard",
             )
-        return Route(
-            tuple(shards), write=write, implicit_commit=ddl, pins_session=pins, static=True
-        )
+        why = "unsharded tables" if placed else "no table: the default shard"
+        root = plan.Route(shards[0], write=write, implicit_commit=ddl, pins_session=pins, why=why)
+        return Plan(self._sql, root, static=True)
 
-    def _route_ddl(self, placed: list[_Placed]) -> Route:
+    def _route_ddl(self, placed: list[_Placed]) -> Plan:
         shards = sharding.union((p.shards for p in placed), self.all_shards)
-        return Route(shards, write=True, implicit_commit=True)
+        if len(shards) == 1:
+            root = plan.Route(shards[0], write=True, implicit_commit=True, why="DDL")
+            return Plan(self._sql, root)
+        return Plan(self._sql, Everywhere(shards))
+
+    def _on_shards(self, shards: tuple[str, ...], why: str, *, copies: bool = False) -> Plan:
+        """A write on `shards`: relayed from one, or run on all of them."""
+        if len(shards) == 1:
+            return Plan(self._sql, plan.Route(shards[0], write=True, why=why))
+        return Plan(self._sql, ScatterWrite(shards, copies=copies))
 
     # --- writes ---------------------------------------------------------------------
 
@@ -270,7 +259,7 @@ class Planner:
             )
         return targets[0]
 
-    def _route_insert(self, ast: exp.Insert, sql: str, placed: list[_Placed]) -> Route:
+    def _route_insert(self, ast: exp.Insert, sql: str, placed: list[_Placed]) -> Plan:
         target = self._target(placed, "an INSERT")
         table = target.config
         assert table is not None
@@ -280,7 +269,7 @@ class Planner:
                 "select the rows first and insert them with VALUES",
             )
         if table.broadcast:
-            return Route(table.shards, write=True, copies=True)
+            return self._on_shards(table.shards, "broadcast table", copies=True)
         schema_node = ast.this
         if not isinstance(schema_node, exp.Schema) or not schema_node.expressions:
             raise errors.not_supported(
@@ -351,10 +340,11 @@ class Planner:
         }
         shards = tuple(s for s in table.shards if s in per_shard)
         if len(shards) == 1 and not generate:
-            return Route(shards, write=True)
-        return Route(shards, write=True, per_shard_sql=per_shard, generated_ids=tuple(ids))
+            return Plan(sql, plan.Route(shards[0], write=True, why="shard key"))
+        texts = tuple((shard, per_shard[shard]) for shard in shards)
+        return Plan(sql, SplitInsert(table.name, texts, tuple(ids)))
 
-    def _route_update_delete(self, ast: exp.Expression, placed: list[_Placed]) -> Route:
+    def _route_update_delete(self, ast: exp.Expression, placed: list[_Placed]) -> Plan:
         what = "an UPDATE" if isinstance(ast, exp.Update) else "a DELETE"
         target = self._target(placed, what)
         table = target.config
@@ -373,7 +363,7 @@ class Planner:
                 raise errors.not_supported(
                     f"{what} of broadcast table '{table.name}' that reads other tables"
                 )
-            return Route(table.shards, write=True, copies=True)
+            return self._on_shards(table.shards, "broadcast table", copies=True)
         shards = self._sharded_shards(ast, [target])
         for other in others:
             self._check_companion(other, shards, target)
@@ -382,23 +372,24 @@ class Planner:
                 f"{what} with ORDER BY or LIMIT that spans several shards",
                 "add the shard key to the WHERE clause",
             )
-        return Route(shards, write=True)
+        return self._on_shards(shards, "shard key")
 
     # --- reads ----------------------------------------------------------------------
 
-    def _route_select(self, ast: exp.Select, sql: str, placed: list[_Placed]) -> Route:
+    def _route_select(self, ast: exp.Select, sql: str, placed: list[_Placed]) -> Plan:
         sharded = [p for p in placed if p.config is not None and p.config.sharded]
         locks = bool(ast.args.get("locks"))
         if not sharded:
             # only broadcast (and maybe unsharded) tables: one shard answers
-            return Route((self._broadcast_reader(placed),), write=False)
+            root = plan.Route(self._broadcast_reader(placed), why="broadcast copy")
+            return Plan(sql, root)
         self._check_binding(ast, sharded)
         shards = self._sharded_shards(ast, sharded)
         for other in placed:
             if other.config is None or not other.config.sharded:
                 self._check_companion(other, shards, sharded[0])
         if len(shards) == 1:
-            return Route(shards, write=locks)
+            return Plan(sql, plan.Route(shards[0], write=locks, why="shard key"))
         if _has_nested_select(ast):
             raise errors.not_supported(
                 "subqueries in a SELECT that spans several shards",
@@ -409,20 +400,14 @@ class Planner:
             rewrite = self._fanout_plans.rewrite(ast, sql, self._params)
         else:
             rewrite = rewrite_fanout_select(bind_placeholders(ast, self._params), sql)
-        return Route(
-            shards,
-            write=locks,
-            merge=rewrite.spec,
-            rewritten=rewrite.sql,
-            extra_columns=rewrite.replacement_columns,
-            star_hidden=rewrite.star_hidden,
-        )
+        root = MergeRead(shards, rewrite.sql, rewrite.steps, rewrite.column_overrides, locks)
+        return Plan(sql, root)
 
-    def _route_union(self, ast: exp.Union, placed: list[_Placed]) -> Route:
+    def _route_union(self, ast: exp.Union, placed: list[_Placed]) -> Plan:
         sharded = [p for p in placed if p.config is not None and p.config.sharded]
         if sharded:
             raise errors.not_supported("UNION over sharded tables", "run the SELECTs separately")
-        return Route((self._broadcast_reader(placed),))
+        return Plan(self._sql, plan.Route(self._broadcast_reader(placed), why="broadcast copy"))
 
     def _broadcast_reader(self, placed: list[_Placed]) -> str:
         candidates: set[str] | None = None
@@ -487,7 +472,7 @@ class Planner:
 
     # --- statements sqlglot could not parse -------------------------------------------
 
-    def _route_opaque(self, parsed: Parsed, sql: str, database: str | None) -> Route:
+    def _route_opaque(self, parsed: Parsed, sql: str, database: str | None) -> Plan:
         schema = self.config.schema(database) if database else None
         if database and schema is None and database.lower() not in SYSTEM_SCHEMAS:
             raise errors.unknown_database(database)
@@ -501,7 +486,7 @@ class Planner:
             for table in schema.tables.values():
                 if (table.sharded or table.broadcast) and table.name.lower() in statement.names:
                     if statement.kind in (Kind.SHOW, Kind.EXPLAIN):
-                        return Route((table.shards[0],))
+                        return Plan(sql, plan.Route(table.shards[0], why="one copy describes"))
                     if statement.kind is Kind.REPLACE:
                         raise errors.not_supported(
                             f"REPLACE into sharded or broadcast table '{schema.name}.{table.name}'",
@@ -516,9 +501,14 @@ class Planner:
         pins = (
             statement.kind in (Kind.LOCK_TABLES, Kind.PREPARE) or "GET_LOCK" in statement.functions
         )
-        return Route(
-            (self.default_shard(database),), write=ddl, implicit_commit=ddl, pins_session=pins
+        root = plan.Route(
+            self.default_shard(database),
+            write=ddl,
+            implicit_commit=ddl,
+            pins_session=pins,
+            why="not parsed: the default shard",
         )
+        return Plan(sql, root)
 
 
 def _shard_key_change(table: TableConfig) -> errors.ProxyError:

@@ -22,6 +22,7 @@ from .. import __version__, errors
 from ..analysis import analyze
 from ..analysis.tokens import tokenize, word
 from ..protocol import wire
+from ..routing.plan import Local, Plan
 from ..transactions import at
 from .results import column_for
 
@@ -185,36 +186,16 @@ async def _resolve(session: Session, gtrid: str, how: str) -> tuple[Columns, lis
 
 
 def _explain(session: Session, statement: str) -> tuple[Columns, list[list]]:
-    """Plans a statement exactly as it would run, and shows the plan instead of running it."""
+    """Plans a statement exactly as it would run, and shows the plan tree instead of running it."""
     from .query import is_routed
 
     kind = analyze(statement).kind
     if not is_routed(kind):
-        rows = [["proxy", f"answered by xaproxy ({kind.value})", ""]]
-        return _table(["shard", "sql", "merge"], ["", "", ""], rows)
-    parsed, params = session.ctx.parse_cache.template(statement)
-    route = session.ctx.planner.route(parsed, statement, session.database, params, remember=False)
-    merge = ""
-    if route.merge is not None:
-        spec = route.merge
-        parts = []
-        if spec.order_by:
-            parts.append(
-                "order by "
-                + ", ".join(f"#{k.column}{' desc' if k.descending else ''}" for k in spec.order_by)
-            )
-        if spec.group_by:
-            parts.append("group by " + ", ".join(f"#{c}" for c in spec.group_by))
-        if spec.aggregates:
-            parts.append(
-                "aggregates " + ", ".join(f"{a.kind}(#{a.column})" for a in spec.aggregates)
-            )
-        if spec.having is not None:
-            parts.append("having")
-        if spec.distinct:
-            parts.append("distinct")
-        if spec.limit is not None or spec.offset:
-            parts.append(f"limit {spec.limit} offset {spec.offset}")
-        merge = "merge: " + ("; ".join(parts) if parts else "concatenate")
-    rows = [[shard, route.sql_for(shard, statement), merge] for shard in route.shards]
-    return _table(["shard", "sql", "merge"], ["", "", ""], rows)
+        plan = Plan(statement, Local(f"answered by xaproxy: {kind.value}"))
+    else:
+        parsed, params = session.ctx.parse_cache.template(statement)
+        plan = session.ctx.planner.route(
+            parsed, statement, session.database, params, remember=False
+        )
+    rows = [[line] for line in plan.describe().splitlines()]
+    return _table(["plan"], [""], rows)
