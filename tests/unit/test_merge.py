@@ -104,8 +104,13 @@ def run(
 
     payloads = asyncio.run(collect())
     return [
-        [None if v is None else v.decode() for v in split_row(p, spec.visible)] for p in payloads
+        [None if v is None else v.decode() for v in split_row(p, _visible(spec, coldefs))]
+        for p in payloads
     ]
+
+
+def _visible(spec: MergeSpec, coldefs: list[bytes]) -> int:
+    return spec.visible if spec.visible is not None else len(coldefs) - spec.hidden
 
 
 def column(rows: list[list[str | None]], index: int = 0) -> list[str | None]:
@@ -348,6 +353,16 @@ def test_order_by_hidden_column_is_not_sent() -> None:
     spec = MergeSpec(1, (SortKey(1, True),))
     rows = run(spec, [CI, INT], [[["x", 3], ["y", 1]], [["z", 2]]])
     assert rows == [["x"], ["z"], ["y"]]
+
+
+def test_positions_counted_from_the_row_end_fit_any_star_width() -> None:
+    # SELECT * ... ORDER BY b: the planner cannot know the star's width, so the hidden
+    # sort key is the last column (-1) and everything but the last column is shown
+    spec = MergeSpec(order_by=(SortKey(-1, True),), hidden=1)
+    rows = run(spec, [CI, INT, INT], [[["x", 1, 3], ["y", 2, 1]], [["z", 3, 2]]])
+    assert rows == [["x", "1"], ["z", "3"], ["y", "2"]]
+    rows = run(spec, [INT, INT], [[[1, 3], [2, 1]], [[3, 2]]])
+    assert rows == [["1"], ["3"], ["2"]]
 
 
 def test_order_by_limit_offset_across_shards() -> None:

@@ -396,7 +396,9 @@ class Plan:
     """The original statement text and the primitive that runs it.
 
     `static`: the plan does not depend on the statement's literal values (no
-    sharded or broadcast table), so one plan serves every statement of a template.
+    sharded or broadcast table), so one plan serves every statement of a template;
+    such a cached plan keeps the text it was planned for in `sql`, so consumers
+    pass the text they run to `sql_for`.
     """
 
     sql: str

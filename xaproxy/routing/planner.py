@@ -308,25 +308,8 @@ class Planner:
                 text = text[:-1] + f", {ids[index]})"
                 key_value: object = ids[index] if auto == key else None
             if not generate or auto != key:
-                position = columns.index(key)
-                if position >= len(row.expressions):
-                    raise errors.ProxyError(
-                        1136, "21S01", "Column count doesn't match value count at row 1"
-                    )
-                found, key_value = literal_value(row.expressions[position], self._params)
-                if not found:
-                    raise errors.not_supported(
-                        f"a computed shard key value in INSERT into '{table.name}'",
-                        "give the shard key as a literal",
-                    )
-            if table.algorithm in ("hash", "list") and ambiguous_for_hashing(key_value):
-                raise errors.ProxyError(
-                    1235,
-                    "42000",
-                    f"xaproxy does not support shard key value {key_value!r} for "
-                    f"'{table.name}.{table.shard_key}': {table.algorithm} places rows by the key's "
-                    "canonical text; write the key as an integer or a plain string",
-                )
+                key_value = self._row_key(table, row, columns.index(key))
+            _check_hashable(table, key_value)
             shard = sharding.shard_for(table, key_value)
             by_shard.setdefault(shard, []).append(text)
         head = sql[: spans.values_end]
@@ -343,6 +326,20 @@ class Planner:
             return Plan(sql, plan.Route(shards[0], write=True, why="shard key"))
         texts = tuple((shard, per_shard[shard]) for shard in shards)
         return Plan(sql, SplitInsert(table.name, texts, tuple(ids)))
+
+    def _row_key(self, table: TableConfig, row: exp.Expression, position: int) -> object:
+        """The shard key value of one VALUES row (a literal, or a bound parameter)."""
+        if position >= len(row.expressions):
+            raise errors.ProxyError(
+                1136, "21S01", "Column count doesn't match value count at row 1"
+            )
+        found, key_value = literal_value(row.expressions[position], self._params)
+        if not found:
+            raise errors.not_supported(
+                f"a computed shard key value in INSERT into '{table.name}'",
+                "give the shard key as a literal",
+            )
+        return key_value
 
     def _route_update_delete(self, ast: exp.Expression, placed: list[_Placed]) -> Plan:
         what = "an UPDATE" if isinstance(ast, exp.Update) else "a DELETE"
@@ -518,6 +515,17 @@ def _shard_key_change(table: TableConfig) -> errors.ProxyError:
         f"xaproxy does not support changing shard key '{table.name}.{table.shard_key}': "
         "the row would have to move to another shard; delete it and insert it again",
     )
+
+
+def _check_hashable(table: TableConfig, key_value: object) -> None:
+    if table.algorithm in ("hash", "list") and ambiguous_for_hashing(key_value):
+        raise errors.ProxyError(
+            1235,
+            "42000",
+            f"xaproxy does not support shard key value {key_value!r} for "
+            f"'{table.name}.{table.shard_key}': {table.algorithm} places rows by the key's "
+            "canonical text; write the key as an integer or a plain string",
+        )
 
 
 def _has_placed_tables(schema: SchemaConfig) -> bool:
