@@ -8,14 +8,14 @@ import pymysql
 import pytest
 
 from tests.support.bank import bank_config, connect, reset_bank, run
-from xaproxy.localshards import free_port
+from xaproxy.devkit.localshards import free_port
 
 ACCOUNTS = {i: 100 for i in range(6)}
 
 
 @pytest.fixture(scope="module")
 def operated(cluster, tmp_path_factory):
-    from tests.support.proxy import ProxyProcess
+    from xaproxy.devkit.processes import ProxyProcess
 
     reset_bank(cluster, ACCOUNTS)
     metrics_port = free_port()

@@ -42,8 +42,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymysql.constants import CLIENT
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "diff"
 REF = "diff_ref"
@@ -381,7 +381,7 @@ def load_data(px: Side, ref: Side, rng: random.Random) -> int:
 @pytest.fixture(scope="module")
 def world(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     create_tables(cluster)
-    config = make_config(
+    config = proxy_config(
         cluster,
         schemas=[{"name": SCHEMA, "default_shard": "s0", "tables": TABLES_CONFIG}],
     )

@@ -23,8 +23,8 @@ import pymysql
 import pymysql.cursors
 import pytest
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "routing"
 NEW_SCHEMA = "routing_created"
@@ -79,7 +79,7 @@ def proxy(
             f"CREATE DATABASE {SCHEMA}"
         )
         server.execute(";".join(SETUP_DDL), SCHEMA)
-    config = make_config(
+    config = proxy_config(
         cluster,
         schemas=[
             {"name": SCHEMA, "default_shard": "s0", "tables": TABLES},

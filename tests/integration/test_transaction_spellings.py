@@ -16,8 +16,8 @@ import pytest
 from pymysql.constants import CLIENT
 
 from tests.support import bank
-from tests.support.proxy import ProxyProcess
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess
 
 INITIAL = {i: 1000 for i in range(6)}
 
