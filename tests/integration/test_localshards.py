@@ -103,7 +103,7 @@ def test_stop_then_restart(crash_server: LocalMariaDB) -> None:
     assert crash_server.execute("SELECT 1") == [(1,)]
 
 
-def test_make_config_has_the_proxy_config_shape(cluster: LocalCluster) -> None:
+def test_proxy_config_has_the_shape_the_proxy_loads(cluster: LocalCluster) -> None:
     schemas = [{"name": "shop", "default_shard": "s0", "tables": []}]
     raw = proxy_config(cluster, schemas=schemas, transactions={"mode": "xa", "timeout_s": 60})
     assert [(s["name"], s["port"]) for s in raw["shards"]] == [
