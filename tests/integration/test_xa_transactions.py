@@ -413,7 +413,15 @@ def test_deadlock_rolls_back_one_transaction_on_every_shard(
 
         thread = threading.Thread(target=a_blocks)
         thread.start()
-        time.sleep(0.5)  # A now waits for B's lock on row2
+        # A now waits for B's lock on row2: wait until InnoDB says so, not for a guessed time
+        bank.wait_until(
+            lambda: cluster[bank.shard_of(row2)].execute(
+                "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+            )[0][0],
+            30,
+            "A to wait for B's lock",
+            interval=0.02,
+        )
         try:
             bank.run(b, f"UPDATE accounts SET balance = balance + 1000 WHERE id = {row1}")
             b_error: BaseException | None = None
