@@ -68,8 +68,10 @@ _TABLE_KEYS = frozenset(
         "values",
         "auto_increment",
         "binding",
+        "key_type",
     }
 )
+_KEY_TYPES = ("integer", "string")
 _RANGE_KEYS = frozenset({"shard", "below"})
 _TRANSACTION_KEYS = frozenset(
     {
@@ -640,6 +642,10 @@ class _Parser:
             values = self.parse_values(s)
             self.check_coverage(s, shards, list(values), explicit_shards, "values", "in values")
 
+        key_type = s.raw("key_type", None)
+        if key_type is not None and key_type not in _KEY_TYPES:
+            self.problem(s.at("key_type"), f"expected one of: {', '.join(_KEY_TYPES)}")
+            key_type = None
         return TableConfig(
             name=name,
             shard_key=shard_key,
@@ -650,6 +656,7 @@ class _Parser:
             values=values,
             auto_increment=auto_increment,
             binding=binding,
+            key_type=key_type,
         )
 
     def parse_table_shards(self, s: _Section) -> tuple[str, ...]:

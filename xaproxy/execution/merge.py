@@ -25,7 +25,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 
 from ..protocol import wire
 from ..protocol.constants import FieldType
-from ..routing.merge_spec import AGGREGATE_KINDS, Aggregate, MergeSpec
+from ..routing.merge_spec import AGGREGATE_KINDS, BITWISE_KINDS, Aggregate, MergeSpec
 from .sortkeys import Decoder, join_row, make_key_decoder, null_low, order_key, split_row
 
 # --- numbers as MySQL prints them ---------------------------------------------------------
@@ -255,7 +255,39 @@ class _Average:
         out[self.agg.count_column] = str(self.count).encode()
 
 
-_Accumulator = _Count | _CountDistinct | _Sum | _Extreme | _Average
+class _Bitwise:
+    """BIT_OR/BIT_AND/BIT_XOR: the shards' partials combine with the same operator, exactly.
+
+    Each partial is a BIGINT UNSIGNED; a shard without rows sends the operator's
+    identity (0, or all ones for BIT_AND), which leaves the total unchanged.
+    """
+
+    __slots__ = ("column", "operator", "total")
+
+    _IDENTITY = {"BIT_OR": 0, "BIT_XOR": 0, "BIT_AND": (1 << 64) - 1}
+
+    def __init__(self, column: int, operator: str) -> None:
+        self.column = column
+        self.operator = operator
+        self.total = self._IDENTITY[operator]
+
+    def add(self, values: list[bytes | None]) -> None:
+        raw = values[self.column]
+        if raw is None:
+            return
+        value = int(raw)
+        if self.operator == "BIT_OR":
+            self.total |= value
+        elif self.operator == "BIT_AND":
+            self.total &= value
+        else:
+            self.total ^= value
+
+    def finish(self, out: list[bytes | None]) -> None:
+        out[self.column] = str(self.total).encode()
+
+
+_Accumulator = _Count | _CountDistinct | _Sum | _Extreme | _Average | _Bitwise
 
 
 # --- the plan: decoders and key builders for one merge ----------------------------------------
@@ -314,6 +346,8 @@ class _Plan:
                 made.append(_Sum(column, _Number(self.coldefs[column])))
             elif agg.kind in ("MIN", "MAX"):
                 made.append(_Extreme(column, self.decoder(column), agg.kind == "MAX"))
+            elif agg.kind in BITWISE_KINDS:
+                made.append(_Bitwise(column, agg.kind))
             else:
                 output = _Number(self.coldefs[column])
                 summed = _Number(self.coldefs[agg.sum_column])

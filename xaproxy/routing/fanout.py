@@ -27,8 +27,38 @@ from .keys import literal_value
 from .merge_spec import Aggregate, MergeSpec, SortKey
 from .plan import Distinct, DropHidden, Group, Having, Limit, MergeStep, Sort, merge_spec_of
 
-_AGGREGATES = {exp.Count: "COUNT", exp.Sum: "SUM", exp.Min: "MIN", exp.Max: "MAX", exp.Avg: "AVG"}
-_UNSUPPORTED_AGGREGATES = (exp.GroupConcat, exp.Stddev, exp.Variance, exp.StddevPop, exp.StddevSamp)
+_AGGREGATES = {
+    exp.Count: "COUNT",
+    exp.Sum: "SUM",
+    exp.Min: "MIN",
+    exp.Max: "MAX",
+    exp.Avg: "AVG",
+    exp.BitwiseOrAgg: "BIT_OR",
+    exp.BitwiseAndAgg: "BIT_AND",
+    exp.BitwiseXorAgg: "BIT_XOR",
+}
+# MariaDB aggregates sqlglot leaves as plain function calls: the merge knows none of them
+_UNTYPED_AGGREGATE_NAMES = frozenset(
+    {
+        "STD",
+        "STDDEV",
+        "STDDEV_POP",
+        "STDDEV_SAMP",
+        "VARIANCE",
+        "VAR_POP",
+        "VAR_SAMP",
+        "JSON_ARRAYAGG",
+        "JSON_OBJECTAGG",
+        "GROUP_CONCAT",
+        "BIT_OR",
+        "BIT_AND",
+        "BIT_XOR",
+        "ANY_VALUE",
+        "PERCENTILE_CONT",
+        "PERCENTILE_DISC",
+        "MEDIAN",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -99,11 +129,20 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
 
 
 def _refuse_unmergeable(ast: exp.Select) -> None:
-    if any(isinstance(n, _UNSUPPORTED_AGGREGATES) for n in ast.walk()):
-        raise errors.not_supported(
-            "GROUP_CONCAT, STDDEV or VARIANCE in a SELECT that spans several shards",
-            "add the shard key to the WHERE clause",
-        )
+    """Only the aggregates the merge knows pass: any other one is refused, never passed through.
+
+    A shard's partial of an unknown aggregate cannot be combined into the
+    server's answer (one row per shard, or one shard's value, would come back).
+    """
+    for node in ast.walk():
+        name = _unknown_aggregate_name(node)
+        if name is not None:
+            raise errors.not_supported(
+                f"aggregate {name}() in a SELECT that spans several shards (the merge "
+                "combines only COUNT, SUM, MIN, MAX, AVG and BIT_OR/BIT_AND/BIT_XOR)",
+                "add the shard key to the WHERE clause so one shard answers, or select the "
+                "rows and aggregate in the application",
+            )
     if any(isinstance(n, exp.Window) for n in ast.walk()):
         raise errors.not_supported("window functions in a SELECT that spans several shards")
     if ast.args.get("group") and ast.args["group"].args.get("rollup"):
@@ -125,6 +164,7 @@ def _select_items(state: _Rewrite, sql: str) -> None:
         if not isinstance(item, exp.Alias) and not isinstance(inner, (exp.Column, exp.Star)):
             # keep the column named exactly as the client wrote it
             text = texts[index] if index < len(texts) else inner.sql("mysql")
+            text = _literal_column_name(inner, text)
             item = exp.alias_(inner.copy(), text, quoted=True)
             alias = text
         state.names.append(
@@ -219,7 +259,10 @@ def _limit(state: _Rewrite, grouped: bool) -> tuple[int | None, int]:
     query = state.query
     limit_node = query.args.get("limit")
     offset_node = query.args.get("offset")
-    limit = _int_literal(limit_node.expression) if limit_node is not None else None
+    if isinstance(limit_node, exp.Fetch):
+        limit = _fetch_count(limit_node)
+    else:
+        limit = _int_literal(limit_node.expression) if limit_node is not None else None
     offset = _int_literal(offset_node.expression) if offset_node is not None else 0
     query.set("offset", None)
     if grouped or (query.args.get("distinct") and state.hidden):
@@ -229,6 +272,20 @@ def _limit(state: _Rewrite, grouped: bool) -> tuple[int | None, int]:
     elif limit is not None:
         query.set("limit", exp.Limit(expression=exp.Literal.number((offset or 0) + limit)))
     return limit, offset or 0
+
+
+def _fetch_count(fetch: exp.Fetch) -> int | None:
+    """FETCH FIRST/NEXT n ROWS ONLY is a LIMIT; WITH TIES and PERCENT are refused."""
+    options = fetch.args.get("limit_options")
+    if options is not None and options.args.get("with_ties"):
+        raise errors.not_supported(
+            "FETCH ... WITH TIES in a SELECT that spans several shards",
+            "use ORDER BY ... LIMIT with a count large enough, or add the shard key to the WHERE",
+        )
+    if options is not None and options.args.get("percent"):
+        raise errors.not_supported("FETCH ... PERCENT in a SELECT that spans several shards")
+    count = fetch.args.get("count")
+    return 1 if count is None else _int_literal(count)
 
 
 def _check_star(state: _Rewrite, star: int | None) -> None:
@@ -303,6 +360,31 @@ def _count_distinct_columns(state: _Rewrite, place) -> tuple[tuple[int, bytes], 
 # --- helpers -----------------------------------------------------------------------------
 
 
+_MARIADB_NAMES = {
+    exp.VariancePop: "VAR_POP",
+    exp.Variance: "VARIANCE",
+    exp.JSONObjectAgg: "JSON_OBJECTAGG",
+    exp.GroupConcat: "GROUP_CONCAT",
+}
+
+
+def _unknown_aggregate_name(node: exp.Expression) -> str | None:
+    """The name of an aggregate call the merge cannot combine, else None."""
+    if isinstance(node, exp.Anonymous):
+        name = str(node.name).upper()
+        return name if name in _UNTYPED_AGGREGATE_NAMES else None
+    if isinstance(node, exp.AggFunc) and type(node) not in _AGGREGATES:
+        return _MARIADB_NAMES.get(type(node), node.sql_name())
+    return None
+
+
+def _literal_column_name(node: exp.Expression, text: str) -> str:
+    """The column name MariaDB gives an unaliased item: a string literal is named by its value."""
+    if isinstance(node, exp.Literal) and node.is_string:
+        return node.this
+    return text
+
+
 def _unaliased(item: exp.Expression) -> exp.Expression:
     return item.this if isinstance(item, exp.Alias) else item
 
@@ -322,7 +404,7 @@ def _aggregate_kind(node: exp.Expression) -> str | None:
             if isinstance(node.this, exp.Distinct):
                 if kind == "COUNT":
                     return "COUNT_DISTINCT"
-                if kind in ("SUM", "AVG"):
+                if kind in ("SUM", "AVG", "BIT_XOR"):
                     # per-shard distinct sums cannot be added: a value on two shards counts twice
                     raise errors.not_supported(
                         f"{kind}(DISTINCT ...) in a SELECT that spans several shards",

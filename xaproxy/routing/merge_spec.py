@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-AGGREGATE_KINDS = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "COUNT_DISTINCT"})
+BITWISE_KINDS = frozenset({"BIT_OR", "BIT_AND", "BIT_XOR"})
+AGGREGATE_KINDS = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "COUNT_DISTINCT"} | BITWISE_KINDS)
 
 
 @dataclass(frozen=True)

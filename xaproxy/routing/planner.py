@@ -8,6 +8,8 @@ with an error that says why, never run somewhere it could give a wrong answer.
 
 from __future__ import annotations
 
+import decimal
+import re
 import time
 import zlib
 from collections import OrderedDict
@@ -26,11 +28,13 @@ from .keys import (
     KeyAnalysis,
     ambiguous_for_hashing,
     bind_placeholders,
+    key_kind,
     literal_value,
     shards_for_condition,
 )
 from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
 from .textsplit import insert_tuple_spans
+from .volatile import volatile_expression
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
 
@@ -59,6 +63,7 @@ def Route(shards: tuple[str, ...] = (), *, write: bool = False) -> Plan:
 
 
 _SHAPE_CACHE_SIZE = 4096
+_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
 
 
 @dataclass(slots=True)
@@ -121,6 +126,7 @@ class Planner:
         self._params: list[object] | None = None
         self._remember = True
         self._sql = ""
+        self._ast: exp.Expression | None = None
         self._fanout_plans = FanoutPlans()
         self._shapes: OrderedDict[tuple[int, str | None], _Shape] = OrderedDict()
 
@@ -148,6 +154,7 @@ class Planner:
         self._remember = remember
         self._sql = sql
         ast = parsed.ast
+        self._ast = ast
         if ast is None or isinstance(ast, exp.Command):
             return self._route_opaque(parsed, sql, database)
         write = isinstance(ast, _WRITE_NODES)
@@ -244,7 +251,17 @@ class Planner:
         """A write on `shards`: relayed from one, or run on all of them."""
         if len(shards) == 1:
             return Plan(self._sql, plan.Route(shards[0], write=True, why=why))
+        self._refuse_volatile("a write that runs on several shards")
         return Plan(self._sql, ScatterWrite(shards, copies=copies))
+
+    def _refuse_volatile(self, what: str) -> None:
+        """Each shard would evaluate RAND(), NOW(), UUID() ... itself: the values would differ."""
+        name = volatile_expression(self._ast) if self._ast is not None else None
+        if name is not None:
+            raise errors.not_supported(
+                f"{name} in {what}: each shard would evaluate it and write a different value",
+                "compute the value in the application and write it as a literal",
+            )
 
     # --- writes ---------------------------------------------------------------------
 
@@ -310,6 +327,7 @@ class Planner:
             if not generate or auto != key:
                 key_value = self._row_key(table, row, columns.index(key))
             _check_hashable(table, key_value)
+            _check_stored_as_given(table, key_value)
             shard = sharding.shard_for(table, key_value)
             by_shard.setdefault(shard, []).append(text)
         head = sql[: spans.values_end]
@@ -325,6 +343,8 @@ class Planner:
         if len(shards) == 1 and not generate:
             return Plan(sql, plan.Route(shards[0], write=True, why="shard key"))
         texts = tuple((shard, per_shard[shard]) for shard in shards)
+        if len(texts) > 1:
+            self._refuse_volatile("an INSERT whose rows go to several shards")
         return Plan(sql, SplitInsert(table.name, texts, tuple(ids)))
 
     def _row_key(self, table: TableConfig, row: exp.Expression, position: int) -> object:
@@ -424,9 +444,12 @@ class Planner:
     def _sharded_shards(self, ast: exp.Expression, sharded: list[_Placed]) -> tuple[str, ...]:
         first = sharded[0].config
         assert first is not None
+        # only tables of the statement's own FROM narrow it: a derived table's, a CTE's or a
+        # subquery's column named like a shard key is another column
+        outer = [p for p in sharded if _scope_of(p.node) is _scope_root(ast)]
         analysis = KeyAnalysis(
-            {p.alias.lower(): p.config for p in sharded if p.config is not None},
-            {p.node.name.lower(): p.config for p in sharded if p.config is not None},
+            {p.alias.lower(): p.config for p in outer if p.config is not None},
+            {p.node.name.lower(): p.config for p in outer if p.config is not None},
             self._params,
         )
         where = ast.args.get("where")
@@ -528,6 +551,28 @@ def _check_hashable(table: TableConfig, key_value: object) -> None:
         )
 
 
+def _check_stored_as_given(table: TableConfig, key_value: object) -> None:
+    """A key the server would convert on storing is placed where the stored value belongs, or refused.
+
+    An INT column stores 99.5 as 100 and '11abc' as 11 (or refuses it): the
+    proxy cannot place such a literal by the value it was given.
+    """
+    if key_kind(table) != "integer" or table.algorithm == "mod":
+        return
+    if isinstance(key_value, bytes):
+        key_value = key_value.decode("utf-8", "surrogateescape")
+    text = str(key_value).strip() if isinstance(key_value, str) else None
+    fractional = isinstance(key_value, (float, decimal.Decimal)) and key_value != int(key_value)
+    if fractional or (text is not None and not _INTEGER_TEXT.match(text)):
+        raise errors.ProxyError(
+            1235,
+            "42000",
+            f"xaproxy does not support shard key value {key_value!r} for "
+            f"'{table.name}.{table.shard_key}': the column would store a converted value "
+            "the proxy cannot place exactly; write the key as an integer",
+        )
+
+
 def _has_placed_tables(schema: SchemaConfig) -> bool:
     return any(t.sharded or t.broadcast for t in schema.tables.values())
 
@@ -568,10 +613,41 @@ def _has_nested_select(ast: exp.Select) -> bool:
     return any(node is not ast for node in ast.find_all(exp.Select)) or bool(ast.args.get("with_"))
 
 
+def _scope_of(node: exp.Expression) -> exp.Expression | None:
+    """The innermost SELECT (or UNION) holding `node`; None at the statement's top level."""
+    return node.find_ancestor(exp.Select, exp.Union)
+
+
+def _scope_root(ast: exp.Expression) -> exp.Expression | None:
+    return ast if isinstance(ast, (exp.Select, exp.Union)) else None
+
+
+def _conjuncts(ast: exp.Expression) -> list[exp.Expression]:
+    """The conditions every result row satisfies: AND-ed terms of WHERE and ON clauses.
+
+    An equality under OR or NOT holds for some rows only, so it never makes a join local.
+    """
+    terms: list[exp.Expression] = []
+    for clause in [*ast.find_all(exp.Where), *(j.args.get("on") for j in ast.find_all(exp.Join))]:
+        if clause is None:
+            continue
+        condition = clause.this if isinstance(clause, exp.Where) else clause
+        pending = [condition]
+        while pending:
+            term = pending.pop()
+            if isinstance(term, exp.Paren):
+                pending.append(term.this)
+            elif isinstance(term, exp.And):
+                pending.extend((term.this, term.expression))
+            else:
+                terms.append(term)
+    return terms
+
+
 def _joined_on_keys(ast: exp.Expression, a: _Placed, b: _Placed) -> bool:
     key_a = (a.config.shard_key or "").lower() if a.config else ""
     key_b = (b.config.shard_key or "").lower() if b.config else ""
-    for eq in ast.find_all(exp.EQ):
+    for eq in (t for t in _conjuncts(ast) if isinstance(t, exp.EQ)):
         left, right = eq.this, eq.expression
         if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
             continue
