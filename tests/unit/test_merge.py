@@ -889,3 +889,30 @@ def test_having_turns_literals_into_the_columns_keys() -> None:
         [["abc", "2024-01-05 00:00:00", 2], ["abd", "2024-01-05 00:00:00", 1]],
     ]
     assert run(spec, [CI, DATETIME, COUNT], shards) == [["ABC  ", "2024-01-05 00:00:00", "3"]]
+
+
+def test_bit_aggregates_combine_the_shards_partials_exactly() -> None:
+    spec = MergeSpec(
+        visible=4,
+        group_by=(0,),
+        order_by=(SortKey(0, False),),
+        aggregates=(Aggregate("BIT_OR", 1), Aggregate("BIT_AND", 2), Aggregate("BIT_XOR", 3)),
+    )
+    all_ones = str((1 << 64) - 1)
+    shards = [
+        [[1, 0b0101, 0b0111, 0b0011], [2, 8, 12, 1]],
+        [[1, 0b1000, 0b0110, 0b0110]],
+        [[2, 0, all_ones, 0]],  # a shard's partial over rows that all are zero
+    ]
+    rows = run(spec, [INT, UINT, UINT, UINT], shards)
+    assert rows == [["1", "13", "6", "5"], ["2", "8", "12", "1"]]
+
+
+def test_bit_aggregates_over_no_rows_are_the_operators_identity() -> None:
+    spec = MergeSpec(
+        visible=3,
+        aggregates=(Aggregate("BIT_OR", 0), Aggregate("BIT_AND", 1), Aggregate("BIT_XOR", 2)),
+    )
+    all_ones = str((1 << 64) - 1)
+    rows = run(spec, [UINT, UINT, UINT], [[["0", all_ones, "0"]], [["0", all_ones, "0"]]])
+    assert rows == [["0", all_ones, "0"]]

@@ -71,8 +71,8 @@ def literal_value(node: exp.Expression, params: list[object] | None = None) -> t
         if (found and isinstance(value, (int, float))) or (found and hasattr(value, "as_tuple")):
             return True, -value  # type: ignore[operator]
         return False, None
-    if isinstance(node, exp.Cast):
-        return literal_value(node.this, params)
+    # CAST(...) converts as MariaDB does (CAST(7.5 AS SIGNED) is 8, CAST('7abc' AS SIGNED)
+    # is 7): not evaluated here, so it never narrows
     return False, None
 
 
@@ -125,12 +125,13 @@ def key_kind(table: TableConfig) -> str | None:
 
 
 def collation_safe(text: str) -> bool:
-    """A string the proxy's case-folded placement compares as every `_ci`/`_bin` collation does.
+    """A string the proxy's case-folded text compares as every `_ci`/`_bin` collation does.
 
-    Printable ASCII without trailing spaces: accented letters, sharp s, dotless i and
-    the like are equal to other letters under some collations (placement by
-    the collation's weight needs the column's collation, not known yet), and
-    PAD SPACE collations ignore trailing spaces.
+    Printable ASCII without trailing spaces (PAD SPACE collations ignore them).
+    Even such a value can equal a stored accented or full-width one ('jose' =
+    'José'), so it narrows only where every stored value is one the shard map
+    lists (list tables); hash placement by the collation's weight needs the
+    column's collation, which the proxy does not know yet.
     """
     return all(" " <= c <= "~" for c in text) and not text.endswith(" ")
 
@@ -140,22 +141,22 @@ def _narrows(table: TableConfig, value: object) -> bool:
 
     The server compares a string column with a number as numbers ('11abc' and
     'x' equal 11 and 0) and an integer column with a string by the string's
-    numeric prefix: a literal narrows only when its kind is the key's, or it is
-    an integer written as plain digits (equal under both readings).
+    numeric prefix; a string column compares strings by its collation ('jose'
+    equals 'José' under _ci). So: numbers and digit strings narrow integer keys;
+    strings narrow list keys whose listed values they are; nothing else narrows.
     """
     if isinstance(value, bytes):
         value = value.decode("utf-8", "surrogateescape")
     kind = key_kind(table)
-    if isinstance(value, str):
-        if _INTEGER_TEXT.match(value):
-            return kind != "string" or collation_safe(value)
-        if kind != "string" or not collation_safe(value):
-            return False
-        # range bounds compare by code point, the collation case-insensitively
-        return table.algorithm != "range" or value.lower() == value.upper()
-    if isinstance(value, (int, decimal.Decimal, float)) and not isinstance(value, bool):
-        return kind == "integer" and not ambiguous_for_hashing(value)
-    return kind is not None or isinstance(value, bool)
+    if kind == "integer":
+        if isinstance(value, str):
+            return bool(_INTEGER_TEXT.match(value))
+        if isinstance(value, (int, decimal.Decimal)):
+            return not ambiguous_for_hashing(value)
+        return False
+    if kind == "string" and table.algorithm == "list":
+        return isinstance(value, str) and collation_safe(value)
+    return False
 
 
 def _orders_as_server(table: TableConfig, value: object) -> bool:
