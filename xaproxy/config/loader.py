@@ -642,10 +642,6 @@ class _Parser:
             values = self.parse_values(s)
             self.check_coverage(s, shards, list(values), explicit_shards, "values", "in values")
 
-        key_type = s.raw("key_type", None)
-        if key_type is not None and key_type not in _KEY_TYPES:
-            self.problem(s.at("key_type"), f"expected one of: {', '.join(_KEY_TYPES)}")
-            key_type = None
         return TableConfig(
             name=name,
             shard_key=shard_key,
@@ -656,8 +652,16 @@ class _Parser:
             values=values,
             auto_increment=auto_increment,
             binding=binding,
-            key_type=key_type,
+            key_type=self.parse_key_type(s),
         )
+
+    def parse_key_type(self, s: _Section) -> str | None:
+        """The optional kind of the shard key column: what its comparisons convert to."""
+        key_type = s.raw("key_type", None)
+        if key_type is not None and key_type not in _KEY_TYPES:
+            self.problem(s.at("key_type"), f"expected one of: {', '.join(_KEY_TYPES)}")
+            return None
+        return key_type
 
     def parse_table_shards(self, s: _Section) -> tuple[str, ...]:
         """The table's ``shards:``, or every configured shard when it is omitted."""
