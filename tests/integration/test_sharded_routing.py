@@ -275,6 +275,61 @@ def test_broadcast_write_goes_to_every_shard_and_counts_rows_once(
     assert copies == {s: [(1, "ONE"), (2, "TWO")] for s in SHARDS}
 
 
+def test_non_deterministic_broadcast_writes_are_refused_and_copies_stay_equal(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    clear(conn, "r_bcast")
+    execute(conn, "INSERT INTO r_bcast (code, label) VALUES (1, 'one')")
+    for sql, name in (
+        ("UPDATE r_bcast SET label = UUID()", "UUID()"),
+        ("UPDATE r_bcast SET label = RAND()", "RAND()"),
+        ("UPDATE r_bcast SET label = NOW(6)", "NOW()"),
+        ("UPDATE r_bcast SET label = NOW()", "NOW()"),
+        ("UPDATE r_bcast SET label = CURRENT_TIMESTAMP(6)", "CURRENT_TIMESTAMP"),
+        ("UPDATE r_bcast SET label = UUID_SHORT()", "UUID_SHORT()"),
+        ("INSERT INTO r_bcast (code, label) VALUES (2, SYSDATE())", "SYSDATE()"),
+        ("DELETE FROM r_bcast WHERE RAND() < 0.5", "RAND()"),
+    ):
+        code, message = error_of(lambda sql=sql: execute(conn, sql))
+        assert (code, name in message) == (1235, True), message
+    copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
+    assert copies == {s: [(1, "one")] for s in SHARDS}
+
+
+def test_bit_aggregates_fetch_and_literal_names_over_shards_equal_one_server(
+    conn: pymysql.Connection,
+) -> None:
+    clear(conn, "r_mod")
+    execute(
+        conn,
+        "INSERT INTO r_mod (id, k, name, n) VALUES (1, 0, 'a', 5), (2, 1, 'b', 3), (3, 2, 'c', 6)",
+    )
+    assert query(conn, "SELECT BIT_OR(n), BIT_AND(n), BIT_XOR(n) FROM r_mod") == [(7, 0, 0)]
+    assert query(conn, "SELECT id FROM r_mod ORDER BY id OFFSET 1 ROWS FETCH NEXT 1 ROWS ONLY") == [
+        (2,)
+    ]
+    assert query(conn, "SELECT id FROM r_mod ORDER BY id FETCH FIRST 2 ROWS ONLY") == [(1,), (2,)]
+    with conn.cursor() as cur:
+        cur.execute("SELECT 'abc', 1.50, id FROM r_mod ORDER BY id")
+        assert [d[0] for d in cur.description] == ["abc", "1.50", "id"]
+    for sql in ("SELECT VAR_POP(n) FROM r_mod", "SELECT JSON_ARRAYAGG(n) FROM r_mod"):
+        code, message = error_of(lambda sql=sql: query(conn, sql))
+        assert (code, "aggregate" in message) == (1235, True), message
+
+
+def test_key_literals_the_server_converts_find_every_row(conn: pymysql.Connection) -> None:
+    clear(conn, "r_mod", "r_hash")
+    execute(conn, "INSERT INTO r_mod (id, k, name) VALUES (11, 11, 'a')")
+    execute(conn, "INSERT INTO r_hash (id, k, name) VALUES (11, 11, 'a')")
+    for table in ("r_mod", "r_hash"):
+        assert query(conn, f"SELECT id FROM {table} WHERE k = '11abc'") == [(11,)]
+        assert query(conn, f"SELECT id FROM {table} WHERE CAST(k AS CHAR) = '11'") == [(11,)]
+        # the derived table's k is not the shard key: it must not narrow to the shard of 12
+        derived = f"SELECT id FROM (SELECT id, k + 1 AS k FROM {table}) d WHERE k = 12"
+        code, message = error_of(lambda sql=derived: query(conn, sql))
+        assert (code, "subqueries" in message) == (1235, True), message
+
+
 # --- refusals and errors -------------------------------------------------------------------
 
 
