@@ -53,6 +53,10 @@ TABLES: list[dict[str, Any]] = [
     {"name": "r_autokey", "shard_key": "id", "algorithm": "mod", "auto_increment": "id"},
     {"name": "r_ddl", "shard_key": "k", "algorithm": "hash", "shards": ["s0", "s1"]},
     {"name": "r_big", "shard_key": "k", "algorithm": "mod"},
+    *(
+        {"name": name, "shard_key": "k", "algorithm": "hash", "key_type": "string"}
+        for name in ("r_hstr_general", "r_hstr_unicode")
+    ),
 ]
 ROW_DDL = (
     "CREATE TABLE {name} (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, name VARCHAR(20) NOT NULL, "
@@ -66,6 +70,11 @@ SETUP_DDL = [
     "CREATE TABLE r_autokey (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL)",
     "CREATE TABLE r_big (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, v INT NOT NULL, "
     "label VARCHAR(12) NOT NULL) ENGINE=InnoDB",
+    *(
+        f"CREATE TABLE r_hstr_{c} (id INT NOT NULL PRIMARY KEY, "
+        f"k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_{c}_ci NOT NULL) ENGINE=InnoDB"
+        for c in ("general", "unicode")
+    ),
 ]
 
 
@@ -328,6 +337,28 @@ def test_key_literals_the_server_converts_find_every_row(conn: pymysql.Connectio
         derived = f"SELECT id FROM (SELECT id, k + 1 AS k FROM {table}) d WHERE k = 12"
         code, message = error_of(lambda sql=derived: query(conn, sql))
         assert (code, "subqueries" in message) == (1235, True), message
+
+
+HASH_STRINGS = (
+    "José", "jose", "JOSE", "Straße", "strasse", "strase", "K\u0131ra", "kira", "KIRA",
+    "abc", "abc ", "7", "07", "7abc", "x", "",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("table", ["r_hstr_general", "r_hstr_unicode"])
+def test_hash_string_key_lookups_find_every_collation_equal_row(
+    conn: pymysql.Connection, cluster: LocalCluster, table: str
+) -> None:
+    clear(conn, table)
+    rows = ", ".join(f"({i}, %s)" for i in range(len(HASH_STRINGS)))
+    with conn.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} (id, k) VALUES {rows}", HASH_STRINGS)
+    probes = [*(f"'{v}'" for v in HASH_STRINGS), "0", "7", "'7.0'"]
+    for probe in probes:
+        for condition in (f"k = {probe}", f"k IN ({probe}, 'zzz')", f"CAST(k AS CHAR) = {probe}"):
+            sql = f"SELECT id FROM {table} WHERE {condition}"
+            direct = sorted(r for rows in on_shards(cluster, sql).values() for r in rows)
+            assert sorted(query(conn, sql)) == direct, sql
 
 
 # --- refusals and errors -------------------------------------------------------------------
