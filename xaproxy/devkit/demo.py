@@ -84,6 +84,7 @@ def demo_config(cluster: LocalCluster, listen_port: int = 3307) -> dict[str, Any
                         "name": "orders",
                         "shard_key": "user_id",
                         "algorithm": "hash",
+                        "key_type": "integer",
                         "shards": shard_names,
                     },
                     {"name": "countries", "broadcast": True},
