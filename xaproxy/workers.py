@@ -12,16 +12,20 @@ transactions. SIGTERM/SIGINT go to every worker, which shut down cleanly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 
 from .config import Config
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 def worker_config(config: Config, index: int) -> Config:
@@ -70,11 +74,23 @@ def _run_worker(config: Config, index: int, count: int) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Holds SIGTERM/SIGINT back, so a stop never runs between a fork and the pid's registration."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def _spawn(config: Config, index: int, count: int) -> int:
+    """Forks a worker; called with the stop signals blocked (the child resets, then unblocks them)."""
     pid = os.fork()
     if pid == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         code = _run_worker(config, index, count)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -83,12 +99,18 @@ def _spawn(config: Config, index: int, count: int) -> int:
 
 
 def serve_workers(config: Config) -> int:
-    """Runs `config.workers` worker processes until SIGTERM/SIGINT; returns the exit code."""
+    """Runs `config.workers` worker processes until SIGTERM/SIGINT; returns the exit code.
+
+    A stopping supervisor never starts a worker again: the stop signals are blocked
+    from the `stopping` check until the new pid is registered, so a SIGTERM either
+    comes before (no worker is started) or after (the new worker gets it too).
+    """
     import uvloop
 
     uvloop.run(_recover_family(config))
     count = config.workers
     stopping = False
+    workers: dict[int, int] = {}
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -99,11 +121,15 @@ def serve_workers(config: Config) -> int:
             except ProcessLookupError:
                 pass
 
+    def start(index: int) -> None:
+        with _stop_signals_blocked():
+            if not stopping:
+                workers[_spawn(config, index, count)] = index
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    workers: dict[int, int] = {}
     for index in range(count):
-        workers[_spawn(config, index, count)] = index
+        start(index)
     log.info(
         "xaproxy %s: %d workers on %s:%d",
         config.proxy_id,
@@ -127,6 +153,6 @@ def serve_workers(config: Config) -> int:
             failed = failed or code != 0
             continue
         log.error("worker %d exited with %d; starting it again", index, code)
-        time.sleep(0.5)
-        workers[_spawn(config, index, count)] = index
+        time.sleep(0.5)  # a worker that dies at once is not restarted in a tight loop
+        start(index)
     return 1 if failed else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,7 @@ from tests.support.bank import (
     run,
     wait_until,
 )
+from xaproxy.devkit.processes import listen_address
 
 ACCOUNTS = {i: 1000 for i in range(6)}
 
@@ -103,3 +105,20 @@ def test_sigterm_stops_every_worker_with_exit_code_zero(workers_proxy):
         30,
         "every worker process to be gone",
     )
+
+
+def test_sigterm_while_a_killed_worker_awaits_its_restart_stops_everything(workers_proxy):
+    """The supervisor logs the restart, then pauses before forking: a SIGTERM there must win."""
+    victim, survivor = _worker_pids(workers_proxy.pid)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(
+        lambda: "exited with -9; starting it again" in workers_proxy.log_text(),
+        20,
+        "the supervisor to announce the restart",
+        interval=0.01,
+    )
+    assert workers_proxy.stop() == 0  # raises if the supervisor hangs on an unsignalled worker
+    assert not os.path.exists(f"/proc/{survivor}")
+    # no worker was started after the stop: nothing listens on the port any more
+    with pytest.raises(OSError):
+        socket.create_connection(listen_address(workers_proxy.config), timeout=5).close()
