@@ -714,13 +714,13 @@ def test_global_locks_hold_off_another_proxy(proxy_factory: Factory, cluster: Lo
         proxy_factory,
         cluster,
         "glholder",
-        env={"XAPROXY_FAILPOINTS": "at_after_local_commit_all=sleep:6"},
+        env={"XAPROXY_FAILPOINTS": "at_after_local_commit_all=sleep:15"},
     )
     impatient = start_proxy(
         proxy_factory, cluster, "glshort", lock_retry_count=10, lock_retry_interval_ms=50
     )
     patient = start_proxy(
-        proxy_factory, cluster, "glpatient", lock_retry_count=400, lock_retry_interval_ms=50
+        proxy_factory, cluster, "glpatient", lock_retry_count=1200, lock_retry_interval_ms=50
     )
     result: dict[str, Any] = {}
 
@@ -743,27 +743,26 @@ def test_global_locks_hold_off_another_proxy(proxy_factory: Factory, cluster: Lo
         # the holder committed locally on s0 and s1 and holds the global locks of rows 0 and 1
         assert wait_for(lambda: len(lock_rows(cluster, "glholder")) == 2, 10)
         conn = connect(impatient, DB)
-        # plain reads do not wait (and see the locally committed value)
-        started = time.monotonic()
+        # plain reads do not wait (and see the locally committed value): they answer
+        # while the holder still holds its locks (it holds them for 15 s)
         assert query(conn, "SELECT bal FROM acc WHERE id = 0") == [(900,)]
-        assert time.monotonic() - started < 2  # the holder holds its locks for 6 s
+        assert len(lock_rows(cluster, "glholder")) == 2
         # nor inside a transaction, with or without a comment in front
         query(conn, "BEGIN")
         assert query(conn, "SELECT bal FROM acc WHERE id = 0") == [(900,)]
         assert query(conn, "/* plain */ SELECT bal FROM acc WHERE id = 1") == [(1100,)]
-        assert time.monotonic() - started < 2
+        assert len(lock_rows(cluster, "glholder")) == 2
         query(conn, "COMMIT")
         # a conflicting multi-shard AT transaction waits, then fails with 1205, rolled back
         query(conn, "BEGIN")
         query(conn, "UPDATE acc SET bal = bal - 1 WHERE id = 2")
         query(conn, "UPDATE acc SET bal = bal + 1 WHERE id = 0")
-        started = time.monotonic()
         with pytest.raises(pymysql.MySQLError) as failed:
             query(conn, "COMMIT")
-        waited = time.monotonic() - started
         assert failed.value.args[0] == 1205, failed.value.args
         assert "glholder" in failed.value.args[1]
-        assert 0.45 <= waited < 4, waited  # 10 x 50 ms, not the holder's 6 s
+        # it gave up after its 10 retries, while the holder still held the lock
+        assert len(lock_rows(cluster, "glholder")) == 2
         assert balance(cluster, 0) == 900 and balance(cluster, 2) == 1000
         assert query(conn, "SELECT @@in_transaction") == [(0,)]
         # a one-shard transaction must wait for the lock too
@@ -775,11 +774,10 @@ def test_global_locks_hold_off_another_proxy(proxy_factory: Factory, cluster: Lo
         assert balance(cluster, 1) == 1100
         # SELECT ... FOR UPDATE waits for the global lock too; it gives up with 1205
         query(conn, "BEGIN")
-        started = time.monotonic()
         with pytest.raises(pymysql.MySQLError) as failed:
             query(conn, "SELECT bal FROM acc WHERE id = 0 FOR UPDATE")
         assert failed.value.args[0] == 1205
-        assert time.monotonic() - started >= 0.4
+        assert "glholder" in failed.value.args[1]
         query(conn, "ROLLBACK")
         assert thread.is_alive(), "the holder finished too early for this test"
 
@@ -788,10 +786,10 @@ def test_global_locks_hold_off_another_proxy(proxy_factory: Factory, cluster: Lo
         query(patient_conn, "BEGIN")
         query(patient_conn, "UPDATE acc SET bal = bal - 7 WHERE id = 0")
         query(patient_conn, "UPDATE acc SET bal = bal + 7 WHERE id = 2")
-        started = time.monotonic()
         query(patient_conn, "COMMIT")
-        assert time.monotonic() - started > 1  # it waited for the holder (asleep for 6 s)
-        thread.join(20)
+        # it waited for the holder: it could commit only once the holder released its locks
+        assert not lock_rows(cluster, "glholder")
+        thread.join(30)
         assert "holder" in result, result
         assert balances(cluster) == {0: 893, 1: 1100, 2: 1007, 3: 1000, 4: 1000, 5: 1000}
         # and a locking read waits for the holder's successor no longer
@@ -822,10 +820,10 @@ def test_locking_read_waits_for_a_global_lock_then_proceeds(
         proxy_factory,
         cluster,
         "glread1",
-        env={"XAPROXY_FAILPOINTS": "at_after_local_commit_all=sleep:2"},
+        env={"XAPROXY_FAILPOINTS": "at_after_local_commit_all=sleep:5"},
     )
     reader = start_proxy(
-        proxy_factory, cluster, "glread2", lock_retry_count=300, lock_retry_interval_ms=20
+        proxy_factory, cluster, "glread2", lock_retry_count=1500, lock_retry_interval_ms=20
     )
     finished: dict[str, float] = {}
 
@@ -843,19 +841,18 @@ def test_locking_read_waits_for_a_global_lock_then_proceeds(
     try:
         assert wait_for(lambda: len(lock_rows(cluster, "glread1")) == 2, 10)
         conn = connect(reader, DB)
+        # rows the holder did not touch do not wait: answered while the holder holds its locks
         query(conn, "BEGIN")
-        started = time.monotonic()
-        assert query(conn, "SELECT bal FROM acc WHERE id = 4 FOR UPDATE") == [(1005,)]
-        assert time.monotonic() - started > 0.8  # it waited for the holder (asleep for 2 s)
-        query(conn, "COMMIT")
-        thread.join(20)
-        assert "holder" in finished
-        # rows the holder did not touch do not wait
-        query(conn, "BEGIN")
-        started = time.monotonic()
         assert query(conn, "SELECT bal FROM acc WHERE id = 5 FOR UPDATE") == [(1000,)]
-        assert time.monotonic() - started < 1.5
+        assert len(lock_rows(cluster, "glread1")) == 2
         query(conn, "COMMIT")
+        query(conn, "BEGIN")
+        assert query(conn, "SELECT bal FROM acc WHERE id = 4 FOR UPDATE") == [(1005,)]
+        # it waited for the holder: it got the row only once the holder released its locks
+        assert not lock_rows(cluster, "glread1")
+        query(conn, "COMMIT")
+        thread.join(30)
+        assert "holder" in finished
         conn.close()
     finally:
         thread.join(30)
