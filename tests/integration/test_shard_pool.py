@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -26,6 +27,15 @@ def _pool(cluster, size: int) -> ShardPool:
     return ShardPool(shard, acquire_timeout_s=5.0)
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    """Lets the other tasks of this loop run until `condition` holds: ordering by state, not time."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)  # one turn of the loop, no wall-clock wait
+    raise AssertionError("the other tasks never reached the awaited state")
+
+
 def test_a_freed_connection_goes_to_a_transaction_that_already_holds_one_first(cluster):
     async def scenario() -> list[str]:
         pool = _pool(cluster, 1)
@@ -38,9 +48,9 @@ def test_a_freed_connection_goes_to_a_transaction_that_already_holds_one_first(c
             pool.release(backend)
 
         newcomer = asyncio.create_task(take("newcomer", urgent=False))
-        await asyncio.sleep(0.05)  # the newcomer queues first
+        await _until(lambda: len(pool._waiters) == 1)  # the newcomer queues first
         holder = asyncio.create_task(take("holder", urgent=True))
-        await asyncio.sleep(0.05)
+        await _until(lambda: len(pool._urgent_waiters) == 1)
         pool.release(held)
         await asyncio.gather(newcomer, holder)
         pool.close()
@@ -62,7 +72,7 @@ def test_an_urgent_requester_gets_an_overflow_connection_then_waits_then_fails_w
             await pool.acquire(urgent=True)
         # a returned overflow connection is handed to the next urgent requester
         waiting = asyncio.create_task(pool.acquire(urgent=True))
-        await asyncio.sleep(0.25)
+        await _until(lambda: len(pool._urgent_waiters) == 1)
         pool.release(overflow)
         handed = await waiting
         pool.release(handed)
