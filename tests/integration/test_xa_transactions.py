@@ -319,9 +319,9 @@ def test_transaction_older_than_timeout_is_rolled_back(
             for account in (6 + 2 * i, 7 + 2 * i):
                 bank.run(conn, f"UPDATE accounts SET balance = balance + 1 WHERE id = {account}")
             assert bank.in_transaction(conn)
-        time.sleep(3)
-        # The idle transactions were rolled back in the background: their locks are gone.
-        assert_unlocked(cluster, list(range(6, len(initial))), timeout=5)
+        # The idle transactions are rolled back in the background (after 2 s idle): their
+        # locks go (the bound only catches a hang).
+        assert_unlocked(cluster, list(range(6, len(initial))), timeout=60)
         assert bank.balances(cluster) == initial
         for conn, (_, _, statement) in zip(conns, AFTER_TIMEOUT, strict=True):
             exc = error_of(lambda conn=conn, statement=statement: bank.run(conn, statement))
@@ -685,8 +685,13 @@ def test_foreign_branches_are_reported_and_left_alone(
             prepare_directly(cluster, shard, gtrid, bqual, format_id)
         before = bank.in_doubt(cluster)
         assert sum(len(rows) for rows in before.values()) == len(FOREIGN), before
-        # the running proxy's background resolver (every 1s) leaves them alone
-        time.sleep(2.5)
+        # the running proxy's background resolver (every 1s) leaves them alone: once it has
+        # reported every one of them twice (a whole pass done), they are all still there
+        bank.wait_until(
+            lambda: proxy.log_text().count("not made by xaproxy") >= 2 * len(FOREIGN),
+            60,
+            "the background resolver to pass over the foreign branches twice",
+        )
         assert bank.in_doubt(cluster) == before
         assert "not made by xaproxy" in proxy.log_text()
 
