@@ -149,7 +149,7 @@ def _wait_exit(proxy: ProxyProcess, timeout: float = 15) -> int:
             raise AssertionError(
                 f"proxy still running {timeout}s after the signal:\n{proxy.log_tail()}"
             )
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling under a deadline; no order depends on it
     return proxy.returncode
 
 
@@ -206,9 +206,9 @@ def test_sigterm_during_an_open_transaction_exits_0_and_rolls_the_write_back(
             assert cur.fetchall() == (("uncommitted",),)
         # The transaction holds the row lock on the shard until the proxy lets go.
         assert s0.execute(f"SELECT COUNT(*) FROM {SCHEMA}.kv WHERE k = 1001") == [(0,)]
-        started = time.monotonic()
-        assert proxy.stop() == 0, proxy.log_tail()
-        assert time.monotonic() - started < 10
+        assert proxy.stop() == 0, proxy.log_tail()  # stop() fails on a hang (15 s)
+        # an idle transaction is not a running statement: the proxy did not wait for it
+        assert "running statements" not in proxy.log_text()
         # The client's connection is gone; its transaction did not commit.
         with pytest.raises(pymysql.MySQLError), conn.cursor() as cur:
             cur.execute("COMMIT")

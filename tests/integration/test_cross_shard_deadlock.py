@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pymysql
 import pytest
@@ -42,7 +41,6 @@ def test_a_cross_shard_deadlock_is_broken_with_1205_and_the_other_transaction_co
         except pymysql.MySQLError as exc:
             outcomes[name] = f"{exc.args[0]} {exc.args[1]}"
 
-    started = time.monotonic()
     threads = [
         threading.Thread(target=transfer, args=("a", first, 0, 1)),
         threading.Thread(target=transfer, args=("b", second, 1, 0)),
@@ -50,12 +48,13 @@ def test_a_cross_shard_deadlock_is_broken_with_1205_and_the_other_transaction_co
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
-    elapsed = time.monotonic() - started
+        thread.join(120)  # a hang bound only
+    assert not any(thread.is_alive() for thread in threads), "the deadlock was never broken"
     first.close()
     second.close()
 
-    assert elapsed < 20, f"the deadlock lasted {elapsed:.1f}s: innodb_lock_wait_timeout ended it"
+    # "cross-shard deadlock" in the 1205 (below) shows the proxy's detector broke it, not
+    # innodb_lock_wait_timeout (whose 1205 does not say so)
     failed = [o for o in outcomes.values() if o != "ok"]
     assert failed, outcomes
     assert all(o.startswith("1205 ") and "cross-shard deadlock" in o for o in failed), outcomes

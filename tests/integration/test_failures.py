@@ -345,11 +345,9 @@ def test_client_vanishing_in_the_middle_of_a_large_result_leaks_nothing(
 
 
 def _error_packet_for(client: rc.RawClient, sql: str, timeout: float = 30) -> rc.Err:
-    client.sock.settimeout(timeout)
-    started = time.monotonic()
+    client.sock.settimeout(timeout)  # the hang bound: a read that takes longer raises
     client.query(sql)
     result = client.read_result()
-    assert time.monotonic() - started < timeout
     assert isinstance(result.end, rc.Err), f"{sql!r} did not fail: {result}"
     return result.end
 
@@ -390,7 +388,7 @@ def test_shard_down_gives_a_clear_error_and_comes_back_without_a_proxy_restart(
             while not stop.is_set():
                 assert query(conn, "SELECT 1") == [(1,)]
                 s0_count += 1
-                time.sleep(0.01)
+                time.sleep(0.01)  # pacing only: no order depends on it
         except BaseException as exc:
             s0_errors.append(exc)
         finally:
@@ -416,6 +414,9 @@ def test_shard_down_gives_a_clear_error_and_comes_back_without_a_proxy_restart(
         assert on_s1.read_result().ok is not None
         assert on_s1.simple_query("SELECT 'on s0'").rows == [[b"on s0"]]
         assert query(on_s0, "SELECT 's0 works'") == [("s0 works",)]
+        # and the load on s0 goes on while s1 is down
+        answered = s0_count
+        assert wait_for(lambda: s0_count > answered or bool(s0_errors), 60), "s0 load stalled"
 
         s1.restart()
         on_s1.command(rc.COM_INIT_DB, DOWN_SCHEMA.encode())
