@@ -15,7 +15,7 @@ from .. import errors
 from ..protocol import wire
 from ..protocol.constants import SESSION_OWNED_STATUS, Status
 from ..protocol.stream import PacketStream
-from .backend import Backend
+from ..shards.backend import Backend
 
 # Flush to the client whenever this much is queued, so large results stream
 # with bounded memory instead of piling up in the proxy.

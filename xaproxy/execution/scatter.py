@@ -17,7 +17,7 @@ from ..protocol.constants import Command, Status
 from ..protocol.stream import PacketStream
 from ..routing.fanout import resolve_star
 from ..routing.planner import Route
-from .backend import Backend
+from ..shards.backend import Backend
 from .merge import merge
 
 _FLUSH_BYTES = 256 * 1024

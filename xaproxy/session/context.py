@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..execution.pool import Pools
 from ..routing.planner import Planner, Route
 from ..routing.statements import Parsed, normalize, parse, skeleton
+from ..shards.pool import Pools
 from ..transactions.coordinator import Coordinator
 
 if TYPE_CHECKING:

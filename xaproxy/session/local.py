@@ -11,7 +11,6 @@ import re
 from sqlglot import exp
 
 from .. import errors
-from ..execution.backend import Backend
 from ..protocol import wire
 from ..protocol.constants import (
     FieldType,
@@ -22,6 +21,7 @@ from ..routing.statements import (
     LOCAL_FUNCTIONS,
     select_item_texts,
 )
+from ..shards.backend import Backend
 from .results import column_for, write_rows
 
 log = logging.getLogger(__name__)

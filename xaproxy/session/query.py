@@ -12,7 +12,6 @@ import logging
 from sqlglot import exp
 
 from .. import errors
-from ..execution.backend import Backend
 from ..execution.forward import ResultSummary, forward_result
 from ..execution.scatter import WriteSummary, scatter_read, scatter_write
 from ..protocol import wire
@@ -30,6 +29,7 @@ from ..routing.statements import (
     needs_local_answer,
     split_statements,
 )
+from ..shards.backend import Backend
 from ..transactions import at
 from ..transactions.lockwait import bounded_lock_wait
 from .local import LocalStatements

@@ -15,7 +15,6 @@ import struct
 import time
 
 from .. import errors
-from ..execution.backend import Backend
 from ..protocol import auth, handshake, wire
 from ..protocol.constants import (
     CACHING_SHA2_PASSWORD,
@@ -27,6 +26,7 @@ from ..protocol.constants import (
     Status,
 )
 from ..protocol.stream import ConnectionClosed, PacketStream, PacketTooLarge
+from ..shards.backend import Backend
 from ..transactions.coordinator import Transaction
 from .charsets import names_setting
 from .context import ProxyContext

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from .. import errors
-from ..execution.backend import Backend
 from ..protocol import wire
+from ..shards.backend import Backend
+from . import statements as tsql
 from .images import (
     IMAGE_READ,
     Row,
@@ -490,8 +491,10 @@ async def commit_locally(
 ) -> None:
     blob = encode_undo(images)
     await backend.execute_ok(
-        f"INSERT INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
-        f"({_q(gtrid)}, {_q(shard)}, {UNDO_NORMAL}, X'{blob.hex()}'); COMMIT"
+        tsql.then_commit(
+            f"INSERT INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
+            f"({_q(gtrid)}, {_q(shard)}, {UNDO_NORMAL}, X'{blob.hex()}')"
+        )
     )
 
 
@@ -517,7 +520,7 @@ class Compensation:
 
 async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = False) -> Compensation:
     """Undoes one branch's committed changes in one local transaction on its shard."""
-    await backend.execute_ok("START TRANSACTION")
+    await backend.execute_ok(tsql.START)
     try:
         rows = await backend.query_rows(
             f"SELECT status, rollback_info FROM {UNDO} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)} FOR UPDATE"
@@ -528,14 +531,16 @@ async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = Fal
                 f"INSERT IGNORE INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
                 f"({_q(gtrid)}, {_q(shard)}, {UNDO_DEFENSE}, '')"
             )
-            await backend.execute_ok(f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}; COMMIT")
+            await backend.execute_ok(
+                tsql.then_commit(f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}")
+            )
             return Compensation(shard, gtrid, "defended")
         status = int(rows[0][0] or b"0")
         if status == UNDO_DEFENSE:
-            await backend.execute_ok("COMMIT")
+            await backend.execute_ok(tsql.COMMIT)
             return Compensation(shard, gtrid, "defended")
         if status == UNDO_NEEDS_OPERATOR and not force:
-            await backend.execute_ok("ROLLBACK")
+            await backend.execute_ok(tsql.ROLLBACK)
             return Compensation(
                 shard, gtrid, "needs operator", "data changed outside the transaction"
             )
@@ -553,7 +558,7 @@ async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = Fal
                     await backend.execute_ok(statement)
                 changed = True
             elif state == "dirty":
-                await backend.execute_ok("ROLLBACK")
+                await backend.execute_ok(tsql.ROLLBACK)
                 await backend.execute_ok(
                     f"UPDATE {UNDO} SET status = {UNDO_NEEDS_OPERATOR} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)}"
                 )
@@ -566,8 +571,10 @@ async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = Fal
                 )
                 return Compensation(shard, gtrid, "needs operator", detail)
         await backend.execute_ok(
-            f"DELETE FROM {UNDO} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)}; "
-            f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}; COMMIT"
+            tsql.then_commit(
+                f"DELETE FROM {UNDO} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)}; "
+                f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}"
+            )
         )
         return Compensation(shard, gtrid, "restored" if changed else "nothing to undo")
     except BaseException:
