@@ -92,6 +92,11 @@ def ok_packet(
     return body + info if info else body
 
 
+def ok_reply(status: int, ok: OkInfo) -> bytes:
+    """A shard's OK passed on to the client with the session's status."""
+    return ok_packet(status, ok.affected_rows, ok.last_insert_id, ok.warnings, ok.info)
+
+
 def eof_packet(status: int, warnings: int = 0) -> bytes:
     return bytes((EOF_HEADER,)) + _OK_TAIL.pack(warnings, status)
 

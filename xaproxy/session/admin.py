@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 
 from .. import __version__, errors
 from ..protocol import wire
+from ..protocol.resultset import column_for
 from ..routing.statements import Kind, classify_keywords
 from ..transactions import at
-from .results import column_for
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .state import SessionState as Session
 
 _COMMANDS = (
     "XAPROXY VERSION",
