@@ -120,20 +120,16 @@ async def _forward_rows(
     if binary_rows is not None:
         convert = _cached_converter(binary_rows, tuple(coldefs))
     read = backend.read
+    rows_end = wire.rows_end
     write = out.write
     deprecate_eof = backend.deprecate_eof
     rows = 0
     while True:
         payload = await read()
         head = payload[0] if payload else 0
-        if head == 0xFE and (
-            (deprecate_eof and len(payload) < 0xFFFFFF) or (not deprecate_eof and len(payload) < 9)
-        ):
-            if deprecate_eof:
-                ok = wire.parse_ok(payload)
-                status, warnings = ok.status, ok.warnings
-            else:
-                status, warnings = wire.parse_eof(payload)
+        end = rows_end(payload, deprecate_eof) if head == 0xFE else None
+        if end is not None:
+            status, warnings = end
             backend.status = status
             more = bool(status & Status.MORE_RESULTS_EXISTS)
             summary.warnings = warnings

@@ -104,19 +104,9 @@ class _ShardRows:
         deprecate_eof = backend.deprecate_eof
         while not self.done:
             payload = await backend.read()
-            if (
-                payload
-                and payload[0] == 0xFE
-                and (
-                    (deprecate_eof and len(payload) < 0xFFFFFF)
-                    or (not deprecate_eof and len(payload) < 9)
-                )
-            ):
-                if deprecate_eof:
-                    ok = wire.parse_ok(payload)
-                    self.status, self.warnings = ok.status, ok.warnings
-                else:
-                    self.status, self.warnings = wire.parse_eof(payload)
+            end = wire.rows_end(payload, deprecate_eof) if payload and payload[0] == 0xFE else None
+            if end is not None:
+                self.status, self.warnings = end
                 backend.status = self.status
                 self.done = True
                 return

@@ -216,6 +216,22 @@ def is_terminal_ok(payload: bytes | memoryview) -> bool:
     return len(payload) > 0 and payload[0] == EOF_HEADER and len(payload) < 0xFFFFFF
 
 
+def rows_end(payload: bytes | memoryview, deprecate_eof: bool) -> tuple[int, int] | None:
+    """(status, warnings) when `payload` ends a result set's rows, else None.
+
+    The end is an EOF packet (0xFE, under 9 bytes), or under CLIENT_DEPRECATE_EOF an
+    0xFE-headed OK; a row can start with 0xFE only as a huge length prefix.
+    """
+    if deprecate_eof:
+        if is_terminal_ok(payload):
+            ok = parse_ok(payload)
+            return ok.status, ok.warnings
+        return None
+    if is_eof(payload):
+        return parse_eof(payload)
+    return None
+
+
 def column_type_and_flags(coldef: bytes | memoryview) -> tuple[int, int, int]:
     """(type, flags, charset) of a column definition packet, for binary row encoding."""
     pos = 0

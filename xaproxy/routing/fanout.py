@@ -17,8 +17,7 @@ from sqlglot import exp
 
 from .. import errors
 from ..execution.merge import Aggregate, MergeSpec, SortKey
-from ..protocol import wire
-from ..protocol.constants import FieldType
+from ..protocol.resultset import column_for
 from .keys import literal_value
 from .statements import select_item_texts
 
@@ -480,8 +479,4 @@ def _count_distinct_columns(
     items: list[exp.Expression], names: list[str | None], position: int
 ) -> tuple[bytes, ...] | None:
     name = names[position] or "COUNT(DISTINCT)"
-    return (
-        wire.ColumnDef(
-            name, type=FieldType.LONGLONG, charset=63, length=21, flags=0x80 | 0x01
-        ).encode(),
-    )
+    return (column_for(name, 0).encode(),)  # a count: BIGINT

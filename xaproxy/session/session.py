@@ -237,7 +237,7 @@ async def _field_list(s: SessionState, payload: bytes) -> None:
             packet = await backend.read()
             if wire.is_err(packet):
                 raise wire.parse_err(packet)
-            if wire.is_terminal_ok(packet):
+            if wire.rows_end(packet, backend.deprecate_eof) is not None:
                 s.out.write(wire.end_of_rows(s.status(), 0, s.deprecate_eof))
                 return
             s.out.write(packet)
