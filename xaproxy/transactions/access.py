@@ -145,13 +145,7 @@ class ShardAccess:
 
     async def autocommit_connection(self, shard: str, holding: bool) -> Backend:
         """A pooled connection outside the transaction (DDL commits on its own)."""
-        backend = await self.pools.acquire(shard, self.state.found_rows, urgent=holding)
-        try:
-            await self.sync(backend)
-        except BaseException:
-            self.pools.release(backend)
-            raise
-        return backend
+        return await self._borrow(shard, holding)
 
     async def plain_connection(self, shard: str) -> Backend:
         """A pooled connection as it is, without the session's settings."""

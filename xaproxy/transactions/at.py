@@ -175,17 +175,7 @@ async def execute_write(
     runs; a failure after it ran rolls the whole transaction back (1402), so a
     write never commits without its image.
     """
-    if isinstance(ast, exp.Insert) and (ast.args.get("conflict") or ast.args.get("alternative")):
-        raise _refuse(
-            "INSERT ... ON DUPLICATE KEY UPDATE / REPLACE", "its images cannot be taken exactly"
-        )
-    if isinstance(ast, exp.Insert) and ast.args.get("ignore"):
-        raise _refuse("INSERT IGNORE", "rows it skips would look inserted to a rollback")
-    if isinstance(ast, exp.Command) and str(ast.this).upper() == "REPLACE":
-        raise _refuse("REPLACE", "its images cannot be taken exactly")
-    if not isinstance(ast, (exp.Insert, exp.Update, exp.Delete)):
-        what = str(ast.this).upper() if isinstance(ast, exp.Command) else type(ast).__name__.upper()
-        raise _refuse(f"{what} inside a transaction")
+    _check_imageable(ast)
     table = _target_table(ast)
     db = table.db or database
     if db is None:
@@ -199,13 +189,7 @@ async def execute_write(
             "add a primary key, or use XA mode",
         )
     alias = f" AS {quote_identifier(table.alias)}" if table.alias else ""
-    kind = (
-        "INSERT"
-        if isinstance(ast, exp.Insert)
-        else "UPDATE"
-        if isinstance(ast, exp.Update)
-        else "DELETE"
-    )
+    kind = "INSERT" if isinstance(ast, exp.Insert) else type(ast).__name__.upper()
     before: list[Row] = []
     coldefs: list[bytes] = []
     # TIMESTAMP text depends on the session time zone: remember the one the images are in
@@ -243,27 +227,7 @@ async def execute_write(
             image = StatementImage(qualified, kind, _columns(coldefs, info), pk, before)
             image.time_zone = time_zone
         elif kind == "INSERT" and ok.affected_rows:
-            if inserted is None:  # generated keys: the ids the server just assigned
-                if not ok.last_insert_id:
-                    raise errors.ProxyError(1105, "HY000", "the shard reported no generated id")
-                first = ok.last_insert_id
-                condition = (
-                    f"{quote_identifier(pk[0])} BETWEEN {first} AND "
-                    f"{first} + {ok.affected_rows - 1} * @@auto_increment_increment"
-                )
-            else:
-                condition = inserted
-            coldefs, after = await backend.query_table(
-                f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified} WHERE {condition}"
-            )
-            coldefs, after, time_zone = _split_time_zone(coldefs, after, tz_column)
-            if len(after) != ok.affected_rows:
-                raise errors.ProxyError(
-                    1105, "HY000", f"found {len(after)} of the {ok.affected_rows} inserted rows"
-                )
-            image = StatementImage(
-                qualified, kind, _columns(coldefs, info), pk, [], after, time_zone
-            )
+            image = await _insert_image(backend, qualified, info, inserted, ok, tz_column)
     except errors.ShardUnavailable:
         raise
     except errors.ProxyError as exc:
@@ -273,6 +237,52 @@ async def execute_write(
             f"Transaction rolled back: xaproxy could not take the AT image of a write ({exc.message})",
         ) from None
     return ok, image
+
+
+def _check_imageable(ast: exp.Expression) -> None:
+    """Refuses, before it runs, a write whose images AT mode cannot take exactly."""
+    if isinstance(ast, exp.Insert) and (ast.args.get("conflict") or ast.args.get("alternative")):
+        raise _refuse(
+            "INSERT ... ON DUPLICATE KEY UPDATE / REPLACE", "its images cannot be taken exactly"
+        )
+    if isinstance(ast, exp.Insert) and ast.args.get("ignore"):
+        raise _refuse("INSERT IGNORE", "rows it skips would look inserted to a rollback")
+    if isinstance(ast, exp.Command) and str(ast.this).upper() == "REPLACE":
+        raise _refuse("REPLACE", "its images cannot be taken exactly")
+    if not isinstance(ast, (exp.Insert, exp.Update, exp.Delete)):
+        what = str(ast.this).upper() if isinstance(ast, exp.Command) else type(ast).__name__.upper()
+        raise _refuse(f"{what} inside a transaction")
+
+
+async def _insert_image(
+    backend: Backend,
+    qualified: str,
+    info: TableInfo,
+    inserted: str | None,
+    ok: wire.OkInfo,
+    tz_column: str,
+) -> StatementImage:
+    """The after image of an INSERT: the rows it wrote, by key or by generated ids."""
+    pk = info.primary_key
+    if inserted is None:  # generated keys: the ids the server just assigned
+        if not ok.last_insert_id:
+            raise errors.ProxyError(1105, "HY000", "the shard reported no generated id")
+        first = ok.last_insert_id
+        condition = (
+            f"{quote_identifier(pk[0])} BETWEEN {first} AND "
+            f"{first} + {ok.affected_rows - 1} * @@auto_increment_increment"
+        )
+    else:
+        condition = inserted
+    coldefs, after = await backend.query_table(
+        f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified} WHERE {condition}"
+    )
+    coldefs, after, time_zone = _split_time_zone(coldefs, after, tz_column)
+    if len(after) != ok.affected_rows:
+        raise errors.ProxyError(
+            1105, "HY000", f"found {len(after)} of the {ok.affected_rows} inserted rows"
+        )
+    return StatementImage(qualified, "INSERT", _columns(coldefs, info), pk, [], after, time_zone)
 
 
 def _split_time_zone(

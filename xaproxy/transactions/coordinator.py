@@ -262,29 +262,7 @@ class Coordinator:
         readers = [b for b in branches if not b.images]
         settings = self.config.transactions
         if len(writers) <= 1:
-            if writers:
-                # No undo needed, but the rows must not belong to another AT transaction
-                # that may still roll back (it would find them changed).
-                try:
-                    await at.check_locks(
-                        writers[0].backend,
-                        writers[0].images,
-                        settings.lock_retry_count,
-                        settings.lock_retry_interval_ms,
-                        self.peeker(writers[0].shard),
-                    )
-                except errors.ProxyError as exc:
-                    txn.state = "rolling_back"
-                    await self._rollback_branches(txn)
-                    metrics.ROLLBACKS.labels("at_global_lock").inc()
-                    raise errors.ProxyError(
-                        exc.code, exc.sqlstate, f"Transaction rolled back: {exc.message}"
-                    ) from None
-            for branch in writers + readers:
-                await branch.backend.execute_ok(tsql.COMMIT)
-            metrics.COMMITS.labels("one_phase").inc()
-            txn.state = "committed"
-            return []
+            return await self._commit_at_one_phase(txn, writers, readers)
         await self.ensure_decision_table(writers[0].shard)
         gid = new_global_id(self.proxy_id, writers[0].shard)
         txn.gid = gid
@@ -317,6 +295,48 @@ class Coordinator:
             )
         await failpoints.hit("at_after_local_commit_all")
         await asyncio.gather(*(self._quiet(b, tsql.COMMIT) for b in readers))
+        await self._record_at_decision(txn, gid, writers, committed)
+        txn.state = "committed"
+        await failpoints.hit("at_after_decision")
+        metrics.COMMITS.labels("at").inc()
+        for branch in writers:
+            self._releases.append((branch.shard, gid.gtrid))
+        self._schedule_cleanup(gid.decision_shard, gid.gtrid)
+        return []
+
+    async def _commit_at_one_phase(
+        self, txn: Transaction, writers: list[Branch], readers: list[Branch]
+    ) -> list[str]:
+        """At most one shard wrote: no undo log to keep, a local COMMIT on each branch."""
+        settings = self.config.transactions
+        if writers:
+            # No undo needed, but the rows must not belong to another AT transaction
+            # that may still roll back (it would find them changed).
+            try:
+                await at.check_locks(
+                    writers[0].backend,
+                    writers[0].images,
+                    settings.lock_retry_count,
+                    settings.lock_retry_interval_ms,
+                    self.peeker(writers[0].shard),
+                )
+            except errors.ProxyError as exc:
+                txn.state = "rolling_back"
+                await self._rollback_branches(txn)
+                metrics.ROLLBACKS.labels("at_global_lock").inc()
+                raise errors.ProxyError(
+                    exc.code, exc.sqlstate, f"Transaction rolled back: {exc.message}"
+                ) from None
+        for branch in writers + readers:
+            await branch.backend.execute_ok(tsql.COMMIT)
+        metrics.COMMITS.labels("one_phase").inc()
+        txn.state = "committed"
+        return []
+
+    async def _record_at_decision(
+        self, txn: Transaction, gid: GlobalId, writers: list[Branch], committed: list
+    ) -> None:
+        """The commit row on the first writer's shard; a failure there aborts everywhere."""
         decider = writers[0].backend
         try:
             await decider.execute_ok(
@@ -353,13 +373,6 @@ class Coordinator:
                     f"Got error during COMMIT: shard '{gid.decision_shard}' failed while recording the "
                     f"commit decision of {gid.gtrid} ({exc.message}); recovery will finish it consistently",
                 ) from None
-        txn.state = "committed"
-        await failpoints.hit("at_after_decision")
-        metrics.COMMITS.labels("at").inc()
-        for branch in writers:
-            self._releases.append((branch.shard, gid.gtrid))
-        self._schedule_cleanup(gid.decision_shard, gid.gtrid)
-        return []
 
     def peeker(self, shard: str) -> at.Peek:
         """Reads on a fresh autocommit connection to `shard` (the latest committed rows)."""

@@ -33,7 +33,7 @@ def xa_end(xid: str) -> str:
 
 
 def xa_prepare(xid: str) -> str:
-    return f"XA END {xid}; XA PREPARE {xid}"
+    return join(xa_end(xid), f"XA PREPARE {xid}")
 
 
 def xa_commit(xid: str) -> str:
@@ -46,11 +46,11 @@ def xa_rollback(xid: str) -> str:
 
 def xa_end_and_rollback(xid: str) -> str:
     """Ends and rolls back an active branch (a read-only branch at commit)."""
-    return f"XA END {xid}; XA ROLLBACK {xid}"
+    return join(xa_end(xid), xa_rollback(xid))
 
 
 def xa_commit_one_phase(xid: str) -> str:
-    return f"XA END {xid}; XA COMMIT {xid} ONE PHASE"
+    return join(xa_end(xid), f"{xa_commit(xid)} ONE PHASE")
 
 
 def savepoint(name: str) -> str:
