@@ -24,7 +24,11 @@ _NO_BACKSLASH_ESCAPES = int(Status.NO_BACKSLASH_ESCAPES)
 async def run(
     client: Client, cursor: Cursor, sql: str, route: Route, *, more: bool, binary: bool
 ) -> None:
-    """Runs `sql` as `route` says and queues its result (one result, or an error raised)."""
+    """Runs `sql` as `route` says and queues its result (one result, or an error raised).
+
+    The one-shard case is inline: it is the hot path, and every coroutine level
+    costs each point select.
+    """
     await cursor.check_timeout()
     if route.implicit_commit and client.txn is not None:
         await cursor.end(commit=True)
@@ -34,17 +38,10 @@ async def run(
         else:
             await run_scattered(client, cursor, sql, route, more=more, binary=binary)
         return
-    if client.txn is None and not client.autocommit and not route.implicit_commit:
-        cursor.start(implicit=False)
-    await run_single(client, cursor, sql, route, more=more, binary=binary)
-
-
-async def run_single(
-    client: Client, cursor: Cursor, sql: str, route: Route, *, more: bool, binary: bool
-) -> None:
-    """One shard, the client's text unchanged, its result relayed as it arrives."""
-    shard = route.shards[0]
     txn = client.txn
+    if txn is None and not client.autocommit and not route.implicit_commit:
+        txn = cursor.start(implicit=False)
+    shard = route.shards[0]
     backend, borrowed, opening = await cursor.connection(
         shard, route, defer_join=txn is not None and txn.mode == "xa"
     )
@@ -59,16 +56,25 @@ async def run_single(
             await backend.execute_ok(f"DO LAST_INSERT_ID({client.last_insert_id})")
             backend.last_insert_id = client.last_insert_id
         if (
-            cursor.at_mode()
-            and (route.write or cursor.at_may_write(sql))
-            and not await cursor.at_locking_read(backend, sql)
+            txn is not None
+            and txn.mode == "at"
+            and await _at_write(client, cursor, backend, route, sql, more)
         ):
-            ok = await cursor.at_write(shard, backend, sql)
-            client.out.write(wire.ok_reply(client.status() | (_MORE if more else 0), ok))
             return
         if not sent:
             await backend.send(Command.QUERY, sql.encode("utf-8", "surrogateescape"))
-        await _relay_and_settle(client, cursor, backend, more, binary)
+        watch = cursor.lock_wait_watch(backend)
+        if watch is None:
+            summary = await relay(client, backend, more, binary)
+        else:
+            async with watch:
+                summary = await relay(client, backend, more, binary)
+        keep_result_state(client, summary)
+        if summary.warnings and summary.error is None:
+            await capture_warnings(client, backend)
+        if summary.error is not None:
+            client.note_error(summary.error)
+            await cursor.after_error(summary.error)
     except errors.BackendError as exc:
         await cursor.after_error(exc)
         raise
@@ -84,21 +90,15 @@ async def run_single(
             cursor.release(backend)
 
 
-async def _relay_and_settle(
-    client: Client, cursor: Cursor, backend: Backend, more: bool, binary: bool
-) -> None:
-    watch = cursor.lock_wait_watch(backend)
-    if watch is not None:
-        async with watch:
-            summary = await relay(client, backend, more, binary)
-    else:
-        summary = await relay(client, backend, more, binary)
-    keep_result_state(client, summary)
-    if summary.warnings and summary.error is None:
-        await capture_warnings(client, backend)
-    if summary.error is not None:
-        client.note_error(summary.error)
-        await cursor.after_error(summary.error)
+async def _at_write(
+    client: Client, cursor: Cursor, backend: Backend, route: Route, sql: str, more: bool
+) -> bool:
+    """An AT-mode write is the transaction layer's (it keeps the images); True if it was one."""
+    if not (route.write or cursor.at_may_write(sql)) or await cursor.at_locking_read(backend, sql):
+        return False
+    ok = await cursor.at_write(route.shards[0], backend, sql)
+    client.out.write(wire.ok_reply(client.status() | (_MORE if more else 0), ok))
+    return True
 
 
 async def relay(client: Client, backend: Backend, more: bool, binary: bool) -> ResultSummary:
