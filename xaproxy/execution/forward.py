@@ -72,9 +72,7 @@ async def forward_result(
             summary.warnings = ok.warnings
             more = bool(ok.status & Status.MORE_RESULTS_EXISTS)
             status = _client_status(ok.status, session_status, more or more_follows)
-            out.write(
-                wire.ok_packet(status, ok.affected_rows, ok.last_insert_id, ok.warnings, ok.info)
-            )
+            out.write(wire.ok_reply(status, ok))
         else:
             more = await _forward_rows(
                 backend,

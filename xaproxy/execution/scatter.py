@@ -14,6 +14,7 @@ from .. import errors
 from ..protocol import wire
 from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
+from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
 from ..routing.fanout import resolve_star
 from ..routing.planner import Route
@@ -152,11 +153,7 @@ async def scatter_read(
             if aggregate.kind == "COUNT_DISTINCT":
                 visible_defs[aggregate.column] = route.extra_columns[0]
     status = session_status | (Status.MORE_RESULTS_EXISTS if more_follows else 0)
-    out.write(wire.lenenc_int(len(visible_defs)))
-    for coldef in visible_defs:
-        out.write(coldef)
-    if not client_deprecate_eof:
-        out.write(wire.eof_packet(status))
+    write_columns(out, visible_defs, status, client_deprecate_eof)
     convert = None
     if binary:
         convert = make_row_converter([wire.column_type_and_flags(c)[:2] for c in visible_defs])

@@ -28,16 +28,23 @@ def write_rows(
 ) -> None:
     if more:
         status |= Status.MORE_RESULTS_EXISTS
-    out.write(wire.lenenc_int(len(columns)))
-    for column in columns:
-        out.write(column.encode())
-    if not deprecate_eof:
-        out.write(wire.eof_packet(status))
+    write_columns(out, [column.encode() for column in columns], status, deprecate_eof)
     convert = make_row_converter([(c.type, c.flags) for c in columns]) if binary else None
     for row in rows:
         payload = wire.text_row(row)
         out.write(convert(payload) if convert else payload)
     out.write(wire.end_of_rows(status, 0, deprecate_eof))
+
+
+def write_columns(
+    out: PacketStream, coldefs: list[bytes], status: int, deprecate_eof: bool
+) -> None:
+    """A result set's head: the column count, the definitions, and EOF unless deprecated."""
+    out.write(wire.lenenc_int(len(coldefs)))
+    for coldef in coldefs:
+        out.write(coldef)
+    if not deprecate_eof:
+        out.write(wire.eof_packet(status))
 
 
 def column_for(name: str, value: object) -> wire.ColumnDef:

@@ -161,6 +161,11 @@ def text_row(values: list[object]) -> bytes:
     return b"".join(parts)
 
 
+def raw_text_row(values: list[bytes | None]) -> bytes:
+    """A text-protocol row payload from raw values (None for SQL NULL)."""
+    return b"".join(b"\xfb" if v is None else lenenc_int(len(v)) + v for v in values)
+
+
 # --- packets the proxy reads from shards ------------------------------------
 
 
