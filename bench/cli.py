@@ -145,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvloop
 
+    from xaproxy.devkit.processes import raise_nofile_limit
+
     from . import connscale, oversell, report, sysbench, transfers
-    from .harness import Harness, raise_nofile_limit
+    from .harness import Harness
 
     # Ctrl-C must stop the run even when the shell started us with SIGINT ignored
     # (a background job); SIGTERM is turned into the same orderly stop.

@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .harness import PROXY_PASSWORD, PROXY_USER, Harness, raise_nofile_limit
+from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, raise_nofile_limit
+
+from .harness import Harness
 from .stats import percentiles_ms
 
 DB = "conns"

@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER
+
 from .clients import CONNECTION_LOST, RETRYABLE, RunStats, close_all, connect, connect_many
-from .harness import PROXY_PASSWORD, PROXY_USER, Harness
+from .harness import Harness
 from .stats import percentiles_ms
 
 DB = "shop"

@@ -19,7 +19,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from .harness import PROXY_PASSWORD, PROXY_USER, Harness, Service
+from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ServiceProcess
+
+from .harness import Harness
 from .stats import histogram_percentiles
 
 SCHEMA = "sbtest"
@@ -116,7 +118,7 @@ def sharded_schema(opts: SysbenchOptions) -> list[dict[str, Any]]:
     ]
 
 
-def prepare_sharded(h: Harness, proxy: Service, opts: SysbenchOptions) -> None:
+def prepare_sharded(h: Harness, proxy: ServiceProcess, opts: SysbenchOptions) -> None:
     """``sysbench prepare`` through the sharded proxy; reports what the proxy refuses.
 
     sysbench's default prepare (``--auto_inc=on``) inserts rows without ``id``
@@ -245,7 +247,7 @@ def run_one(
 
 
 def run_target(
-    h: Harness, endpoint: Endpoint, opts: SysbenchOptions, service: Service | None, log: Any
+    h: Harness, endpoint: Endpoint, opts: SysbenchOptions, service: ServiceProcess | None, log: Any
 ) -> list[dict[str, Any]]:
     rows = []
     if opts.warmup > 0:
@@ -334,5 +336,5 @@ def _run_target(h: Harness, target: str, opts: SysbenchOptions, log: Any) -> lis
     raise ValueError(f"unknown sysbench target {target}")
 
 
-def _stop_proxy(h: Harness, service: Service, opts: SysbenchOptions) -> None:
+def _stop_proxy(h: Harness, service: ServiceProcess, opts: SysbenchOptions) -> None:
     h.stop_service(service, opts.notes)

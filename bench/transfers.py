@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ServiceProcess
+
 from .clients import (
     CONNECTION_LOST,
     RETRYABLE,
@@ -46,7 +48,7 @@ from .clients import (
     connect_many,
     error_code,
 )
-from .harness import PROXY_PASSWORD, PROXY_USER, Harness, Service
+from .harness import Harness
 from .stats import percentiles_ms
 
 DATABASES = {"xaproxy-xa": "bank_xa", "xaproxy-at": "bank_at", "handwritten-xa": "bank_hw"}
@@ -437,7 +439,7 @@ def _run_target(
     db = DATABASES[target]
     load(h, db, n)
     rows: list[dict[str, Any]] = []
-    service: Service | None = None
+    service: ServiceProcess | None = None
     if target.startswith("xaproxy"):
         service = h.start_proxy(f"{target}-transfers", _schema(db))
     mode = target.rpartition("-")[2]

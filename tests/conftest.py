@@ -14,8 +14,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from tests.support.proxy import ProxyProcess  # noqa: E402
-from xaproxy.localshards import LocalCluster  # noqa: E402
+from xaproxy.devkit.localshards import LocalCluster  # noqa: E402
+from xaproxy.devkit.processes import ProxyProcess  # noqa: E402
 
 CLUSTER_SIZE = 3
 

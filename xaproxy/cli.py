@@ -88,7 +88,16 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    # The demo is development tooling (xaproxy.devkit): imported only for this command.
+    try:
+        from .devkit.demo import run_demo
+    except ImportError as exc:
+        print(
+            f"xaproxy demo needs the development tools ({exc}); "
+            "install them with: pip install 'xaproxy[dev]'",
+            file=sys.stderr,
+        )
+        return 1
 
     return run_demo(args.workdir, args.port)
 

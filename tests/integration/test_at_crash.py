@@ -33,8 +33,8 @@ import pytest
 
 from tests.support import bank
 from tests.support.atmode import clear_at_state, lock_rows, undo_rows
-from tests.support.proxy import ProxyProcess
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess
 
 Factory = Callable[..., ProxyProcess]
 

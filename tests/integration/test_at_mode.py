@@ -29,8 +29,8 @@ from tests.support.atmode import (
     undo_rows,
     wait_for,
 )
-from tests.support.proxy import ProxyProcess
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess
 
 DB = "xp_at"
 TABLES = [

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 import pymysql
 
 from tests.support import bank
-from tests.support.proxy import ProxyProcess
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess
 
 SOAK_SECONDS = float(os.environ.get("XAPROXY_SOAK_SECONDS", "20"))
 CLIENTS = int(os.environ.get("XAPROXY_SOAK_CLIENTS", "16"))

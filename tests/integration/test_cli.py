@@ -19,8 +19,8 @@ from typing import IO
 import pymysql
 import pytest
 
-from tests.support.proxy import PROJECT_ROOT, ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster, free_port
+from xaproxy.devkit.localshards import LocalCluster, free_port
+from xaproxy.devkit.processes import SOURCE_ROOT, ProxyProcess, proxy_config, python_env
 
 BROKEN_CONFIG = """\
 listen: 127.0.0.1:3307
@@ -45,22 +45,13 @@ BROKEN_PROBLEMS = (
 )
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    )
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def xaproxy(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "xaproxy", *args],
         capture_output=True,
         text=True,
-        cwd=PROJECT_ROOT,
-        env=_env(),
+        cwd=SOURCE_ROOT,
+        env=python_env(),
         timeout=timeout,
     )
 
@@ -142,7 +133,7 @@ def clitest_schema(cluster: LocalCluster) -> Iterator[str]:
 
 
 def _config(cluster: LocalCluster, port: int | None = None, **extra: object) -> dict:
-    return make_config(
+    return proxy_config(
         cluster,
         schemas=[{"name": SCHEMA, "default_shard": "s0"}],
         listen_port=port,
@@ -323,7 +314,7 @@ def test_demo_serves_the_shop_schema_and_stops_its_shards_on_sigint(tmp_path: Pa
         stderr=subprocess.STDOUT,
         text=True,
         cwd=tmp_path,
-        env=_env(),
+        env=python_env(),
     )
     assert proc.stdout is not None
     lines = Lines(proc.stdout)

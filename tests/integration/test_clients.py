@@ -25,8 +25,8 @@ from sqlalchemy import LargeBinary, Numeric, String
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "matrix"
 USER = "app"
@@ -96,7 +96,7 @@ def matrix_proxy(
     s0 = cluster.servers[0]
     for client in TABLES:
         s0.execute(TABLE_DDL.format(table=_table_name(client)), SCHEMA)
-    config = make_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}])
+    config = proxy_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}])
     proxy = ProxyProcess(config, tmp_path_factory.mktemp("matrix"), name="matrix")
     proxy.start()
     try:

@@ -18,8 +18,8 @@ import pymysql
 import pytest
 
 from tests.support import rawclient as rc
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "xp_failures"  # default shard s0
 DOWN_SCHEMA = "xp_failures_s1"  # default shard s1, the one that gets killed
@@ -34,7 +34,7 @@ def proxy(
         server.execute(
             f"CREATE DATABASE IF NOT EXISTS {SCHEMA}; CREATE DATABASE IF NOT EXISTS {DOWN_SCHEMA}"
         )
-    config = make_config(
+    config = proxy_config(
         cluster,
         schemas=[
             {"name": SCHEMA, "default_shard": "s0"},
@@ -257,7 +257,7 @@ def small_packet_proxy(
     cluster: LocalCluster, proxy_factory: Callable[..., ProxyProcess]
 ) -> Iterator[ProxyProcess]:
     """A proxy that learned max_allowed_packet = 1 MiB from its first shard."""
-    config = make_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}])
+    config = proxy_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}])
     # The proxy reads max_allowed_packet from the first shard in its list.
     config["shards"] = [config["shards"][2], config["shards"][0], config["shards"][1]]
     server = cluster["s2"]

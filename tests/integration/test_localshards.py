@@ -10,8 +10,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster, LocalMariaDB
+from xaproxy.devkit.localshards import LocalCluster, LocalMariaDB
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 
 def test_cluster_servers_answer_queries(cluster: LocalCluster) -> None:
@@ -103,9 +103,9 @@ def test_stop_then_restart(crash_server: LocalMariaDB) -> None:
     assert crash_server.execute("SELECT 1") == [(1,)]
 
 
-def test_make_config_has_the_proxy_config_shape(cluster: LocalCluster) -> None:
+def test_proxy_config_has_the_shape_the_proxy_loads(cluster: LocalCluster) -> None:
     schemas = [{"name": "shop", "default_shard": "s0", "tables": []}]
-    raw = make_config(cluster, schemas=schemas, transactions={"mode": "xa", "timeout_s": 60})
+    raw = proxy_config(cluster, schemas=schemas, transactions={"mode": "xa", "timeout_s": 60})
     assert [(s["name"], s["port"]) for s in raw["shards"]] == [
         (s.name, s.port) for s in cluster.servers
     ]
@@ -136,7 +136,7 @@ def test_proxy_process_runs_and_stops_a_subprocess(
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("")
     (stub / "__main__.py").write_text(STUB_MAIN)
-    config = make_config(cluster, schemas=[])
+    config = proxy_config(cluster, schemas=[])
     proxy = proxy_factory(config, env={"PYTHONPATH": str(stub.parent)})
     proxy.start(timeout=10)
     assert proxy.is_running()

@@ -8,14 +8,14 @@ import pymysql
 import pytest
 
 from tests.support.bank import bank_config, connect, reset_bank, run
-from xaproxy.localshards import free_port
+from xaproxy.devkit.localshards import free_port
 
 ACCOUNTS = {i: 100 for i in range(6)}
 
 
 @pytest.fixture(scope="module")
 def operated(cluster, tmp_path_factory):
-    from tests.support.proxy import ProxyProcess
+    from xaproxy.devkit.processes import ProxyProcess
 
     reset_bank(cluster, ACCOUNTS)
     metrics_port = free_port()
@@ -30,16 +30,20 @@ def test_explain_shows_one_shard_for_a_key_lookup_without_running_it(operated):
     proxy, _ = operated
     conn = connect(proxy)
     rows = run(conn, "XAPROXY EXPLAIN UPDATE accounts SET balance = 0 WHERE id = 4")
-    assert rows == [("s1", "UPDATE accounts SET balance = 0 WHERE id = 4", "")]
+    assert rows == [("Route shard=s1 write (shard key)",)]
     assert run(conn, "SELECT balance FROM accounts WHERE id = 4") == [(100,)]
 
 
 def test_explain_shows_the_rewrite_and_merge_of_a_fan_out_select(operated):
     proxy, _ = operated
     rows = run(connect(proxy), "XAPROXY EXPLAIN SELECT AVG(balance) FROM accounts")
-    assert [r[0] for r in rows] == ["s0", "s1", "s2"]
-    assert all("SUM(balance)" in r[1] and "COUNT(balance)" in r[1] for r in rows)
-    assert all(r[2].startswith("merge:") and "AVG" in r[2] for r in rows)
+    assert [r[0] for r in rows] == [
+        "MergeRead shards=s0,s1,s2",
+        "  sql: SELECT AVG(balance) AS `AVG(balance)`, SUM(balance) AS __xa0, "
+        "COUNT(balance) AS __xa1 FROM accounts",
+        "  Group by (all rows) aggregates AVG(#0) from sum #1 count #2",
+        "  DropHidden 2: SUM(balance), COUNT(balance)",
+    ]
 
 
 def test_explain_shows_an_insert_split_per_shard(operated):
@@ -48,9 +52,10 @@ def test_explain_shows_an_insert_split_per_shard(operated):
         connect(proxy),
         "XAPROXY EXPLAIN INSERT INTO accounts (id, balance) VALUES (10, 1), (11, 2)",
     )
-    assert rows == [
-        ("s1", "INSERT INTO accounts (id, balance) VALUES (10, 1)", ""),
-        ("s2", "INSERT INTO accounts (id, balance) VALUES (11, 2)", ""),
+    assert [r[0] for r in rows] == [
+        "SplitInsert table=accounts shards=s1,s2",
+        "  s1: INSERT INTO accounts (id, balance) VALUES (10, 1)",
+        "  s2: INSERT INTO accounts (id, balance) VALUES (11, 2)",
     ]
 
 

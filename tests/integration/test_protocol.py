@@ -21,8 +21,8 @@ import pymysql
 import pytest
 
 from tests.support import rawclient as rc
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "xp_protocol"
 UNLISTED = "xp_protocol_unlisted"
@@ -43,7 +43,7 @@ def proxy(
     for server in cluster.servers:
         server.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
     cluster["s0"].execute(f"CREATE DATABASE IF NOT EXISTS {UNLISTED}")
-    config = make_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}], users=USERS)
+    config = proxy_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}], users=USERS)
     process = ProxyProcess(config, tmp_path_factory.mktemp("protocol"), name="protocol")
     process.start()
     yield process
@@ -400,7 +400,7 @@ def test_caching_sha2_password_fast_path_with_mysql_connector(
 def test_caching_sha2_password_as_the_proxy_default_plugin_with_pymysql(
     cluster: LocalCluster, proxy_factory: Callable[..., ProxyProcess]
 ) -> None:
-    config = make_config(
+    config = proxy_config(
         cluster,
         schemas=[{"name": SCHEMA, "default_shard": "s0"}],
         users=USERS,

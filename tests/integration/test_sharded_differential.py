@@ -42,8 +42,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymysql.constants import CLIENT
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "diff"
 REF = "diff_ref"
@@ -72,7 +72,13 @@ LIST_VALUES = {"s0": (1, 2, 3), "s1": (4, 5, 6), "s2": (7, 8, 9, 10)}
 TABLES_CONFIG: list[dict[str, Any]] = [
     {"name": "t_mod", "shard_key": "k", "algorithm": "mod", "binding": "g_mod"},
     {"name": "t_modb", "shard_key": "k", "algorithm": "mod", "binding": "g_mod"},
-    {"name": "t_hash", "shard_key": "k", "algorithm": "hash", "shards": list(HASH_SHARDS)},
+    {
+        "name": "t_hash",
+        "shard_key": "k",
+        "algorithm": "hash",
+        "shards": list(HASH_SHARDS),
+        "key_type": "integer",
+    },
     {
         "name": "t_range",
         "shard_key": "k",
@@ -381,7 +387,7 @@ def load_data(px: Side, ref: Side, rng: random.Random) -> int:
 @pytest.fixture(scope="module")
 def world(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     create_tables(cluster)
-    config = make_config(
+    config = proxy_config(
         cluster,
         schemas=[{"name": SCHEMA, "default_shard": "s0", "tables": TABLES_CONFIG}],
     )
@@ -424,7 +430,9 @@ class Query:
     shape: str = ""
 
 
-KEY_FORMS = ("int",) * 8 + ("str", "zero", "dec", "decstr", "decstr", "exp", "paren")
+KEY_FORMS = ("int",) * 8 + (
+    "str", "zero", "dec", "decstr", "decstr", "exp", "paren", "trunc", "frac", "cast",
+)  # fmt: skip
 
 
 def render_key(form: str, value: int) -> str:
@@ -440,6 +448,12 @@ def render_key(form: str, value: int) -> str:
         return f"'{value}e0'"
     if form == "paren":
         return f"({value})"
+    if form == "trunc":  # an INT column compares '7abc' as 7
+        return f"'{value}abc'"
+    if form == "frac":  # no INT equals 7.5; an INT column stores 7.5 as 8
+        return f"{value}.5"
+    if form == "cast":
+        return f"CAST('{value}' AS SIGNED)"
     return str(value)
 
 
@@ -887,6 +901,88 @@ def subquery_select(draw: st.DrawFn, table: str) -> Query:
 
 
 @st.composite
+def exact_construct(draw: st.DrawFn, table: str) -> Query:
+    """Constructs that once answered wrongly across shards: now exact or refused."""
+    key = render_key(draw(st.sampled_from(KEY_FORMS)), draw(key_values(table)))
+    where = draw(where_clause(table))
+    kind = draw(st.integers(0, 8))
+    if kind == 0:
+        items = draw(st.lists(st.sampled_from(BIT_AGGREGATES), min_size=1, max_size=3))
+        grouped = draw(st.booleans())
+        group = " GROUP BY n ORDER BY n" if grouped else ""
+        head = "n, " if grouped else ""
+        return Query(
+            f"SELECT {head}{', '.join(items)} FROM {table}{where}{group}",
+            ordered=grouped,
+            shape="bit_aggregate",
+        )
+    if kind == 1:
+        aggregate = draw(st.sampled_from(UNMERGED_AGGREGATES))
+        return Query(
+            f"SELECT {aggregate} FROM {table}{where}",
+            unsupported=("aggregate",),
+            shape="unmerged_aggregate",
+        )
+    if kind == 2:
+        count = draw(st.integers(1, 5))
+        offset = f"OFFSET {draw(st.integers(0, 4))} ROWS " if draw(st.booleans()) else ""
+        first = "NEXT" if offset else draw(st.sampled_from(("FIRST", "NEXT")))
+        ties = draw(st.integers(0, 4)) == 0
+        tail = "WITH TIES" if ties else "ONLY"
+        return Query(
+            f"SELECT id, name FROM {table}{where} ORDER BY id "
+            f"{offset}FETCH {first} {count} ROWS {tail}",
+            ordered=True,
+            unsupported=("WITH TIES",),
+            shape="fetch",
+        )
+    if kind == 3:
+        literal = draw(st.sampled_from(("'abc'", "1.50", "-1", "NULL", "'it''s'", "''", "TRUE")))
+        return Query(
+            f"SELECT {literal}, id FROM {table}{where} ORDER BY id", ordered=True, shape="literal"
+        )
+    if kind == 4:
+        return Query(
+            f"SELECT id, name FROM {table} WHERE CAST(k AS CHAR) = {key} ORDER BY id",
+            ordered=True,
+            shape="cast_key",
+        )
+    if kind == 5:
+        return Query(
+            f"SELECT id, k FROM (SELECT id, k + 1 AS k FROM {table}) d WHERE k = {key} ORDER BY id",
+            ordered=True,
+            unsupported=("subqueries",),
+            shape="derived_key",
+        )
+    if kind == 6:
+        negate = draw(st.sampled_from(("a.k = b.k OR a.n = b.n", "NOT (a.k <> b.k)")))
+        return Query(
+            f"SELECT a.id, b.id AS bid FROM t_mod a JOIN t_modb b ON {negate} "
+            f"WHERE a.k = {key} ORDER BY a.id, bid",
+            ordered=True,
+            unsupported=("cross-shard join",),
+            shape="join_under_or",
+        )
+    if kind == 7:
+        return Query(
+            "SELECT a.id, b.id AS bid FROM t_mod a LEFT JOIN t_modb b ON a.k = b.k "
+            "WHERE b.k <=> NULL ORDER BY a.id, bid",
+            ordered=True,
+            shape="left_join_null_key",
+        )
+    return Query(
+        f"SELECT id, k FROM {table} WHERE k = {key} ORDER BY id", ordered=True, shape="typed_key"
+    )
+
+
+BIT_AGGREGATES = ("BIT_OR(n)", "BIT_AND(n)", "BIT_XOR(n)", "BIT_OR(k)", "BIT_AND(id)")
+UNMERGED_AGGREGATES = (
+    "VARIANCE(n)", "VAR_POP(n)", "VAR_SAMP(amount)", "STD(n)", "STDDEV(n)", "STDDEV_POP(n)",
+    "STDDEV_SAMP(amount)", "JSON_ARRAYAGG(n)", "JSON_OBJECTAGG(id, n)", "GROUP_CONCAT(name)",
+)  # fmt: skip
+
+
+@st.composite
 def point_lookup(draw: st.DrawFn, table: str) -> Query:
     """Rows by shard key alone, the key written in the ways MySQL accepts for a number."""
     condition = draw(key_condition(table, "k"))
@@ -899,6 +995,8 @@ def queries(draw: st.DrawFn) -> Query:
     shape = draw(st.integers(0, 99))
     if shape < 6 and table in SHARDED:
         return draw(point_lookup(table))
+    if shape < 12 and table in SHARDED:
+        return draw(exact_construct(table))
     if shape < 35:
         return draw(row_select(table))
     if shape < 47:

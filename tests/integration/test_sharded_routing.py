@@ -23,8 +23,8 @@ import pymysql
 import pymysql.cursors
 import pytest
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "routing"
 NEW_SCHEMA = "routing_created"
@@ -53,6 +53,10 @@ TABLES: list[dict[str, Any]] = [
     {"name": "r_autokey", "shard_key": "id", "algorithm": "mod", "auto_increment": "id"},
     {"name": "r_ddl", "shard_key": "k", "algorithm": "hash", "shards": ["s0", "s1"]},
     {"name": "r_big", "shard_key": "k", "algorithm": "mod"},
+    *(
+        {"name": name, "shard_key": "k", "algorithm": "hash", "key_type": "string"}
+        for name in ("r_hstr_general", "r_hstr_unicode")
+    ),
 ]
 ROW_DDL = (
     "CREATE TABLE {name} (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, name VARCHAR(20) NOT NULL, "
@@ -66,6 +70,11 @@ SETUP_DDL = [
     "CREATE TABLE r_autokey (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(20) NOT NULL)",
     "CREATE TABLE r_big (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, v INT NOT NULL, "
     "label VARCHAR(12) NOT NULL) ENGINE=InnoDB",
+    *(
+        f"CREATE TABLE r_hstr_{c} (id INT NOT NULL PRIMARY KEY, "
+        f"k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_{c}_ci NOT NULL) ENGINE=InnoDB"
+        for c in ("general", "unicode")
+    ),
 ]
 
 
@@ -79,7 +88,7 @@ def proxy(
             f"CREATE DATABASE {SCHEMA}"
         )
         server.execute(";".join(SETUP_DDL), SCHEMA)
-    config = make_config(
+    config = proxy_config(
         cluster,
         schemas=[
             {"name": SCHEMA, "default_shard": "s0", "tables": TABLES},
@@ -273,6 +282,83 @@ def test_broadcast_write_goes_to_every_shard_and_counts_rows_once(
     assert execute(conn, "DELETE FROM r_bcast WHERE code = 3") == 1
     copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
     assert copies == {s: [(1, "ONE"), (2, "TWO")] for s in SHARDS}
+
+
+def test_non_deterministic_broadcast_writes_are_refused_and_copies_stay_equal(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    clear(conn, "r_bcast")
+    execute(conn, "INSERT INTO r_bcast (code, label) VALUES (1, 'one')")
+    for sql, name in (
+        ("UPDATE r_bcast SET label = UUID()", "UUID()"),
+        ("UPDATE r_bcast SET label = RAND()", "RAND()"),
+        ("UPDATE r_bcast SET label = NOW(6)", "NOW()"),
+        ("UPDATE r_bcast SET label = NOW()", "NOW()"),
+        ("UPDATE r_bcast SET label = CURRENT_TIMESTAMP(6)", "CURRENT_TIMESTAMP"),
+        ("UPDATE r_bcast SET label = UUID_SHORT()", "UUID_SHORT()"),
+        ("INSERT INTO r_bcast (code, label) VALUES (2, SYSDATE())", "SYSDATE()"),
+        ("DELETE FROM r_bcast WHERE RAND() < 0.5", "RAND()"),
+    ):
+        code, message = error_of(lambda sql=sql: execute(conn, sql))
+        assert (code, name in message) == (1235, True), message
+    copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
+    assert copies == {s: [(1, "one")] for s in SHARDS}
+
+
+def test_bit_aggregates_fetch_and_literal_names_over_shards_equal_one_server(
+    conn: pymysql.Connection,
+) -> None:
+    clear(conn, "r_mod")
+    execute(
+        conn,
+        "INSERT INTO r_mod (id, k, name, n) VALUES (1, 0, 'a', 5), (2, 1, 'b', 3), (3, 2, 'c', 6)",
+    )
+    assert query(conn, "SELECT BIT_OR(n), BIT_AND(n), BIT_XOR(n) FROM r_mod") == [(7, 0, 0)]
+    assert query(conn, "SELECT id FROM r_mod ORDER BY id OFFSET 1 ROWS FETCH NEXT 1 ROWS ONLY") == [
+        (2,)
+    ]
+    assert query(conn, "SELECT id FROM r_mod ORDER BY id FETCH FIRST 2 ROWS ONLY") == [(1,), (2,)]
+    with conn.cursor() as cur:
+        cur.execute("SELECT 'abc', 1.50, id FROM r_mod ORDER BY id")
+        assert [d[0] for d in cur.description] == ["abc", "1.50", "id"]
+    for sql in ("SELECT VAR_POP(n) FROM r_mod", "SELECT JSON_ARRAYAGG(n) FROM r_mod"):
+        code, message = error_of(lambda sql=sql: query(conn, sql))
+        assert (code, "aggregate" in message) == (1235, True), message
+
+
+def test_key_literals_the_server_converts_find_every_row(conn: pymysql.Connection) -> None:
+    clear(conn, "r_mod", "r_hash")
+    execute(conn, "INSERT INTO r_mod (id, k, name) VALUES (11, 11, 'a')")
+    execute(conn, "INSERT INTO r_hash (id, k, name) VALUES (11, 11, 'a')")
+    for table in ("r_mod", "r_hash"):
+        assert query(conn, f"SELECT id FROM {table} WHERE k = '11abc'") == [(11,)]
+        assert query(conn, f"SELECT id FROM {table} WHERE CAST(k AS CHAR) = '11'") == [(11,)]
+        # the derived table's k is not the shard key: it must not narrow to the shard of 12
+        derived = f"SELECT id FROM (SELECT id, k + 1 AS k FROM {table}) d WHERE k = 12"
+        code, message = error_of(lambda sql=derived: query(conn, sql))
+        assert (code, "subqueries" in message) == (1235, True), message
+
+
+HASH_STRINGS = (
+    "José", "jose", "JOSE", "Straße", "strasse", "strase", "K\u0131ra", "kira", "KIRA",
+    "abc", "abc ", "7", "07", "7abc", "x", "",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("table", ["r_hstr_general", "r_hstr_unicode"])
+def test_hash_string_key_lookups_find_every_collation_equal_row(
+    conn: pymysql.Connection, cluster: LocalCluster, table: str
+) -> None:
+    clear(conn, table)
+    rows = ", ".join(f"({i}, %s)" for i in range(len(HASH_STRINGS)))
+    with conn.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} (id, k) VALUES {rows}", HASH_STRINGS)
+    probes = [*(f"'{v}'" for v in HASH_STRINGS), "0", "7", "'7.0'"]
+    for probe in probes:
+        for condition in (f"k = {probe}", f"k IN ({probe}, 'zzz')", f"CAST(k AS CHAR) = {probe}"):
+            sql = f"SELECT id FROM {table} WHERE {condition}"
+            direct = sorted(r for rows in on_shards(cluster, sql).values() for r in rows)
+            assert sorted(query(conn, sql)) == direct, sql
 
 
 # --- refusals and errors -------------------------------------------------------------------

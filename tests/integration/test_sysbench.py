@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SYSBENCH = shutil.which("sysbench")
 pytestmark = pytest.mark.skipif(
@@ -35,7 +35,7 @@ def sysbench_proxy(
 ) -> Iterator[ProxyProcess]:
     s0 = cluster.servers[0]
     s0.execute(f"DROP DATABASE IF EXISTS {SCHEMA}; CREATE DATABASE {SCHEMA}")
-    config = make_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}])
+    config = proxy_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}])
     proxy = ProxyProcess(config, tmp_path_factory.mktemp("sysbench"), name="sysbench")
     proxy.start()
     try:

@@ -26,8 +26,8 @@ import pymysql
 import pytest
 
 from tests.support import bank
-from tests.support.proxy import ProxyProcess
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import ProxyProcess
 
 POINTS = (
     "before_prepare",

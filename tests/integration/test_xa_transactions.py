@@ -11,7 +11,6 @@ foreign branches and --dry-run.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -25,8 +24,8 @@ import pymysql
 import pytest
 
 from tests.support import bank
-from tests.support.proxy import PROJECT_ROOT, ProxyProcess
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import SOURCE_ROOT, ProxyProcess, python_env
 from xaproxy.transactions.xid import FORMAT_ID
 
 INITIAL = {i: 1000 for i in range(6)}
@@ -414,7 +413,15 @@ def test_deadlock_rolls_back_one_transaction_on_every_shard(
 
         thread = threading.Thread(target=a_blocks)
         thread.start()
-        time.sleep(0.5)  # A now waits for B's lock on row2
+        # A now waits for B's lock on row2: wait until InnoDB says so, not for a guessed time
+        bank.wait_until(
+            lambda: cluster[bank.shard_of(row2)].execute(
+                "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+            )[0][0],
+            30,
+            "A to wait for B's lock",
+            interval=0.02,
+        )
         try:
             bank.run(b, f"UPDATE accounts SET balance = balance + 1000 WHERE id = {row1}")
             b_error: BaseException | None = None
@@ -639,16 +646,13 @@ def test_autocommit_statement_over_all_shards_is_atomic(
 
 
 def xaproxy_recover(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(PROJECT_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    )
+    env = python_env()
     env.pop("XAPROXY_FAILPOINTS", None)
     return subprocess.run(
         [sys.executable, "-m", "xaproxy", "recover", "-c", str(config_path), *args],
         capture_output=True,
         text=True,
-        cwd=PROJECT_ROOT,
+        cwd=SOURCE_ROOT,
         env=env,
         timeout=60,
     )

@@ -9,8 +9,8 @@ from typing import Any
 
 import pymysql
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster, LocalMariaDB
+from xaproxy.devkit.localshards import LocalCluster, LocalMariaDB
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 USER, PASSWORD = "app", "app-secret"
 UNDO = "xaproxy.undo_log"
@@ -42,7 +42,7 @@ def at_config(
         "recover_interval_s": 3600,  # tests trigger recovery by restarting the proxy
     }
     settings.update(transactions)
-    return make_config(
+    return proxy_config(
         cluster,
         schemas=[{"name": database, "default_shard": "s0", "tables": tables}],
         proxy_id=proxy_id,

@@ -20,8 +20,8 @@ from typing import Any
 import pymysql
 from pymysql.constants import SERVER_STATUS
 
-from tests.support.proxy import ProxyProcess, make_config
-from xaproxy.localshards import LocalCluster, LocalMariaDB
+from xaproxy.devkit.localshards import LocalCluster, LocalMariaDB
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "bank"
 USER, PASSWORD = "app", "app-secret"
@@ -66,7 +66,7 @@ def bank_config(
     transactions: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    return make_config(
+    return proxy_config(
         cluster, schemas=schemas(), proxy_id=proxy_id, transactions=transactions, **extra
     )
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from xaproxy.analysis import analyze
+from xaproxy.analysis.parse import parse
 from xaproxy.routing.fanout import rewrite_fanout_select
 from xaproxy.routing.fanout_plans import FanoutPlans
 from xaproxy.routing.keys import bind_placeholders
-from xaproxy.routing.statements import normalize, parse
 
 CASES = [
     "SELECT c FROM sbtest1 WHERE id BETWEEN 5 AND 104 ORDER BY c",
@@ -20,17 +21,22 @@ CASES = [
 ]
 
 
+def _normalize(sql: str) -> tuple[str, list[object] | None]:
+    statement = analyze(sql)
+    if statement.template is None:
+        return sql, None
+    return statement.template, list(statement.values)
+
+
 def _fresh(sql: str) -> str:
-    normalized = normalize(sql)
-    template, values = normalized if normalized else (sql, None)
+    template, values = _normalize(sql)
     return rewrite_fanout_select(bind_placeholders(parse(template).ast, values), sql).sql
 
 
 @pytest.mark.parametrize("sql", CASES)
 def test_a_template_planned_once_renders_each_execution_as_a_fresh_rewrite_would(sql):
     plans = FanoutPlans()
-    normalized = normalize(sql)
-    template, values = normalized if normalized else (sql, None)
+    template, values = _normalize(sql)
     ast = parse(template).ast
     first = plans.rewrite(ast, sql, values)
     again = plans.rewrite(ast, sql, values)
@@ -42,8 +48,8 @@ def test_the_second_execution_of_a_template_gets_its_own_values():
     plans = FanoutPlans()
     one = "SELECT c FROM sbtest1 WHERE id BETWEEN 5 AND 104 ORDER BY c"
     two = "SELECT c FROM sbtest1 WHERE id BETWEEN 7000 AND 7099 ORDER BY c"
-    template, values_one = normalize(one)
-    _, values_two = normalize(two)
+    template, values_one = _normalize(one)
+    _, values_two = _normalize(two)
     ast = parse(template).ast
     assert plans.rewrite(ast, one, values_one).sql == _fresh(one)
     assert plans.rewrite(ast, two, values_two).sql == _fresh(two)

@@ -17,9 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xaproxy.execution.merge import (
-    Aggregate,
-    MergeSpec,
-    SortKey,
     column_decimals,
     decimal_average,
     decimal_text,
@@ -35,6 +32,7 @@ from xaproxy.execution.sortkeys import (
 )
 from xaproxy.protocol import wire
 from xaproxy.protocol.constants import ColumnFlag, FieldType
+from xaproxy.routing.merge_spec import Aggregate, MergeSpec, SortKey
 
 BIN = ColumnFlag.BINARY
 
@@ -106,8 +104,13 @@ def run(
 
     payloads = asyncio.run(collect())
     return [
-        [None if v is None else v.decode() for v in split_row(p, spec.visible)] for p in payloads
+        [None if v is None else v.decode() for v in split_row(p, _visible(spec, coldefs))]
+        for p in payloads
     ]
+
+
+def _visible(spec: MergeSpec, coldefs: list[bytes]) -> int:
+    return spec.visible if spec.visible is not None else len(coldefs) - spec.hidden
 
 
 def column(rows: list[list[str | None]], index: int = 0) -> list[str | None]:
@@ -350,6 +353,16 @@ def test_order_by_hidden_column_is_not_sent() -> None:
     spec = MergeSpec(1, (SortKey(1, True),))
     rows = run(spec, [CI, INT], [[["x", 3], ["y", 1]], [["z", 2]]])
     assert rows == [["x"], ["z"], ["y"]]
+
+
+def test_positions_counted_from_the_row_end_fit_any_star_width() -> None:
+    # SELECT * ... ORDER BY b: the planner cannot know the star's width, so the hidden
+    # sort key is the last column (-1) and everything but the last column is shown
+    spec = MergeSpec(order_by=(SortKey(-1, True),), hidden=1)
+    rows = run(spec, [CI, INT, INT], [[["x", 1, 3], ["y", 2, 1]], [["z", 3, 2]]])
+    assert rows == [["x", "1"], ["z", "3"], ["y", "2"]]
+    rows = run(spec, [INT, INT], [[[1, 3], [2, 1]], [[3, 2]]])
+    assert rows == [["1"], ["3"], ["2"]]
 
 
 def test_order_by_limit_offset_across_shards() -> None:
@@ -876,3 +889,30 @@ def test_having_turns_literals_into_the_columns_keys() -> None:
         [["abc", "2024-01-05 00:00:00", 2], ["abd", "2024-01-05 00:00:00", 1]],
     ]
     assert run(spec, [CI, DATETIME, COUNT], shards) == [["ABC  ", "2024-01-05 00:00:00", "3"]]
+
+
+def test_bit_aggregates_combine_the_shards_partials_exactly() -> None:
+    spec = MergeSpec(
+        visible=4,
+        group_by=(0,),
+        order_by=(SortKey(0, False),),
+        aggregates=(Aggregate("BIT_OR", 1), Aggregate("BIT_AND", 2), Aggregate("BIT_XOR", 3)),
+    )
+    all_ones = str((1 << 64) - 1)
+    shards = [
+        [[1, 0b0101, 0b0111, 0b0011], [2, 8, 12, 1]],
+        [[1, 0b1000, 0b0110, 0b0110]],
+        [[2, 0, all_ones, 0]],  # a shard's partial over rows that all are zero
+    ]
+    rows = run(spec, [INT, UINT, UINT, UINT], shards)
+    assert rows == [["1", "13", "6", "5"], ["2", "8", "12", "1"]]
+
+
+def test_bit_aggregates_over_no_rows_are_the_operators_identity() -> None:
+    spec = MergeSpec(
+        visible=3,
+        aggregates=(Aggregate("BIT_OR", 0), Aggregate("BIT_AND", 1), Aggregate("BIT_XOR", 2)),
+    )
+    all_ones = str((1 << 64) - 1)
+    rows = run(spec, [UINT, UINT, UINT], [[["0", all_ones, "0"]], [["0", all_ones, "0"]]])
+    assert rows == [["0", all_ones, "0"]]

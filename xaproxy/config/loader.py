@@ -68,8 +68,10 @@ _TABLE_KEYS = frozenset(
         "values",
         "auto_increment",
         "binding",
+        "key_type",
     }
 )
+_KEY_TYPES = ("integer", "string")
 _RANGE_KEYS = frozenset({"shard", "below"})
 _TRANSACTION_KEYS = frozenset(
     {
@@ -650,7 +652,16 @@ class _Parser:
             values=values,
             auto_increment=auto_increment,
             binding=binding,
+            key_type=self.parse_key_type(s),
         )
+
+    def parse_key_type(self, s: _Section) -> str | None:
+        """The optional kind of the shard key column: what its comparisons convert to."""
+        key_type = s.raw("key_type", None)
+        if key_type is not None and key_type not in _KEY_TYPES:
+            self.problem(s.at("key_type"), f"expected one of: {', '.join(_KEY_TYPES)}")
+            return None
+        return key_type
 
     def parse_table_shards(self, s: _Section) -> tuple[str, ...]:
         """The table's ``shards:``, or every configured shard when it is omitted."""

@@ -59,6 +59,9 @@ class TableConfig:
     values: dict[str, tuple] = field(default_factory=dict, hash=False)
     auto_increment: str | None = None
     binding: str | None = None
+    # "integer" or "string": the SQL kind of the shard key column, None when not declared
+    # (hash keys then narrow only on literals every column type compares the same way)
+    key_type: str | None = None
 
     @property
     def sharded(self) -> bool:

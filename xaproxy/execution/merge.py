@@ -18,52 +18,15 @@ from __future__ import annotations
 
 import datetime
 import heapq
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Context, Decimal
 
 from ..protocol import wire
 from ..protocol.constants import FieldType
+from ..routing.merge_spec import AGGREGATE_KINDS, BITWISE_KINDS, Aggregate, MergeSpec
 from .sortkeys import Decoder, join_row, make_key_decoder, null_low, order_key, split_row
-
-AGGREGATE_KINDS = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "COUNT_DISTINCT"})
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    """One aggregate output column of the shard rows and how to combine its partials.
-
-    AVG: `column` holds each shard's own AVG (its definition gives the output
-    type and decimals), `sum_column`/`count_column` hold SUM(x) and COUNT(x).
-    COUNT_DISTINCT: shards grouped by (group columns, x); `column` holds x.
-    """
-
-    kind: str
-    column: int
-    sum_column: int | None = None
-    count_column: int | None = None
-
-
-@dataclass(frozen=True)
-class SortKey:
-    column: int
-    descending: bool
-
-
-@dataclass(frozen=True)
-class MergeSpec:
-    """How to merge shard rows; columns from `visible` on are helpers the client never sees."""
-
-    visible: int
-    order_by: tuple[SortKey, ...] = ()
-    group_by: tuple[int, ...] = ()
-    aggregates: tuple[Aggregate, ...] = ()
-    having: Callable[[list[object]], bool] | None = None
-    distinct: bool = False
-    limit: int | None = None
-    offset: int = 0
-
 
 # --- numbers as MySQL prints them ---------------------------------------------------------
 
@@ -292,7 +255,39 @@ class _Average:
         out[self.agg.count_column] = str(self.count).encode()
 
 
-_Accumulator = _Count | _CountDistinct | _Sum | _Extreme | _Average
+class _Bitwise:
+    """BIT_OR/BIT_AND/BIT_XOR: the shards' partials combine with the same operator, exactly.
+
+    Each partial is a BIGINT UNSIGNED; a shard without rows sends the operator's
+    identity (0, or all ones for BIT_AND), which leaves the total unchanged.
+    """
+
+    __slots__ = ("column", "operator", "total")
+
+    _IDENTITY = {"BIT_OR": 0, "BIT_XOR": 0, "BIT_AND": (1 << 64) - 1}
+
+    def __init__(self, column: int, operator: str) -> None:
+        self.column = column
+        self.operator = operator
+        self.total = self._IDENTITY[operator]
+
+    def add(self, values: list[bytes | None]) -> None:
+        raw = values[self.column]
+        if raw is None:
+            return
+        value = int(raw)
+        if self.operator == "BIT_OR":
+            self.total |= value
+        elif self.operator == "BIT_AND":
+            self.total &= value
+        else:
+            self.total ^= value
+
+    def finish(self, out: list[bytes | None]) -> None:
+        out[self.column] = str(self.total).encode()
+
+
+_Accumulator = _Count | _CountDistinct | _Sum | _Extreme | _Average | _Bitwise
 
 
 # --- the plan: decoders and key builders for one merge ----------------------------------------
@@ -305,6 +300,8 @@ class _Plan:
         self.spec = spec
         self.coldefs = coldefs
         self.ncols = len(coldefs)
+        spec = _absolute(spec, self.ncols)
+        self.spec = spec
         _check(spec, self.ncols)
         self.grouped = bool(spec.group_by or spec.aggregates)
         self.hidden = spec.visible < self.ncols
@@ -349,6 +346,8 @@ class _Plan:
                 made.append(_Sum(column, _Number(self.coldefs[column])))
             elif agg.kind in ("MIN", "MAX"):
                 made.append(_Extreme(column, self.decoder(column), agg.kind == "MAX"))
+            elif agg.kind in BITWISE_KINDS:
+                made.append(_Bitwise(column, agg.kind))
             else:
                 output = _Number(self.coldefs[column])
                 summed = _Number(self.coldefs[agg.sum_column])
@@ -415,6 +414,30 @@ def _count_key(raw: bytes | None) -> object:
     return None if raw is None else int(raw)
 
 
+def _absolute(spec: MergeSpec, ncols: int) -> MergeSpec:
+    """The spec with every column position counted from the row's start.
+
+    The planner counts positions after a `*` from the row's end (negative),
+    since only the shards know how many columns the star stands for.
+    """
+
+    def at(position: int | None) -> int | None:
+        return position + ncols if position is not None and position < 0 else position
+
+    return replace(
+        spec,
+        visible=spec.visible if spec.visible is not None else ncols - spec.hidden,
+        order_by=tuple(replace(k, column=at(k.column)) for k in spec.order_by),
+        group_by=tuple(at(c) for c in spec.group_by),
+        aggregates=tuple(
+            replace(
+                a, column=at(a.column), sum_column=at(a.sum_column), count_column=at(a.count_column)
+            )
+            for a in spec.aggregates
+        ),
+    )
+
+
 def _check(spec: MergeSpec, ncols: int) -> None:
     """Refuses a spec that does not fit the shards' columns (a planner bug, not user error)."""
 
@@ -422,7 +445,7 @@ def _check(spec: MergeSpec, ncols: int) -> None:
         if index is None or not 0 <= index < ncols:
             raise ValueError(f"merge spec: {what} column {index} outside the {ncols} shard columns")
 
-    if not 0 < spec.visible <= ncols:
+    if spec.visible is None or not 0 < spec.visible <= ncols:
         raise ValueError(f"merge spec: {spec.visible} visible columns of {ncols}")
     if spec.offset < 0 or (spec.limit is not None and spec.limit < 0):
         raise ValueError("merge spec: negative OFFSET or LIMIT")
@@ -538,6 +561,7 @@ async def merge(
     GROUP BY); draining or cancelling the shard streams is the caller's job.
     """
     plan = _Plan(spec, coldefs)
+    spec = plan.spec
     if spec.limit == 0:
         return
     filter_rows = spec.having is not None and not plan.grouped

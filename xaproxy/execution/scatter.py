@@ -16,8 +16,7 @@ from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
 from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
-from ..routing.fanout import resolve_star
-from ..routing.planner import Route
+from ..routing.plan import MergeRead, Plan
 from ..shards.backend import Backend
 from .merge import merge
 
@@ -32,7 +31,7 @@ class WriteSummary:
     backend_status: int = 0
 
 
-async def _send_all(backends: list[tuple[str, Backend]], route: Route, sql: str) -> None:
+async def _send_all(backends: list[tuple[str, Backend]], route: Plan, sql: str) -> None:
     for shard, backend in backends:
         await backend.send(
             Command.QUERY, route.sql_for(shard, sql).encode("utf-8", "surrogateescape")
@@ -50,9 +49,7 @@ async def _settle(
     return results
 
 
-async def scatter_write(
-    backends: list[tuple[str, Backend]], route: Route, sql: str
-) -> WriteSummary:
+async def scatter_write(backends: list[tuple[str, Backend]], route: Plan, sql: str) -> WriteSummary:
     """Runs a write on every shard; raises the first shard error after all have answered."""
     await _send_all(backends, route, sql)
     results = await _settle(backends, lambda b: b.read_ok())
@@ -123,7 +120,7 @@ class _ShardRows:
 
 async def scatter_read(
     backends: list[tuple[str, Backend]],
-    route: Route,
+    route: Plan,
     sql: str,
     out: PacketStream,
     *,
@@ -133,7 +130,8 @@ async def scatter_read(
     binary: bool,
 ) -> int:
     """Runs a fan-out SELECT and streams the merged result; returns the warning count."""
-    assert route.merge is not None
+    root = route.root
+    assert isinstance(root, MergeRead)
     await _send_all(backends, route, sql)
     headers = await _settle(backends, _read_header)
     failure = next((h for h in headers if isinstance(h, errors.ProxyError)), None)
@@ -144,14 +142,11 @@ async def scatter_read(
                 await stream.drain()
         raise failure
     coldefs: list[bytes] = headers[0]
-    spec = route.merge
-    if route.star_hidden is not None:
-        spec = resolve_star(spec, len(coldefs), route.star_hidden)
-    visible_defs = list(coldefs[: spec.visible])
-    if route.extra_columns:
-        for aggregate in spec.aggregates:
-            if aggregate.kind == "COUNT_DISTINCT":
-                visible_defs[aggregate.column] = route.extra_columns[0]
+    spec = root.spec
+    shown = list(coldefs)
+    for position, coldef in root.column_overrides:
+        shown[position] = coldef
+    visible_defs = shown[: len(shown) - spec.hidden]
     status = session_status | (Status.MORE_RESULTS_EXISTS if more_follows else 0)
     write_columns(out, visible_defs, status, client_deprecate_eof)
     convert = None

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from ..analysis.spans import split_at_placeholders
 from .fanout import FanoutRewrite, rewrite_fanout_select
 from .keys import bind_placeholders, literal_sql
-from .statements import split_at_placeholders
 
 _CACHE_SIZE = 1024
 
@@ -78,4 +78,4 @@ def _placeholders_only_filter(ast: exp.Select) -> bool:
 
 
 def _with_sql(rewrite: FanoutRewrite, sql: str) -> FanoutRewrite:
-    return FanoutRewrite(sql, rewrite.spec, rewrite.replacement_columns, rewrite.star_hidden)
+    return FanoutRewrite(sql, rewrite.steps, rewrite.column_overrides)

@@ -71,8 +71,8 @@ def literal_value(node: exp.Expression, params: list[object] | None = None) -> t
         if (found and isinstance(value, (int, float))) or (found and hasattr(value, "as_tuple")):
             return True, -value  # type: ignore[operator]
         return False, None
-    if isinstance(node, exp.Cast):
-        return literal_value(node.this, params)
+    # CAST(...) converts as MariaDB does (CAST(7.5 AS SIGNED) is 8, CAST('7abc' AS SIGNED)
+    # is 7): not evaluated here, so it never narrows
     return False, None
 
 
@@ -101,8 +101,82 @@ def ambiguous_for_hashing(value: object) -> bool:
     return number.is_finite()
 
 
+def key_kind(table: TableConfig) -> str | None:
+    """ "integer" or "string": what the shard map says the key column holds; None: not known.
+
+    mod keys are integers; range bounds and list values show their kind; hash
+    keys have one only when the table declares `key_type`.
+    """
+    if table.key_type is not None:
+        return table.key_type
+    if table.algorithm == "mod":
+        return "integer"
+    if table.algorithm == "range":
+        samples: list[object] = [b.below for b in table.ranges if b.below is not None]
+    elif table.algorithm == "list":
+        samples = [v for values in table.values.values() for v in values]
+    else:
+        return None
+    if samples and all(isinstance(v, (int, decimal.Decimal)) for v in samples):
+        return "integer"
+    if samples and all(isinstance(v, str) for v in samples):
+        return "string"
+    return None
+
+
+def collation_safe(text: str) -> bool:
+    """A string the proxy's case-folded text compares as every `_ci`/`_bin` collation does.
+
+    Printable ASCII without trailing spaces (PAD SPACE collations ignore them).
+    Even such a value can equal a stored accented or full-width one ('jose' =
+    'José'), so it narrows only where every stored value is one the shard map
+    lists (list tables); hash placement by the collation's weight needs the
+    column's collation, which the proxy does not know yet.
+    """
+    return all(" " <= c <= "~" for c in text) and not text.endswith(" ")
+
+
+def _narrows(table: TableConfig, value: object) -> bool:
+    """Whether a literal names the shard of every row the server finds equal to it.
+
+    The server compares a string column with a number as numbers ('11abc' and
+    'x' equal 11 and 0) and an integer column with a string by the string's
+    numeric prefix; a string column compares strings by its collation ('jose'
+    equals 'José' under _ci). So: numbers and digit strings narrow integer keys;
+    strings narrow list keys whose listed values they are; nothing else narrows.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
+    kind = key_kind(table)
+    if kind == "integer":
+        if isinstance(value, str):
+            return bool(_INTEGER_TEXT.match(value))
+        if isinstance(value, (int, decimal.Decimal)):
+            return not ambiguous_for_hashing(value)
+        return False
+    if kind == "string" and table.algorithm == "list":
+        return isinstance(value, str) and collation_safe(value)
+    return False
+
+
+def _orders_as_server(table: TableConfig, value: object) -> bool:
+    """A range bound the proxy orders as the server does: numbers against numeric bounds.
+
+    Strings order by the column's collation, which the proxy does not know yet.
+    """
+    if key_kind(table) != "integer" or isinstance(value, bool):
+        return False
+    if isinstance(value, (int, decimal.Decimal)):
+        return True
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
+    return isinstance(value, str) and bool(_INTEGER_TEXT.match(value))
+
+
 def _shard_of(table: TableConfig, value: object) -> Shards:
     """One shard, or None (all) when the value does not map cleanly: MySQL would coerce it."""
+    if not _narrows(table, value):
+        return None
     if table.algorithm in ("hash", "list") and ambiguous_for_hashing(value):
         return None
     try:
@@ -136,7 +210,9 @@ def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: Tab
                 found, literal = literal_value(value, analysis.params)
                 if found:
                     if literal is None:
-                        return ()
+                        # key = NULL is never true; key <=> NULL holds for the rows an
+                        # outer join NULL-extends, which every shard can return
+                        return None if isinstance(node, exp.NullSafeEQ) else ()
                     return _shard_of(keyed, literal)
         return None
     if isinstance(node, exp.In):
@@ -162,6 +238,8 @@ def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: Tab
         high_found, high = literal_value(node.args["high"], analysis.params)
         if not (low_found and high_found):
             return None
+        if not (_orders_as_server(keyed, low) and _orders_as_server(keyed, high)):
+            return None
         return sharding.shards_for_range(keyed, low, True, high, True)
     if isinstance(node, (exp.GT, exp.GTE, exp.LT, exp.LTE)):
         for column, value, flipped in (
@@ -172,7 +250,7 @@ def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: Tab
             if keyed is None or keyed.algorithm != "range":
                 continue
             found, literal = literal_value(value, analysis.params)
-            if not found:
+            if not found or not _orders_as_server(keyed, literal):
                 return None
             lower = isinstance(node, (exp.GT, exp.GTE)) != flipped
             inclusive = isinstance(node, (exp.GTE, exp.LTE))

@@ -8,28 +8,33 @@ with an error that says why, never run somewhere it could give a wrong answer.
 
 from __future__ import annotations
 
+import decimal
+import re
 import time
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlglot import exp
 
 from .. import errors
+from ..analysis import Kind, analyze
+from ..analysis.parse import Parsed
 from ..config import Config, SchemaConfig, TableConfig
-from ..execution.merge import MergeSpec
-from . import sharding
+from . import plan, sharding
 from .fanout import rewrite_fanout_select
 from .fanout_plans import FanoutPlans
 from .keys import (
     KeyAnalysis,
     ambiguous_for_hashing,
     bind_placeholders,
+    key_kind,
     literal_value,
     shards_for_condition,
 )
-from .statements import Parsed
+from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
 from .textsplit import insert_tuple_spans
+from .volatile import volatile_expression
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
 
@@ -47,39 +52,18 @@ _DDL_NODES = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
 _DDL_COMMANDS = ("ALTER", "RENAME", "CREATE", "DROP", "TRUNCATE", "ANALYZE", "OPTIMIZE", "REPAIR")
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where a statement runs and what it does to the session.
+def Route(shards: tuple[str, ...] = (), *, write: bool = False) -> Plan:
+    """A plain plan on `shards[0]` (or none), for session code that builds one by hand.
 
-    With one shard and no rewrite the client's text goes there unchanged and the
-    result is relayed packet by packet; otherwise `per_shard_sql` or `merge` say
-    how the statement was split.
+    The planner itself builds `plan.Plan` trees; this keeps the callers that
+    predate them (settings replay, PREPARE describe) working unchanged.
     """
-
-    shards: tuple[str, ...]
-    write: bool = False
-    implicit_commit: bool = False  # DDL: MySQL commits the open transaction first
-    pins_session: bool = False  # LOCK TABLES, temporary tables, GET_LOCK: keep the connection
-    per_shard_sql: dict[str, str] | None = field(default=None, hash=False)
-    merge: MergeSpec | None = None  # fan-out SELECT: every shard runs `rewritten`
-    rewritten: str | None = None
-    extra_columns: tuple[bytes, ...] | None = None  # coldefs replacing the shards' (COUNT DISTINCT)
-    star_hidden: int | None = None  # fan-out SELECT *: helper columns after the star's
-    generated_ids: tuple[int, ...] = ()
-    static: bool = False  # the route does not depend on literal values (no sharded tables)
-    copies: bool = False  # a broadcast write: every shard changes its copy, report one copy's count
-
-    @property
-    def single(self) -> bool:
-        return len(self.shards) == 1 and self.per_shard_sql is None and self.merge is None
-
-    def sql_for(self, shard: str, original: str) -> str:
-        if self.per_shard_sql is not None:
-            return self.per_shard_sql[shard]
-        return self.rewritten or original
+    root = plan.Route(shards[0], write=write) if shards else plan.Local("settings")
+    return Plan("", root, static=True)
 
 
 _SHAPE_CACHE_SIZE = 4096
+_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
 
 
 @dataclass(slots=True)
@@ -141,6 +125,8 @@ class Planner:
         self.ids = IdGenerator(config.proxy_id)
         self._params: list[object] | None = None
         self._remember = True
+        self._sql = ""
+        self._ast: exp.Expression | None = None
         self._fanout_plans = FanoutPlans()
         self._shapes: OrderedDict[tuple[int, str | None], _Shape] = OrderedDict()
 
@@ -158,7 +144,7 @@ class Planner:
         params: list[object] | None = None,
         *,
         remember: bool = True,
-    ) -> Route:
+    ) -> Plan:
         """`params` bind the :pN placeholders of a template (literal-normalized or prepared).
 
         `remember`: `parsed` is a cached template, so per-template work may be kept for
@@ -166,7 +152,9 @@ class Planner:
         """
         self._params = params
         self._remember = remember
+        self._sql = sql
         ast = parsed.ast
+        self._ast = ast
         if ast is None or isinstance(ast, exp.Command):
             return self._route_opaque(parsed, sql, database)
         write = isinstance(ast, _WRITE_NODES)
@@ -236,7 +224,7 @@ class Planner:
 
     def _route_plain(
         self, placed: list[_Placed], database: str | None, write: bool, ddl: bool, pins: bool
-    ) -> Route:
+    ) -> Plan:
         shards: list[str] = []
         for p in placed:
             if p.shards[0] not in shards:
@@ -248,13 +236,32 @@ class Planner:
                 f"a statement that joins tables living on different shards ({', '.join(shards)})",
                 "unsharded tables of a statement must share a default shard",
             )
-        return Route(
-            tuple(shards), write=write, implicit_commit=ddl, pins_session=pins, static=True
-        )
+        why = "unsharded tables" if placed else "no table: the default shard"
+        root = plan.Route(shards[0], write=write, implicit_commit=ddl, pins_session=pins, why=why)
+        return Plan(self._sql, root, static=True)
 
-    def _route_ddl(self, placed: list[_Placed]) -> Route:
+    def _route_ddl(self, placed: list[_Placed]) -> Plan:
         shards = sharding.union((p.shards for p in placed), self.all_shards)
-        return Route(shards, write=True, implicit_commit=True)
+        if len(shards) == 1:
+            root = plan.Route(shards[0], write=True, implicit_commit=True, why="DDL")
+            return Plan(self._sql, root)
+        return Plan(self._sql, Everywhere(shards))
+
+    def _on_shards(self, shards: tuple[str, ...], why: str, *, copies: bool = False) -> Plan:
+        """A write on `shards`: relayed from one, or run on all of them."""
+        if len(shards) == 1:
+            return Plan(self._sql, plan.Route(shards[0], write=True, why=why))
+        self._refuse_volatile("a write that runs on several shards")
+        return Plan(self._sql, ScatterWrite(shards, copies=copies))
+
+    def _refuse_volatile(self, what: str) -> None:
+        """Each shard would evaluate RAND(), NOW(), UUID() ... itself: the values would differ."""
+        name = volatile_expression(self._ast) if self._ast is not None else None
+        if name is not None:
+            raise errors.not_supported(
+                f"{name} in {what}: each shard would evaluate it and write a different value",
+                "compute the value in the application and write it as a literal",
+            )
 
     # --- writes ---------------------------------------------------------------------
 
@@ -269,7 +276,7 @@ class Planner:
             )
         return targets[0]
 
-    def _route_insert(self, ast: exp.Insert, sql: str, placed: list[_Placed]) -> Route:
+    def _route_insert(self, ast: exp.Insert, sql: str, placed: list[_Placed]) -> Plan:
         target = self._target(placed, "an INSERT")
         table = target.config
         assert table is not None
@@ -279,7 +286,7 @@ class Planner:
                 "select the rows first and insert them with VALUES",
             )
         if table.broadcast:
-            return Route(table.shards, write=True, copies=True)
+            return self._on_shards(table.shards, "broadcast table", copies=True)
         schema_node = ast.this
         if not isinstance(schema_node, exp.Schema) or not schema_node.expressions:
             raise errors.not_supported(
@@ -318,25 +325,9 @@ class Planner:
                 text = text[:-1] + f", {ids[index]})"
                 key_value: object = ids[index] if auto == key else None
             if not generate or auto != key:
-                position = columns.index(key)
-                if position >= len(row.expressions):
-                    raise errors.ProxyError(
-                        1136, "21S01", "Column count doesn't match value count at row 1"
-                    )
-                found, key_value = literal_value(row.expressions[position], self._params)
-                if not found:
-                    raise errors.not_supported(
-                        f"a computed shard key value in INSERT into '{table.name}'",
-                        "give the shard key as a literal",
-                    )
-            if table.algorithm in ("hash", "list") and ambiguous_for_hashing(key_value):
-                raise errors.ProxyError(
-                    1235,
-                    "42000",
-                    f"xaproxy does not support shard key value {key_value!r} for "
-                    f"'{table.name}.{table.shard_key}': {table.algorithm} places rows by the key's "
-                    "canonical text; write the key as an integer or a plain string",
-                )
+                key_value = self._row_key(table, row, columns.index(key))
+            _check_hashable(table, key_value)
+            _check_stored_as_given(table, key_value)
             shard = sharding.shard_for(table, key_value)
             by_shard.setdefault(shard, []).append(text)
         head = sql[: spans.values_end]
@@ -350,10 +341,27 @@ class Planner:
         }
         shards = tuple(s for s in table.shards if s in per_shard)
         if len(shards) == 1 and not generate:
-            return Route(shards, write=True)
-        return Route(shards, write=True, per_shard_sql=per_shard, generated_ids=tuple(ids))
+            return Plan(sql, plan.Route(shards[0], write=True, why="shard key"))
+        texts = tuple((shard, per_shard[shard]) for shard in shards)
+        if len(texts) > 1:
+            self._refuse_volatile("an INSERT whose rows go to several shards")
+        return Plan(sql, SplitInsert(table.name, texts, tuple(ids)))
 
-    def _route_update_delete(self, ast: exp.Expression, placed: list[_Placed]) -> Route:
+    def _row_key(self, table: TableConfig, row: exp.Expression, position: int) -> object:
+        """The shard key value of one VALUES row (a literal, or a bound parameter)."""
+        if position >= len(row.expressions):
+            raise errors.ProxyError(
+                1136, "21S01", "Column count doesn't match value count at row 1"
+            )
+        found, key_value = literal_value(row.expressions[position], self._params)
+        if not found:
+            raise errors.not_supported(
+                f"a computed shard key value in INSERT into '{table.name}'",
+                "give the shard key as a literal",
+            )
+        return key_value
+
+    def _route_update_delete(self, ast: exp.Expression, placed: list[_Placed]) -> Plan:
         what = "an UPDATE" if isinstance(ast, exp.Update) else "a DELETE"
         target = self._target(placed, what)
         table = target.config
@@ -372,7 +380,7 @@ class Planner:
                 raise errors.not_supported(
                     f"{what} of broadcast table '{table.name}' that reads other tables"
                 )
-            return Route(table.shards, write=True, copies=True)
+            return self._on_shards(table.shards, "broadcast table", copies=True)
         shards = self._sharded_shards(ast, [target])
         for other in others:
             self._check_companion(other, shards, target)
@@ -381,23 +389,24 @@ class Planner:
                 f"{what} with ORDER BY or LIMIT that spans several shards",
                 "add the shard key to the WHERE clause",
             )
-        return Route(shards, write=True)
+        return self._on_shards(shards, "shard key")
 
     # --- reads ----------------------------------------------------------------------
 
-    def _route_select(self, ast: exp.Select, sql: str, placed: list[_Placed]) -> Route:
+    def _route_select(self, ast: exp.Select, sql: str, placed: list[_Placed]) -> Plan:
         sharded = [p for p in placed if p.config is not None and p.config.sharded]
         locks = bool(ast.args.get("locks"))
         if not sharded:
             # only broadcast (and maybe unsharded) tables: one shard answers
-            return Route((self._broadcast_reader(placed),), write=False)
+            root = plan.Route(self._broadcast_reader(placed), why="broadcast copy")
+            return Plan(sql, root)
         self._check_binding(ast, sharded)
         shards = self._sharded_shards(ast, sharded)
         for other in placed:
             if other.config is None or not other.config.sharded:
                 self._check_companion(other, shards, sharded[0])
         if len(shards) == 1:
-            return Route(shards, write=locks)
+            return Plan(sql, plan.Route(shards[0], write=locks, why="shard key"))
         if _has_nested_select(ast):
             raise errors.not_supported(
                 "subqueries in a SELECT that spans several shards",
@@ -408,20 +417,14 @@ class Planner:
             rewrite = self._fanout_plans.rewrite(ast, sql, self._params)
         else:
             rewrite = rewrite_fanout_select(bind_placeholders(ast, self._params), sql)
-        return Route(
-            shards,
-            write=locks,
-            merge=rewrite.spec,
-            rewritten=rewrite.sql,
-            extra_columns=rewrite.replacement_columns,
-            star_hidden=rewrite.star_hidden,
-        )
+        root = MergeRead(shards, rewrite.sql, rewrite.steps, rewrite.column_overrides, locks)
+        return Plan(sql, root)
 
-    def _route_union(self, ast: exp.Union, placed: list[_Placed]) -> Route:
+    def _route_union(self, ast: exp.Union, placed: list[_Placed]) -> Plan:
         sharded = [p for p in placed if p.config is not None and p.config.sharded]
         if sharded:
             raise errors.not_supported("UNION over sharded tables", "run the SELECTs separately")
-        return Route((self._broadcast_reader(placed),))
+        return Plan(self._sql, plan.Route(self._broadcast_reader(placed), why="broadcast copy"))
 
     def _broadcast_reader(self, placed: list[_Placed]) -> str:
         candidates: set[str] | None = None
@@ -441,9 +444,12 @@ class Planner:
     def _sharded_shards(self, ast: exp.Expression, sharded: list[_Placed]) -> tuple[str, ...]:
         first = sharded[0].config
         assert first is not None
+        # only tables of the statement's own FROM narrow it: a derived table's, a CTE's or a
+        # subquery's column named like a shard key is another column
+        outer = [p for p in sharded if _scope_of(p.node) is _scope_root(ast)]
         analysis = KeyAnalysis(
-            {p.alias.lower(): p.config for p in sharded if p.config is not None},
-            {p.node.name.lower(): p.config for p in sharded if p.config is not None},
+            {p.alias.lower(): p.config for p in outer if p.config is not None},
+            {p.node.name.lower(): p.config for p in outer if p.config is not None},
             self._params,
         )
         where = ast.args.get("where")
@@ -486,7 +492,7 @@ class Planner:
 
     # --- statements sqlglot could not parse -------------------------------------------
 
-    def _route_opaque(self, parsed: Parsed, sql: str, database: str | None) -> Route:
+    def _route_opaque(self, parsed: Parsed, sql: str, database: str | None) -> Plan:
         schema = self.config.schema(database) if database else None
         if database and schema is None and database.lower() not in SYSTEM_SCHEMAS:
             raise errors.unknown_database(database)
@@ -496,13 +502,12 @@ class Planner:
                     f"{parsed.error}; statements in schema '{schema.name}' must be parseable "
                     "so the proxy can route them"
                 )
-            lowered = sql.lower()
+            statement = analyze(sql)
             for table in schema.tables.values():
-                if (table.sharded or table.broadcast) and table.name.lower() in lowered:
-                    head = sql.lstrip().split(None, 1)[0].upper()
-                    if head in ("SHOW", "DESC", "DESCRIBE", "EXPLAIN"):
-                        return Route((table.shards[0],))
-                    if head == "REPLACE":
+                if (table.sharded or table.broadcast) and table.name.lower() in statement.names:
+                    if statement.kind in (Kind.SHOW, Kind.EXPLAIN):
+                        return Plan(sql, plan.Route(table.shards[0], why="one copy describes"))
+                    if statement.kind is Kind.REPLACE:
                         raise errors.not_supported(
                             f"REPLACE into sharded or broadcast table '{schema.name}.{table.name}'",
                             "use INSERT ... ON DUPLICATE KEY UPDATE",
@@ -510,13 +515,20 @@ class Planner:
                     raise errors.not_supported(
                         f"this statement on sharded or broadcast table '{schema.name}.{table.name}'"
                     )
-        head = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
-        ddl = head in _DDL_COMMANDS
+        statement = analyze(sql)
+        ddl = statement.verb in _DDL_COMMANDS
         # PREPARE: the statement lives in the shard connection, EXECUTE must find it there.
-        pins = head in ("LOCK", "PREPARE") or "get_lock" in sql.lower()
-        return Route(
-            (self.default_shard(database),), write=ddl, implicit_commit=ddl, pins_session=pins
+        pins = (
+            statement.kind in (Kind.LOCK_TABLES, Kind.PREPARE) or "GET_LOCK" in statement.functions
         )
+        root = plan.Route(
+            self.default_shard(database),
+            write=ddl,
+            implicit_commit=ddl,
+            pins_session=pins,
+            why="not parsed: the default shard",
+        )
+        return Plan(sql, root)
 
 
 def _shard_key_change(table: TableConfig) -> errors.ProxyError:
@@ -526,6 +538,39 @@ def _shard_key_change(table: TableConfig) -> errors.ProxyError:
         f"xaproxy does not support changing shard key '{table.name}.{table.shard_key}': "
         "the row would have to move to another shard; delete it and insert it again",
     )
+
+
+def _check_hashable(table: TableConfig, key_value: object) -> None:
+    if table.algorithm in ("hash", "list") and ambiguous_for_hashing(key_value):
+        raise errors.ProxyError(
+            1235,
+            "42000",
+            f"xaproxy does not support shard key value {key_value!r} for "
+            f"'{table.name}.{table.shard_key}': {table.algorithm} places rows by the key's "
+            "canonical text; write the key as an integer or a plain string",
+        )
+
+
+def _check_stored_as_given(table: TableConfig, key_value: object) -> None:
+    """A key the server would convert on storing is placed where the stored value belongs, or refused.
+
+    An INT column stores 99.5 as 100 and '11abc' as 11 (or refuses it): the
+    proxy cannot place such a literal by the value it was given.
+    """
+    if key_kind(table) != "integer" or table.algorithm == "mod":
+        return
+    if isinstance(key_value, bytes):
+        key_value = key_value.decode("utf-8", "surrogateescape")
+    text = str(key_value).strip() if isinstance(key_value, str) else None
+    fractional = isinstance(key_value, (float, decimal.Decimal)) and key_value != int(key_value)
+    if fractional or (text is not None and not _INTEGER_TEXT.match(text)):
+        raise errors.ProxyError(
+            1235,
+            "42000",
+            f"xaproxy does not support shard key value {key_value!r} for "
+            f"'{table.name}.{table.shard_key}': the column would store a converted value "
+            "the proxy cannot place exactly; write the key as an integer",
+        )
 
 
 def _has_placed_tables(schema: SchemaConfig) -> bool:
@@ -568,10 +613,41 @@ def _has_nested_select(ast: exp.Select) -> bool:
     return any(node is not ast for node in ast.find_all(exp.Select)) or bool(ast.args.get("with_"))
 
 
+def _scope_of(node: exp.Expression) -> exp.Expression | None:
+    """The innermost SELECT (or UNION) holding `node`; None at the statement's top level."""
+    return node.find_ancestor(exp.Select, exp.Union)
+
+
+def _scope_root(ast: exp.Expression) -> exp.Expression | None:
+    return ast if isinstance(ast, (exp.Select, exp.Union)) else None
+
+
+def _conjuncts(ast: exp.Expression) -> list[exp.Expression]:
+    """The conditions every result row satisfies: AND-ed terms of WHERE and ON clauses.
+
+    An equality under OR or NOT holds for some rows only, so it never makes a join local.
+    """
+    terms: list[exp.Expression] = []
+    for clause in [*ast.find_all(exp.Where), *(j.args.get("on") for j in ast.find_all(exp.Join))]:
+        if clause is None:
+            continue
+        condition = clause.this if isinstance(clause, exp.Where) else clause
+        pending = [condition]
+        while pending:
+            term = pending.pop()
+            if isinstance(term, exp.Paren):
+                pending.append(term.this)
+            elif isinstance(term, exp.And):
+                pending.extend((term.this, term.expression))
+            else:
+                terms.append(term)
+    return terms
+
+
 def _joined_on_keys(ast: exp.Expression, a: _Placed, b: _Placed) -> bool:
     key_a = (a.config.shard_key or "").lower() if a.config else ""
     key_b = (b.config.shard_key or "").lower() if b.config else ""
-    for eq in ast.find_all(exp.EQ):
+    for eq in (t for t in _conjuncts(ast) if isinstance(t, exp.EQ)):
         left, right = eq.this, eq.expression
         if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
             continue

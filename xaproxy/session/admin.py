@@ -13,14 +13,17 @@ XAPROXY RESOLVE '<gtrid>' RESTORE | ACCEPT
 
 from __future__ import annotations
 
-import re
 import time
 from typing import TYPE_CHECKING
 
+from sqlglot.tokens import TokenType
+
 from .. import __version__, errors
+from ..analysis import analyze
+from ..analysis.tokens import tokenize, word
 from ..protocol import wire
 from ..protocol.resultset import column_for
-from ..routing.statements import Kind, classify_keywords
+from ..routing.plan import Local, Plan
 from ..transactions import at
 
 if TYPE_CHECKING:
@@ -34,8 +37,6 @@ _COMMANDS = (
     "XAPROXY EXPLAIN <statement>",
     "XAPROXY RESOLVE '<gtrid>' RESTORE|ACCEPT",
 )
-_RESOLVE = re.compile(r"^\s*XAPROXY\s+RESOLVE\s+'([^']+)'\s+(RESTORE|ACCEPT)\s*$", re.I)
-_EXPLAIN = re.compile(r"^\s*XAPROXY\s+EXPLAIN\s+(.*)$", re.I | re.S)
 
 Columns = list[wire.ColumnDef]
 
@@ -45,13 +46,19 @@ def _table(names: list[str], samples: list[object], rows: list[list]) -> tuple[C
 
 
 async def run_admin_command(session: Session, sql: str) -> tuple[Columns, list[list]]:
-    explain = _EXPLAIN.match(sql.strip().rstrip(";"))
-    if explain:
-        return _explain(session, explain.group(1))
-    resolve = _RESOLVE.match(sql.strip().rstrip(";"))
-    if resolve:
-        return await _resolve(session, resolve.group(1), resolve.group(2).upper())
-    words = re.sub(r"\s+", " ", sql.strip().rstrip(";")).upper()
+    code = analyze(sql).code
+    tokens = [t for t in tokenize(code) if word(t) != ";"]
+    heads = [word(t) for t in tokens[:2]]
+    if heads == ["XAPROXY", "EXPLAIN"] and len(tokens) > 2:
+        return _explain(session, sql[tokens[2].start :].strip().rstrip(";"))
+    if (
+        heads == ["XAPROXY", "RESOLVE"]
+        and len(tokens) == 4
+        and tokens[2].token_type == TokenType.STRING
+        and word(tokens[3]) in ("RESTORE", "ACCEPT")
+    ):
+        return await _resolve(session, tokens[2].text, word(tokens[3]))
+    words = " ".join(word(t) for t in tokens)
     ctx = session.ctx
     if words == "XAPROXY VERSION":
         return _table(["version"], [""], [[__version__]])
@@ -179,34 +186,16 @@ async def _resolve(session: Session, gtrid: str, how: str) -> tuple[Columns, lis
 
 
 def _explain(session: Session, statement: str) -> tuple[Columns, list[list]]:
-    """Plans a statement exactly as it would run, and shows the plan instead of running it."""
-    kind = classify_keywords(statement)
-    if kind is not None and kind is not Kind.ROUTED:
-        rows = [["proxy", f"answered by xaproxy ({kind.value})", ""]]
-        return _table(["shard", "sql", "merge"], ["", "", ""], rows)
-    parsed, params = session.ctx.parse_cache.template(statement)
-    route = session.ctx.planner.route(parsed, statement, session.database, params, remember=False)
-    merge = ""
-    if route.merge is not None:
-        spec = route.merge
-        parts = []
-        if spec.order_by:
-            parts.append(
-                "order by "
-                + ", ".join(f"#{k.column}{' desc' if k.descending else ''}" for k in spec.order_by)
-            )
-        if spec.group_by:
-            parts.append("group by " + ", ".join(f"#{c}" for c in spec.group_by))
-        if spec.aggregates:
-            parts.append(
-                "aggregates " + ", ".join(f"{a.kind}(#{a.column})" for a in spec.aggregates)
-            )
-        if spec.having is not None:
-            parts.append("having")
-        if spec.distinct:
-            parts.append("distinct")
-        if spec.limit is not None or spec.offset:
-            parts.append(f"limit {spec.limit} offset {spec.offset}")
-        merge = "merge: " + ("; ".join(parts) if parts else "concatenate")
-    rows = [[shard, route.sql_for(shard, statement), merge] for shard in route.shards]
-    return _table(["shard", "sql", "merge"], ["", "", ""], rows)
+    """Plans a statement exactly as it would run, and shows the plan tree instead of running it."""
+    from .statements import is_routed
+
+    kind = analyze(statement).kind
+    if not is_routed(kind):
+        plan = Plan(statement, Local(f"answered by xaproxy: {kind.value}"))
+    else:
+        parsed, params = session.ctx.parse_cache.template(statement)
+        plan = session.ctx.planner.route(
+            parsed, statement, session.database, params, remember=False
+        )
+    rows = [[line] for line in plan.describe().splitlines()]
+    return _table(["plan"], [""], rows)

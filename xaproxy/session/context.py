@@ -8,9 +8,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..analysis import analyze
+from ..analysis.parse import Parsed, parse
 from ..config import Config
 from ..routing.planner import Planner, Route
-from ..routing.statements import Parsed, normalize, parse, skeleton
 from ..shards.pool import Pools
 from ..transactions.coordinator import Coordinator
 
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from .state import SessionState
 
 log = logging.getLogger(__name__)
-
-_HUGE_STATEMENT = 256 * 1024
 
 
 class ParseCache:
@@ -52,18 +51,17 @@ class ParseCache:
 
     def template_with_key(self, sql: str) -> tuple[Parsed, list[object] | None, str | None]:
         """Also the cache key of the template; None for huge statements, which are not cached."""
-        if len(sql) > _HUGE_STATEMENT:
-            # Tokenizing megabytes of literals in Python costs seconds: route on a
-            # skeleton whose long string literals are emptied; the shard gets `sql`.
-            return parse(skeleton(sql)), None, None
-        normalized = normalize(sql)
-        if normalized is None:
+        statement = analyze(sql)
+        if statement.skeleton is not None:
+            # Parsing megabytes of literals costs seconds: route on a skeleton whose
+            # long string literals are emptied; the shard gets `sql`.
+            return parse(statement.skeleton), None, None
+        if statement.template is None:
             return self.get(sql), None, sql
-        text, values = normalized
-        parsed = self.get(text)
+        parsed = self.get(statement.template)
         if parsed.ast is None:  # a literal where a placeholder is not allowed: parse as is
             return self.get(sql), None, sql
-        return parsed, values, text
+        return parsed, list(statement.values or ()), statement.template
 
 
 @dataclass

@@ -12,6 +12,18 @@ import re
 from sqlglot import exp
 
 from .. import errors
+from ..analysis import Kind, analyze
+from ..analysis.clauses import (
+    database_target,
+    is_set_transaction,
+    kill_target,
+    set_assignments,
+    show_options,
+    unquoted,
+    use_target,
+)
+from ..analysis.spans import select_item_texts
+from ..analysis.statement import LOCAL_FUNCTIONS
 from ..execution import executor
 from ..protocol import wire
 from ..protocol.constants import (
@@ -20,54 +32,27 @@ from ..protocol.constants import (
 )
 from ..protocol.resultset import column_for
 from ..routing.planner import SYSTEM_SCHEMAS, Route
-from ..routing.statements import (
-    LOCAL_FUNCTIONS,
-    select_item_texts,
-)
 from . import reply
 from .admin import run_admin_command
 from .state import SessionState
 
 log = logging.getLogger(__name__)
 
-_AUTOCOMMIT_SET = re.compile(
-    r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?autocommit\s*(?::=|=)\s*"
-    r"'?(\w+)'?\s*;?\s*$",
-    re.I,
-)
-_MODE_SET = re.compile(
-    r"^\s*SET\s+(?:SESSION\s+|@@SESSION\.|@@)?xaproxy_transaction_mode\s*(?::=|=)\s*'?(at|xa)'?\s*;?\s*$",
-    re.I,
-)
-_NEXT_TXN_SET = re.compile(r"^\s*SET\s+TRANSACTION\b", re.I)
-
-_GLOBAL_SET = re.compile(
-    r"^\s*SET\s+(?:GLOBAL\s|@@GLOBAL\.|PERSIST|PERSIST_ONLY)|,\s*(?:GLOBAL\s|@@GLOBAL\.)", re.I
-)
-
-_DEFAULT_NAMES = re.compile(r"^\s*SET\s+NAMES\s+'?utf8mb4'?\s*;?\s*$", re.I)
-
-_USE = re.compile(r"^\s*USE\s+`?([^`\s;]+)`?\s*;?\s*$", re.I)
-
-_DATABASE_STMT = re.compile(
-    r"^\s*(CREATE|DROP)\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?`?([^`\s;]+)`?", re.I
-)
-_KILL = re.compile(r"^\s*KILL\s+(?:(CONNECTION|QUERY)\s+)?(\d+)\s*;?\s*$", re.I)
-
 _TRUE_WORDS = {"1": True, "on": True, "true": True, "0": False, "off": False, "false": False}
-
-_KIND_OF_SHOW_ERRORS = re.compile(r"\s*SHOW\s+ERRORS", re.I)
+_SESSION_SCOPES = ("", "session", "local")
 
 
 async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
-    match = _AUTOCOMMIT_SET.match(sql)
-    if match:
-        value = _TRUE_WORDS.get(match.group(1).lower())
+    assignments = set_assignments(sql)
+    only = assignments[0] if len(assignments) == 1 else None
+    if only is not None and only.name == "autocommit" and only.scope in _SESSION_SCOPES:
+        written = unquoted(only.value)
+        value = _TRUE_WORDS.get(written.lower())
         if value is None:
             raise errors.ProxyError(
                 1231,
                 "42000",
-                f"Variable 'autocommit' can't be set to the value of '{match.group(1)}'",
+                f"Variable 'autocommit' can't be set to the value of '{written}'",
             )
         if value and not s.autocommit:
             await s.shards.check_timeout()  # it would commit: report a timeout
@@ -76,8 +61,14 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
         s.autocommit = value
         reply.ok(s, more)
         return
-    mode = _MODE_SET.match(sql)
-    if mode:
+    mode = (
+        unquoted(only.value).lower()
+        if only is not None
+        and only.name == "xaproxy_transaction_mode"
+        and only.scope in ("", "session")
+        else None
+    )
+    if mode in ("at", "xa"):
         if s.txn is not None:
             raise errors.ProxyError(
                 1568,
@@ -85,26 +76,26 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
                 "Transaction characteristics can't be changed while a transaction is in progress: "
                 "set xaproxy_transaction_mode before BEGIN",
             )
-        s.txn_mode = mode.group(1).lower()
+        s.txn_mode = mode
         reply.ok(s, more)
         return
-    if "autocommit" in sql.lower() and "," in sql:
+    if len(assignments) > 1 and any(a.name == "autocommit" for a in assignments):
         raise errors.not_supported(
             "SET of autocommit together with other variables",
             "set autocommit in a statement of its own",
         )
-    if _GLOBAL_SET.search(sql):
+    if any(a.scope in ("global", "persist") for a in assignments):
         raise errors.ProxyError(
             1227,
             "42000",
             "xaproxy does not pass SET GLOBAL to shards; change server settings on each shard",
         )
-    if _DEFAULT_NAMES.match(sql):
+    if only is not None and only.scope == "names" and unquoted(only.value).lower() == "utf8mb4":
         s.charset_setting = None
         rebuild_settings(s, list(plain_settings(s)))
         reply.ok(s, more)
         return
-    if _NEXT_TXN_SET.match(sql):
+    if is_set_transaction(sql):
         s.next_txn_characteristics = sql.strip().rstrip(";")
         reply.ok(s, more)
         return
@@ -116,9 +107,7 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
         s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
         key = sql.strip().rstrip(";")
         settings = [x for x in plain_settings(s) if x != key]
-        if sql.lstrip()[:9].upper() == "SET NAMES" or re.match(
-            r"\s*SET\s+CHARACTER\s+SET", sql, re.I
-        ):
+        if assignments and assignments[0].scope in ("names", "charset"):
             s.charset_setting = key
         else:
             settings.append(key)
@@ -138,7 +127,7 @@ def plain_settings(s: SessionState) -> tuple[str, ...]:
 
 def _names_entry_of(settings: tuple[str, ...]) -> str | None:
     head = settings[0] if settings else None
-    if head is not None and re.match(r"\s*SET\s+(NAMES|CHARACTER\s+SET)\b", head, re.I):
+    if head is not None and any(a.scope in ("names", "charset") for a in set_assignments(head)):
         return head
     return None
 
@@ -149,10 +138,10 @@ def rebuild_settings(s: SessionState, plain: list[str]) -> None:
 
 
 async def use_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
-    match = _USE.match(sql)
-    if not match:
+    database = use_target(sql)
+    if database is None:
         raise errors.parse_error("expected USE <database>")
-    use(s, match.group(1))
+    use(s, database)
     reply.ok(s, more)
 
 
@@ -170,16 +159,16 @@ def check_database(s: SessionState, database: str) -> None:
 
 async def show_databases(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     names = sorted(["information_schema", *(s.name for s in s.ctx.config.schemas.values())])
-    like = re.search(r"\bLIKE\s+'([^']*)'", sql, re.I)
-    if like:
-        names = [n for n in names if _like(like.group(1), n)]
+    like = show_options(sql).like
+    if like is not None:
+        names = [n for n in names if _like(like, n)]
     reply.rows(s, [wire.ColumnDef("Database", length=256)], [[n] for n in names], more, binary)
 
 
 async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     """The logical tables: what the default shard has plus the sharded ones."""
-    from_db = re.search(r"\b(?:FROM|IN)\s+`?(\w+)`?", sql, re.I)
-    database = from_db.group(1) if from_db else s.database
+    options = show_options(sql)
+    database = options.database or s.database
     if database is None:
         raise errors.no_database_selected()
     schema = s.ctx.config.schema(database)
@@ -188,7 +177,7 @@ async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> No
             s, s.shards, sql, Route((s.ctx.planner.first_shard,)), more=more, binary=binary
         )
         return
-    full = bool(re.match(r"\s*SHOW\s+FULL", sql, re.I))
+    full = options.full
     backend, borrowed = await s.shards.connection_outside_writes(schema.default_shard)
     try:
         rows = await backend.query_rows(f"SHOW FULL TABLES FROM `{schema.name}`")
@@ -198,8 +187,8 @@ async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> No
     tables = {(r[0] or b"").decode(): (r[1] or b"BASE TABLE").decode() for r in rows}
     for table in schema.tables.values():
         tables.setdefault(table.name, "BASE TABLE")
-    like = re.search(r"\bLIKE\s+'([^']*)'", sql, re.I)
-    names = sorted(n for n in tables if not like or _like(like.group(1), n))
+    like = options.like
+    names = sorted(n for n in tables if like is None or _like(like, n))
     columns = [wire.ColumnDef(f"Tables_in_{schema.name}", length=256)]
     if full:
         columns.append(wire.ColumnDef("Table_type", length=64))
@@ -211,14 +200,12 @@ async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> No
 
 async def show_warnings(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     rows = [list(w) for w in s.warnings]
-    if _KIND_OF_SHOW_ERRORS.match(sql):
+    if analyze(sql).kind is Kind.SHOW_ERRORS:
         rows = [r for r in rows if r[0] == "Error"]
-    limit = re.search(r"\bLIMIT\s+(\d+)(?:\s*,\s*(\d+))?", sql, re.I)
-    if limit:
-        if limit.group(2):
-            rows = rows[int(limit.group(1)) : int(limit.group(1)) + int(limit.group(2))]
-        else:
-            rows = rows[: int(limit.group(1))]
+    limit = show_options(sql).limit
+    if limit is not None:
+        first, count = limit
+        rows = rows[first : first + count] if count is not None else rows[:first]
     columns = [
         wire.ColumnDef("Level", length=28),
         wire.ColumnDef("Code", type=FieldType.LONG, charset=63, length=4, flags=0x21),
@@ -228,7 +215,7 @@ async def show_warnings(s: SessionState, sql: str, more: bool, binary: bool) -> 
 
 
 async def show_warning_count(s: SessionState, sql: str, more: bool, binary: bool) -> None:
-    errors_only = "ERRORS" in sql.upper()
+    errors_only = analyze(sql).kind is Kind.SHOW_ERROR_COUNT
     count = sum(1 for w in s.warnings if not errors_only or w[0] == "Error")
     name = "@@session.error_count" if errors_only else "@@session.warning_count"
     reply.rows(s, [column_for(name, count)], [[count]], more, binary)
@@ -306,10 +293,10 @@ async def xa_statement(s: SessionState, sql: str, more: bool, binary: bool) -> N
 
 
 async def kill_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
-    match = _KILL.match(sql)
-    if not match:
+    target = kill_target(sql)
+    if target is None:
         raise errors.parse_error("expected KILL [CONNECTION | QUERY] <id>")
-    kill(s, int(match.group(2)), (match.group(1) or "").upper() == "QUERY")
+    kill(s, *target)
     reply.ok(s, more)
 
 
@@ -323,14 +310,13 @@ def kill(s: SessionState, session_id: int, query_only: bool) -> None:
 
 async def database_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     """CREATE/DROP DATABASE of a logical schema runs on every shard."""
-    match = _DATABASE_STMT.match(sql)
-    if not match:
+    target = database_target(sql)
+    if target is None:
         raise errors.parse_error("expected CREATE|DROP DATABASE <name>")
-    name = match.group(2)
+    verb, name = target
     if s.ctx.config.schema(name) is None:
         raise errors.not_supported(
-            f"{match.group(1).upper()} DATABASE of '{name}', which is not a schema in the "
-            "shard map",
+            f"{verb} DATABASE of '{name}', which is not a schema in the shard map",
             "add it under `schemas:` in the proxy config first",
         )
     if s.txn is not None:
@@ -363,6 +349,10 @@ async def load_data_local(s: SessionState, sql: str, more: bool, binary: bool) -
 
 async def empty(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     raise errors.ProxyError(1065, "42000", "Query was empty")
+
+
+async def comment_only(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    reply.ok(s, more)  # MariaDB answers a statement of only comments with OK
 
 
 def _number(text: str) -> object:

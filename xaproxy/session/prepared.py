@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..analysis import Kind
+from ..analysis.parse import Parsed
 from ..protocol.binary import sql_literal
 from ..routing.planner import Route
-from ..routing.statements import Kind, Parsed
 
 
 @dataclass(slots=True)

@@ -10,18 +10,13 @@ import logging
 import struct
 
 from .. import errors
+from ..analysis import Kind, analyze
+from ..analysis.spans import placeholder_offsets
 from ..execution import executor
 from ..protocol import wire
 from ..protocol.binary import decode_params, parse_execute
 from ..protocol.constants import Command
 from ..protocol.resultset import parse_prepare_ok, write_prepare_ok
-from ..routing.statements import (
-    Kind,
-    classify_keywords,
-    needs_local_answer,
-    placeholder_offsets,
-    split_statements,
-)
 from . import local, reply, statements
 from .prepared import PreparedStatement
 from .state import SessionState
@@ -32,21 +27,22 @@ _U32 = struct.Struct("<I")
 
 
 async def stmt_prepare(s: SessionState, payload: bytes) -> None:
-    sql = s.decode(payload[1:])
-    if len(split_statements(sql)) > 1:
+    analysis = analyze(s.decode(payload[1:]))
+    sql = analysis.effective
+    if analysis.multiple:
         raise errors.ProxyError(
             1064,
             "42000",
             "You have an error in your SQL syntax: a prepared statement "
             "holds exactly one statement",
         )
-    kind = classify_keywords(sql) or Kind.ROUTED
+    kind = analysis.kind
     offsets = placeholder_offsets(sql)
     statement = PreparedStatement(s.next_statement_id, sql, kind, offsets)
     statement.database_at_prepare = s.database
-    if kind in (Kind.USE, Kind.EMPTY, Kind.LOAD_DATA_LOCAL):
+    if kind in (Kind.USE, Kind.EMPTY, Kind.COMMENT, Kind.LOAD_DATA_LOCAL):
         raise errors.unsupported_prepare(sql.split(None, 1)[0].upper() if sql.strip() else "empty")
-    if kind is Kind.ROUTED and not (needs_local_answer(sql) and not offsets):
+    if statements.is_routed(kind) and not (analysis.uses_session_values and not offsets):
         parsed = s.ctx.parse_cache.get(sql)
         planner = s.ctx.planner
         if not offsets:
@@ -62,7 +58,7 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
             if route is not None and route.static:
                 statement.route = route
         await _describe_on_shard(s, statement, planner.describe_shard(parsed, sql, s.database))
-    elif kind is Kind.ROUTED:
+    elif statements.is_routed(kind):
         statement.kind = Kind.LOCAL_SELECT
     s.next_statement_id += 1
     s.prepared[statement.id] = statement
@@ -144,14 +140,24 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
     if route is not None and s.database != statement.database_at_prepare:
         route = None
     template = statement.template
-    if route is None and kind is Kind.ROUTED and template is not None and template.ast is not None:
+    if (
+        route is None
+        and statements.is_routed(kind)
+        and template is not None
+        and template.ast is not None
+    ):
         # planned once at PREPARE; only the values are bound now
         route = s.ctx.planner.route(template, sql, s.database, values if count else None)
-    if kind is Kind.ROUTED and route is not None:
+    if statements.is_routed(kind) and route is not None:
         await executor.run(s, s.shards, sql, route, more=False, binary=True)
         return
     await statements.execute_text(
-        s, sql, more=False, binary=True, kind=None if kind is Kind.ROUTED else kind, route=route
+        s,
+        sql,
+        more=False,
+        binary=True,
+        kind=None if statements.is_routed(kind) else kind,
+        route=route,
     )
 
 

@@ -7,10 +7,11 @@ the session's shard access (transactions/access.py).
 
 from __future__ import annotations
 
+from .. import errors
+from ..analysis import Kind, Statement, analyze, split_statements
 from ..execution import executor
 from ..protocol.constants import Capability
 from ..routing.planner import Route
-from ..routing.statements import Kind, classify_keywords, needs_local_answer, split_statements
 from . import local, transaction_control
 from .state import SessionState
 
@@ -19,10 +20,20 @@ _MULTI_STATEMENTS = int(Capability.MULTI_STATEMENTS)
 
 async def com_query(s: SessionState, payload: bytes) -> None:
     sql = s.decode(payload[1:])
-    texts = split_statements(sql) if s.capabilities & _MULTI_STATEMENTS else [sql]
-    last = len(texts) - 1
-    for index, text in enumerate(texts):
-        await execute_text(s, text, more=index < last, binary=False)
+    if s.capabilities & _MULTI_STATEMENTS:
+        statements = split_statements(sql)
+    else:
+        statements = [analyze(sql)]
+        if statements[0].multiple:
+            raise errors.parse_error(
+                "this connection did not enable multi-statements "
+                "(CLIENT_MULTI_STATEMENTS): send one statement per query"
+            )
+    last = len(statements) - 1
+    for index, statement in enumerate(statements):
+        await execute_text(
+            s, statement.effective, more=index < last, binary=False, statement=statement
+        )
 
 
 async def execute_text(
@@ -33,13 +44,16 @@ async def execute_text(
     binary: bool,
     kind: Kind | None = None,
     route: Route | None = None,
+    statement: Statement | None = None,
 ) -> None:
     """Runs one statement and queues its result (one result, or an error raised)."""
     if kind is None:
-        kind = classify_keywords(sql)
-    if kind is None:
-        kind = Kind.ROUTED
-        if needs_local_answer(sql) and await local.local_select(s, sql, more, binary):
+        kind = (statement or analyze(sql)).kind
+        if (
+            kind not in _HANDLERS
+            and (statement or analyze(sql)).uses_session_values
+            and await local.local_select(s, sql, more, binary)
+        ):
             return
     handler = _HANDLERS.get(kind)
     if handler is not None:
@@ -71,4 +85,10 @@ _HANDLERS = {
     Kind.PROXY: local.proxy_command,
     Kind.LOAD_DATA_LOCAL: local.load_data_local,
     Kind.EMPTY: local.empty,
+    Kind.COMMENT: local.comment_only,
 }
+
+
+def is_routed(kind: Kind) -> bool:
+    """Statements of this kind are planned and run on shards (the session answers the rest)."""
+    return kind not in _HANDLERS and kind is not Kind.LOCAL_SELECT

@@ -7,6 +7,7 @@ layer's (transactions/access.py, coordinator.py); this is the statements' side.
 from __future__ import annotations
 
 from .. import errors
+from ..analysis import analyze
 from ..transactions import statements as tsql
 from . import reply
 from .state import SessionState
@@ -18,8 +19,9 @@ async def begin(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     await s.shards.check_timeout()
     if s.txn is not None:
         await s.shards.end(commit=True)
-    body = sql.strip().rstrip(";")
-    s.shards.start(implicit=False, begin_sql=body if tsql.is_start(body) else tsql.START)
+    statement = analyze(sql)
+    body = " ".join(statement.code.split()).rstrip(";").rstrip()  # comments are blanked
+    s.shards.start(implicit=False, begin_sql=body if statement.verb == "START" else tsql.START)
     reply.ok(s, more)
 
 

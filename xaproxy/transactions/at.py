@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
 from .. import errors
+from ..analysis import Kind, analyze
 from ..protocol import wire
 from ..shards.backend import Backend
 from . import statements as tsql
@@ -127,21 +127,29 @@ class PrimaryKeys:
         return self._cache[key]
 
 
-_READ_WORDS = frozenset(
-    {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "HELP", "DO", "VALUES", "TABLE"}
+_READ_KINDS = frozenset(
+    {
+        Kind.SELECT,
+        Kind.SHOW,
+        Kind.SHOW_DATABASES,
+        Kind.SHOW_TABLES,
+        Kind.SHOW_WARNINGS,
+        Kind.SHOW_ERRORS,
+        Kind.SHOW_WARNING_COUNT,
+        Kind.SHOW_ERROR_COUNT,
+        Kind.SHOW_PROCESSLIST,
+        Kind.EXPLAIN,
+        Kind.DO,
+    }
 )
-
-
-_LEADING_NOISE = re.compile(r"(?:\s+|\(|/\*.*?\*/|(?:--\s|#)[^\n]*(?:\n|$))*", re.S)
 
 
 def may_write(sql: str) -> bool:
     """True unless the statement is a read: in an AT transaction every other statement
     (REPLACE, CALL, LOAD DATA, ...) must go through execute_write, which takes its
     images or refuses it, even when the router does not see it as a write."""
-    text = sql[_LEADING_NOISE.match(sql).end() :]
-    words = text.split(None, 1)
-    return bool(words) and words[0].upper().rstrip(";") not in _READ_WORDS
+    statement = analyze(sql)
+    return statement.kind not in _READ_KINDS and statement.verb not in ("HELP", "TABLE", "")
 
 
 def _refuse(what: str, hint: str = "") -> errors.ProxyError:

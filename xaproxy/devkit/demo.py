@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from xaproxy.localshards import LocalCluster
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import proxy_config
 
 DEMO_SCHEMA = "shop"
 DEMO_USER = "app"
@@ -69,22 +70,12 @@ def create_demo_schema(cluster: LocalCluster) -> None:
 def demo_config(cluster: LocalCluster, listen_port: int = 3307) -> dict[str, Any]:
     """The proxy configuration for the demo shards, as the YAML file would hold it."""
     shard_names = [server.name for server in cluster.servers]
-    return {
-        "listen": f"127.0.0.1:{listen_port}",
-        "proxy_id": DEMO_PROXY_ID,
-        "users": [{"user": DEMO_USER, "password": DEMO_PASSWORD}],
-        "shards": [
-            {
-                "name": server.name,
-                "host": server.host,
-                "port": server.port,
-                "user": "root",
-                "password": "",
-                "pool_size": 32,
-            }
-            for server in cluster.servers
-        ],
-        "schemas": [
+    return proxy_config(
+        cluster,
+        listen_port=listen_port,
+        proxy_id=DEMO_PROXY_ID,
+        users=[{"user": DEMO_USER, "password": DEMO_PASSWORD}],
+        schemas=[
             {
                 "name": DEMO_SCHEMA,
                 "default_shard": shard_names[0],
@@ -93,14 +84,15 @@ def demo_config(cluster: LocalCluster, listen_port: int = 3307) -> dict[str, Any
                         "name": "orders",
                         "shard_key": "user_id",
                         "algorithm": "hash",
+                        "key_type": "integer",
                         "shards": shard_names,
                     },
                     {"name": "countries", "broadcast": True},
                 ],
             }
         ],
-        "transactions": {"mode": "xa", "timeout_s": 60},
-    }
+        transactions={"mode": "xa", "timeout_s": 60},
+    )
 
 
 def prepare_demo(workdir: Path, listen_port: int = 3307) -> tuple[LocalCluster, dict[str, Any]]:

@@ -1,0 +1,95 @@
+"""Golden plan cases: each statement of tests/golden/plans.txt planned by the Planner alone.
+
+No server is needed: the planner decides every plan from the statement and the
+shard map (config/example.yaml, database `shop`), and its EXPLAIN tree (or its
+refusal, as `ERROR <code> (<sqlstate>): <message>`) must equal the file's.
+
+The file is a list of cases, each `== <statement>` followed by the expected
+lines, separated by blank lines. After a deliberate planner change, regenerate
+it and review the diff:
+
+    XAPROXY_GOLDEN_UPDATE=1 python -m pytest -q tests/unit/test_golden_plans.py
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from xaproxy import errors
+from xaproxy.analysis import analyze
+from xaproxy.analysis.parse import parse
+from xaproxy.config import load_config
+from xaproxy.routing import plan as primitives
+from xaproxy.routing.planner import IdGenerator, Planner
+from xaproxy.session.statements import is_routed
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "golden" / "plans.txt"
+CONFIG = ROOT / "config" / "example.yaml"
+DATABASE = "shop"
+
+
+class _CountingIds(IdGenerator):
+    """Ids 1001, 1002, ... so generated ids in the golden texts do not depend on the clock."""
+
+    def __init__(self) -> None:
+        super().__init__("golden")
+        self._next = 1001
+
+    def next_ids(self, count: int) -> list[int]:
+        ids = list(range(self._next, self._next + count))
+        self._next += count
+        return ids
+
+
+def _read_cases() -> list[tuple[str, list[str]]]:
+    cases: list[tuple[str, list[str]]] = []
+    for block in GOLDEN.read_text(encoding="utf-8").split("\n\n"):
+        lines = block.strip("\n").splitlines()
+        if not lines or not lines[0].startswith("== "):
+            continue
+        cases.append((lines[0][3:], lines[1:]))
+    return cases
+
+
+def plan_lines(sql: str) -> list[str]:
+    """The EXPLAIN tree of `sql` (planned as a template with values), or its refusal."""
+    statement = analyze(sql)
+    if not is_routed(statement.kind):  # as XAPROXY EXPLAIN does
+        return primitives.Local(f"answered by xaproxy: {statement.kind.value}").describe()
+    planner = Planner(load_config(CONFIG))
+    planner.ids = _CountingIds()
+    template = statement.template if statement.template is not None else sql
+    values = list(statement.values) if statement.template is not None else None
+    try:
+        plan = planner.route(parse(template), sql, DATABASE, values, remember=False)
+    except errors.ProxyError as exc:
+        return [f"ERROR {exc.code} ({exc.sqlstate}): {exc.message}"]
+    return plan.describe().splitlines()
+
+
+def _write_cases(cases: list[tuple[str, list[str]]]) -> None:
+    blocks = ["== " + sql + "\n" + "\n".join(plan_lines(sql)) for sql, _ in cases]
+    GOLDEN.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+
+
+CASES = _read_cases()
+
+if os.environ.get("XAPROXY_GOLDEN_UPDATE") == "1":
+    _write_cases(CASES)
+    CASES = _read_cases()
+
+
+@pytest.mark.parametrize(("sql", "expected"), CASES, ids=[sql for sql, _ in CASES])
+def test_the_planner_builds_the_golden_plan_for_each_statement(sql, expected):
+    assert plan_lines(sql) == expected
+
+
+def test_the_golden_cases_cover_every_primitive_merge_step_and_refusals():
+    heads = {line.split()[0] for _, lines in CASES for line in lines if line.strip()}
+    primitive_names = {"Route", "SplitInsert", "Everywhere", "ScatterWrite", "MergeRead", "Local"}
+    steps = {cls.__name__ for cls in primitives.MergeStep.__subclasses__()}
+    assert primitive_names | steps | {"ERROR", "Concatenate", "ColumnType"} <= heads

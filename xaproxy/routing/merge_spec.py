@@ -1,0 +1,68 @@
+"""The data that describes how the answers of a fan-out SELECT are merged.
+
+Routing decides it (which result column holds what, how to order, group and
+cut the rows); execution/merge.py only carries it out. Column positions are
+indexes into a shard's result row; a negative position counts from the end of
+the row (Python's indexing), so a plan over `SELECT *` names its columns without
+knowing how many columns the star stands for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+BITWISE_KINDS = frozenset({"BIT_OR", "BIT_AND", "BIT_XOR"})
+AGGREGATE_KINDS = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "COUNT_DISTINCT"} | BITWISE_KINDS)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One aggregate output column of the shard rows and how to combine its partials.
+
+    AVG: `column` holds each shard's own AVG (its definition gives the output
+    type and decimals), `sum_column`/`count_column` hold SUM(x) and COUNT(x).
+    COUNT_DISTINCT: shards grouped by (group columns, x); `column` holds x.
+    """
+
+    kind: str
+    column: int
+    sum_column: int | None = None
+    count_column: int | None = None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """One ORDER BY key.
+
+    `collation` None: the column's own, read from the shard's column definition
+    (the merge compares as the server does for that type and character set).
+    NULLs sort low, as in MariaDB: first ascending, last descending.
+    """
+
+    column: int
+    descending: bool
+    collation: str | None = None
+
+    @property
+    def nulls_first(self) -> bool:
+        return not self.descending
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    """How to merge shard rows; the client sees the first `visible` columns.
+
+    `visible` None: all but the last `hidden` (the planner's form, exact
+    whatever width a `*` has); a number: that many (hand-built specs).
+    """
+
+    visible: int | None = None
+    order_by: tuple[SortKey, ...] = ()
+    group_by: tuple[int, ...] = ()
+    aggregates: tuple[Aggregate, ...] = ()
+    having: Callable[[list[object]], bool] | None = None
+    distinct: bool = False
+    limit: int | None = None
+    offset: int = 0
+    hidden: int = 0

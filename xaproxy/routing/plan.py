@@ -1,0 +1,453 @@
+"""A statement's plan: the original text and a tree of primitives the executor runs.
+
+The planner decides everything before a statement runs: which shards, what each
+is sent, how their answers are merged (column layout, hidden helper columns,
+COUNT DISTINCT regrouping, star expansion expressed without knowing its width).
+The executor dispatches on the root primitive's type and never changes a plan.
+
+Primitives (each a small frozen dataclass that describes itself):
+
+* `Route`: one shard, the text unchanged (or rewritten); the result is relayed.
+* `SplitInsert`: an INSERT whose rows were split per shard; one text per shard,
+  ids the proxy generated for the auto-increment column.
+* `Everywhere`: DDL on every shard holding the table, each committing on its own.
+* `ScatterWrite`: UPDATE/DELETE/broadcast writes on several shards in the
+  transaction; affected rows summed, or taken from one copy for broadcast tables.
+* `MergeRead`: a SELECT every shard runs (rewritten), merged by its steps:
+  `Group`, `Having`, `Sort`, `Distinct`, `Limit`, `DropHidden`, in that order.
+* `Local`: answered by the proxy itself (SET, SHOW, @@variables, admin).
+
+`Plan` also offers the flat properties older consumers read (`single`, `shards`,
+`write`, `merge`, `copies`, `generated_ids`, `implicit_commit`, `pins_session`,
+`sql_for`); they are views of the tree, never separate state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .merge_spec import Aggregate, MergeSpec, SortKey
+
+__all__ = [
+    "Aggregate",
+    "Distinct",
+    "DropHidden",
+    "Everywhere",
+    "Group",
+    "Having",
+    "Limit",
+    "Local",
+    "MergeRead",
+    "MergeSpec",
+    "MergeStep",
+    "Plan",
+    "Primitive",
+    "Route",
+    "ScatterWrite",
+    "Sort",
+    "SortKey",
+    "SplitInsert",
+]
+
+
+def column_ref(position: int) -> str:
+    """`#2` for the third column of a shard row, `#-1` for its last one."""
+    return f"#{position}"
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _shard_list(shards: tuple[str, ...]) -> str:
+    return ",".join(shards)
+
+
+# --- primitives that run statements ---------------------------------------------------------
+
+
+class Primitive:
+    """A node of a plan. `describe()` gives its lines, children indented below it."""
+
+    __slots__ = ()
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def text_for(self, shard: str, original: str) -> str:
+        """The statement text `shard` is sent (the client's text unless rewritten)."""
+        return original
+
+    def describe(self) -> list[str]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Primitive):
+    """One shard runs the statement and its answer is relayed packet by packet.
+
+    `sql` None: the client's text goes unchanged. `implicit_commit`: DDL, MySQL
+    commits the open transaction first. `pins_session`: LOCK TABLES, temporary
+    tables, GET_LOCK, PREPARE keep the shard connection for the session. `why`
+    says how the shard was chosen (for EXPLAIN).
+    """
+
+    shard: str
+    sql: str | None = None
+    write: bool = False
+    implicit_commit: bool = False
+    pins_session: bool = False
+    why: str = ""
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return (self.shard,)
+
+    def text_for(self, shard: str, original: str) -> str:
+        return self.sql if self.sql is not None else original
+
+    def describe(self) -> list[str]:
+        flags = [
+            name
+            for name, on in (
+                ("write", self.write),
+                ("implicit_commit", self.implicit_commit),
+                ("pins_session", self.pins_session),
+            )
+            if on
+        ]
+        line = f"Route shard={self.shard}"
+        if flags:
+            line += " " + " ".join(flags)
+        if self.why:
+            line += f" ({self.why})"
+        if self.sql is not None:
+            line += f" sql={_quoted(self.sql)}"
+        return [line]
+
+
+@dataclass(frozen=True, slots=True)
+class SplitInsert(Primitive):
+    """An INSERT whose rows were split by shard key: each shard gets its own rows.
+
+    `texts` pairs a shard with its INSERT text, in shard order. `generated_ids`:
+    ids the proxy generated for the auto-increment column, one per row in the
+    client's order (the first is the client's LAST_INSERT_ID()).
+    """
+
+    table: str
+    texts: tuple[tuple[str, str], ...]
+    generated_ids: tuple[int, ...] = ()
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return tuple(shard for shard, _ in self.texts)
+
+    def text_for(self, shard: str, original: str) -> str:
+        for name, text in self.texts:
+            if name == shard:
+                return text
+        raise KeyError(shard)
+
+    def describe(self) -> list[str]:
+        line = f"SplitInsert table={self.table} shards={_shard_list(self.shards)}"
+        if self.generated_ids:
+            line += f" generated_ids={len(self.generated_ids)}"
+        return [line] + [f"  {shard}: {text}" for shard, text in self.texts]
+
+
+@dataclass(frozen=True, slots=True)
+class Everywhere(Primitive):
+    """DDL sent to every shard holding the table, each committing on its own.
+
+    Not atomic across shards (DDL commits implicitly): a failure on one shard
+    leaves the others changed, and the error says which.
+    """
+
+    targets: tuple[str, ...]
+    sql: str | None = None
+    pins_session: bool = False
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return self.targets
+
+    def text_for(self, shard: str, original: str) -> str:
+        return self.sql if self.sql is not None else original
+
+    def describe(self) -> list[str]:
+        return [f"Everywhere shards={_shard_list(self.targets)} implicit_commit"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScatterWrite(Primitive):
+    """A write run on several shards inside the transaction.
+
+    `copies`: a broadcast table, every shard changes its own copy of the same
+    rows, so the affected-row count is one copy's; otherwise the counts add up.
+    """
+
+    targets: tuple[str, ...]
+    copies: bool = False
+    sql: str | None = None
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return self.targets
+
+    def text_for(self, shard: str, original: str) -> str:
+        return self.sql if self.sql is not None else original
+
+    def describe(self) -> list[str]:
+        count = "one copy" if self.copies else "summed"
+        return [f"ScatterWrite shards={_shard_list(self.targets)} affected_rows={count}"]
+
+
+@dataclass(frozen=True, slots=True)
+class Local(Primitive):
+    """Answered by the proxy itself; no shard is asked. `what` names the kind of answer."""
+
+    what: str
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return ()
+
+    def describe(self) -> list[str]:
+        return [f"Local ({self.what})"]
+
+
+# --- merge steps of a MergeRead ----------------------------------------------------------------
+
+
+class MergeStep:
+    """One step the merge applies to the shards' rows, in the order MergeRead lists them."""
+
+    __slots__ = ()
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Group(MergeStep):
+    """Partial rows combined per group (`columns` empty: one group for the whole result).
+
+    A COUNT_DISTINCT aggregate means the shards grouped by (group columns, value)
+    and the merge counts the distinct values per group.
+    """
+
+    columns: tuple[int, ...] = ()
+    aggregates: tuple[Aggregate, ...] = ()
+
+    def describe(self) -> str:
+        by = ", ".join(column_ref(c) for c in self.columns) or "(all rows)"
+        parts = [f"Group by {by}"]
+        if self.aggregates:
+            parts.append("aggregates " + ", ".join(_describe_aggregate(a) for a in self.aggregates))
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Having(MergeStep):
+    """HAVING applied to merged groups (or to rows, when nothing is grouped).
+
+    `predicate` takes a row of decoded keys (positions as in the shard row);
+    `condition` is the client's text, for EXPLAIN.
+    """
+
+    condition: str
+    predicate: object = field(compare=False, repr=False)
+
+    def describe(self) -> str:
+        return f"Having {self.condition}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(MergeStep):
+    """Rows ordered by `keys`; without grouping, a streaming k-way merge of sorted shards."""
+
+    keys: tuple[SortKey, ...]
+
+    def describe(self) -> str:
+        return "Sort " + ", ".join(_describe_key(k) for k in self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Distinct(MergeStep):
+    """Duplicate rows (over the visible columns, by their collations) dropped."""
+
+    def describe(self) -> str:
+        return "Distinct"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit(MergeStep):
+    """`offset` rows skipped, then at most `count` kept (None: no limit)."""
+
+    count: int | None
+    offset: int = 0
+
+    def describe(self) -> str:
+        return f"Limit count={'none' if self.count is None else self.count} offset={self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class DropHidden(MergeStep):
+    """The helper columns the shards were asked for, at the end of each row, not sent on.
+
+    `columns` are their expressions, for EXPLAIN; there are `len(columns)` of them.
+    """
+
+    columns: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"DropHidden {len(self.columns)}: " + ", ".join(self.columns)
+
+
+def _describe_aggregate(a: Aggregate) -> str:
+    text = f"{a.kind}({column_ref(a.column)})"
+    if a.sum_column is not None and a.count_column is not None:
+        text += f" from sum {column_ref(a.sum_column)} count {column_ref(a.count_column)}"
+    return text
+
+
+def _describe_key(k: SortKey) -> str:
+    text = column_ref(k.column) + (" desc" if k.descending else " asc")
+    text += " nulls " + ("first" if k.nulls_first else "last")
+    if k.collation is not None:
+        text += f" collate {k.collation}"
+    return text
+
+
+_STEP_ORDER = (Group, Having, Sort, Distinct, Limit, DropHidden)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRead(Primitive):
+    """A SELECT every shard in `targets` runs as `sql`, merged into one server's answer.
+
+    `steps` say how (at most one of each, in the order Group, Having, Sort,
+    Distinct, Limit, DropHidden; none: the shards' rows one after another).
+    `column_overrides` replace the shards' column definitions at a position
+    (COUNT DISTINCT: the shards return the counted value, the client a count).
+    `write`: a locking read (FOR UPDATE) marks the branches as writers.
+    `spec` is the same decision in the form execution/merge.py consumes.
+    """
+
+    targets: tuple[str, ...]
+    sql: str
+    steps: tuple[MergeStep, ...] = ()
+    column_overrides: tuple[tuple[int, bytes], ...] = ()
+    write: bool = False
+    spec: MergeSpec = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        order = [_STEP_ORDER.index(type(step)) for step in self.steps]
+        if order != sorted(set(order)):
+            raise ValueError(f"merge steps out of order or repeated: {self.steps}")
+        object.__setattr__(self, "spec", merge_spec_of(self.steps))
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return self.targets
+
+    def text_for(self, shard: str, original: str) -> str:
+        return self.sql
+
+    def step(self, kind: type) -> MergeStep | None:
+        return next((s for s in self.steps if isinstance(s, kind)), None)
+
+    def describe(self) -> list[str]:
+        line = f"MergeRead shards={_shard_list(self.targets)}"
+        if self.write:
+            line += " write"
+        lines = [line, f"  sql: {self.sql}"]
+        lines += [f"  {step.describe()}" for step in self.steps] or ["  Concatenate"]
+        for position, _ in self.column_overrides:
+            lines.append(f"  ColumnType {column_ref(position)} COUNT BIGINT")
+        return lines
+
+
+def merge_spec_of(steps: tuple[MergeStep, ...]) -> MergeSpec:
+    group = next((s for s in steps if isinstance(s, Group)), None)
+    having = next((s for s in steps if isinstance(s, Having)), None)
+    sort = next((s for s in steps if isinstance(s, Sort)), None)
+    limit = next((s for s in steps if isinstance(s, Limit)), None)
+    hidden = next((s for s in steps if isinstance(s, DropHidden)), None)
+    return MergeSpec(
+        hidden=len(hidden.columns) if hidden is not None else 0,
+        order_by=sort.keys if sort is not None else (),
+        group_by=group.columns if group is not None else (),
+        aggregates=group.aggregates if group is not None else (),
+        having=having.predicate if having is not None else None,  # type: ignore[arg-type]
+        distinct=any(isinstance(s, Distinct) for s in steps),
+        limit=limit.count if limit is not None else None,
+        offset=limit.offset if limit is not None else 0,
+    )
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The original statement text and the primitive that runs it.
+
+    `static`: the plan does not depend on the statement's literal values (no
+    sharded or broadcast table), so one plan serves every statement of a template;
+    such a cached plan keeps the text it was planned for in `sql`, so consumers
+    pass the text they run to `sql_for`.
+    """
+
+    sql: str
+    root: Primitive
+    static: bool = False
+
+    def describe(self) -> str:
+        """The plan as an indented tree, one primitive or merge step a line."""
+        return "\n".join(self.root.describe())
+
+    # --- flat views for the consumers of the former Route -----------------------------------
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return self.root.shards
+
+    @property
+    def single(self) -> bool:
+        """One shard, the client's text unchanged, the answer relayed as it comes."""
+        return isinstance(self.root, Route) and self.root.sql is None
+
+    @property
+    def write(self) -> bool:
+        root = self.root
+        if isinstance(root, (SplitInsert, Everywhere, ScatterWrite)):
+            return True
+        return bool(getattr(root, "write", False))
+
+    @property
+    def implicit_commit(self) -> bool:
+        root = self.root
+        return isinstance(root, Everywhere) or (isinstance(root, Route) and root.implicit_commit)
+
+    @property
+    def pins_session(self) -> bool:
+        return bool(getattr(self.root, "pins_session", False))
+
+    @property
+    def merge(self) -> MergeSpec | None:
+        return self.root.spec if isinstance(self.root, MergeRead) else None
+
+    @property
+    def copies(self) -> bool:
+        return isinstance(self.root, ScatterWrite) and self.root.copies
+
+    @property
+    def generated_ids(self) -> tuple[int, ...]:
+        return self.root.generated_ids if isinstance(self.root, SplitInsert) else ()
+
+    def sql_for(self, shard: str, original: str | None = None) -> str:
+        """The text `shard` is sent for this plan (`original`: the client's text)."""
+        return self.root.text_for(shard, self.sql if original is None else original)
