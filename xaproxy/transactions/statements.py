@@ -55,8 +55,3 @@ def xa_commit_one_phase(xid: str) -> str:
 
 def savepoint(name: str) -> str:
     return f"SAVEPOINT {name}"
-
-
-def is_start(text: str) -> bool:
-    """A client's BEGIN spelled as START TRANSACTION [characteristics]: sent as written."""
-    return text.upper().startswith("START")
