@@ -60,8 +60,8 @@ def _recover(args: argparse.Namespace) -> int:
     import uvloop
 
     from .config import ConfigError, load_config
-    from .execution.pool import Pools
     from .recovery.resolver import Resolver
+    from .shards.pool import Pools
 
     try:
         config = load_config(args.config)

@@ -8,13 +8,13 @@ import logging
 
 from . import errors
 from .config import Config
-from .execution.backend import Backend
-from .execution.pool import Pools
 from .protocol.stream import PacketStream
 from .recovery.resolver import Resolver
 from .routing.planner import Planner
 from .session.context import ProxyContext
 from .session.session import Session
+from .shards.backend import Backend
+from .shards.pool import Pools
 from .transactions.coordinator import Coordinator
 
 log = logging.getLogger(__name__)

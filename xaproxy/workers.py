@@ -33,8 +33,8 @@ def worker_config(config: Config, index: int) -> Config:
 
 
 async def _recover_family(config: Config) -> None:
-    from .execution.pool import Pools
     from .recovery.resolver import Resolver
+    from .shards.pool import Pools
 
     pools = Pools(config)
     try:

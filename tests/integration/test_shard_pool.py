@@ -9,8 +9,8 @@ import pytest
 
 from xaproxy import errors
 from xaproxy.config.model import ShardConfig
-from xaproxy.execution import pool as pool_module
-from xaproxy.execution.pool import ShardPool
+from xaproxy.shards import pool as pool_module
+from xaproxy.shards.pool import ShardPool
 
 
 def _pool(cluster, size: int) -> ShardPool:

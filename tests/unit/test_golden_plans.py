@@ -24,7 +24,7 @@ from xaproxy.analysis.parse import parse
 from xaproxy.config import load_config
 from xaproxy.routing import plan as primitives
 from xaproxy.routing.planner import IdGenerator, Planner
-from xaproxy.session.query import is_routed
+from xaproxy.session.statements import is_routed
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "plans.txt"

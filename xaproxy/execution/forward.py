@@ -15,7 +15,7 @@ from .. import errors
 from ..protocol import wire
 from ..protocol.constants import SESSION_OWNED_STATUS, Status
 from ..protocol.stream import PacketStream
-from .backend import Backend
+from ..shards.backend import Backend
 
 # Flush to the client whenever this much is queued, so large results stream
 # with bounded memory instead of piling up in the proxy.
@@ -72,9 +72,7 @@ async def forward_result(
             summary.warnings = ok.warnings
             more = bool(ok.status & Status.MORE_RESULTS_EXISTS)
             status = _client_status(ok.status, session_status, more or more_follows)
-            out.write(
-                wire.ok_packet(status, ok.affected_rows, ok.last_insert_id, ok.warnings, ok.info)
-            )
+            out.write(wire.ok_reply(status, ok))
         else:
             more = await _forward_rows(
                 backend,
@@ -120,20 +118,16 @@ async def _forward_rows(
     if binary_rows is not None:
         convert = _cached_converter(binary_rows, tuple(coldefs))
     read = backend.read
+    rows_end = wire.rows_end
     write = out.write
     deprecate_eof = backend.deprecate_eof
     rows = 0
     while True:
         payload = await read()
         head = payload[0] if payload else 0
-        if head == 0xFE and (
-            (deprecate_eof and len(payload) < 0xFFFFFF) or (not deprecate_eof and len(payload) < 9)
-        ):
-            if deprecate_eof:
-                ok = wire.parse_ok(payload)
-                status, warnings = ok.status, ok.warnings
-            else:
-                status, warnings = wire.parse_eof(payload)
+        end = rows_end(payload, deprecate_eof) if head == 0xFE else None
+        if end is not None:
+            status, warnings = end
             backend.status = status
             more = bool(status & Status.MORE_RESULTS_EXISTS)
             summary.warnings = warnings

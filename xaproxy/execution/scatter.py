@@ -14,9 +14,10 @@ from .. import errors
 from ..protocol import wire
 from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
+from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
 from ..routing.plan import MergeRead, Plan
-from .backend import Backend
+from ..shards.backend import Backend
 from .merge import merge
 
 _FLUSH_BYTES = 256 * 1024
@@ -101,19 +102,9 @@ class _ShardRows:
         deprecate_eof = backend.deprecate_eof
         while not self.done:
             payload = await backend.read()
-            if (
-                payload
-                and payload[0] == 0xFE
-                and (
-                    (deprecate_eof and len(payload) < 0xFFFFFF)
-                    or (not deprecate_eof and len(payload) < 9)
-                )
-            ):
-                if deprecate_eof:
-                    ok = wire.parse_ok(payload)
-                    self.status, self.warnings = ok.status, ok.warnings
-                else:
-                    self.status, self.warnings = wire.parse_eof(payload)
+            end = wire.rows_end(payload, deprecate_eof) if payload and payload[0] == 0xFE else None
+            if end is not None:
+                self.status, self.warnings = end
                 backend.status = self.status
                 self.done = True
                 return
@@ -157,11 +148,7 @@ async def scatter_read(
         shown[position] = coldef
     visible_defs = shown[: len(shown) - spec.hidden]
     status = session_status | (Status.MORE_RESULTS_EXISTS if more_follows else 0)
-    out.write(wire.lenenc_int(len(visible_defs)))
-    for coldef in visible_defs:
-        out.write(coldef)
-    if not client_deprecate_eof:
-        out.write(wire.eof_packet(status))
+    write_columns(out, visible_defs, status, client_deprecate_eof)
     convert = None
     if binary:
         convert = make_row_converter([wire.column_type_and_flags(c)[:2] for c in visible_defs])

@@ -76,9 +76,7 @@ def split_row(payload: bytes, ncols: int) -> list[bytes | None]:
     return values
 
 
-def join_row(values: list[bytes | None]) -> bytes:
-    """A text-protocol row payload from raw values (None for SQL NULL)."""
-    return b"".join(b"\xfb" if v is None else wire.lenenc_int(len(v)) + v for v in values)
+join_row = wire.raw_text_row  # a merged row back to a text-protocol payload
 
 
 # --- utf8mb4_general_ci weights ---------------------------------------------------

@@ -92,6 +92,11 @@ def ok_packet(
     return body + info if info else body
 
 
+def ok_reply(status: int, ok: OkInfo) -> bytes:
+    """A shard's OK passed on to the client with the session's status."""
+    return ok_packet(status, ok.affected_rows, ok.last_insert_id, ok.warnings, ok.info)
+
+
 def eof_packet(status: int, warnings: int = 0) -> bytes:
     return bytes((EOF_HEADER,)) + _OK_TAIL.pack(warnings, status)
 
@@ -156,6 +161,11 @@ def text_row(values: list[object]) -> bytes:
     return b"".join(parts)
 
 
+def raw_text_row(values: list[bytes | None]) -> bytes:
+    """A text-protocol row payload from raw values (None for SQL NULL)."""
+    return b"".join(b"\xfb" if v is None else lenenc_int(len(v)) + v for v in values)
+
+
 # --- packets the proxy reads from shards ------------------------------------
 
 
@@ -209,6 +219,22 @@ def is_eof(payload: bytes | memoryview) -> bool:
 def is_terminal_ok(payload: bytes | memoryview) -> bool:
     """The 0xFE-headed OK that ends rows under CLIENT_DEPRECATE_EOF."""
     return len(payload) > 0 and payload[0] == EOF_HEADER and len(payload) < 0xFFFFFF
+
+
+def rows_end(payload: bytes | memoryview, deprecate_eof: bool) -> tuple[int, int] | None:
+    """(status, warnings) when `payload` ends a result set's rows, else None.
+
+    The end is an EOF packet (0xFE, under 9 bytes), or under CLIENT_DEPRECATE_EOF an
+    0xFE-headed OK; a row can start with 0xFE only as a huge length prefix.
+    """
+    if deprecate_eof:
+        if is_terminal_ok(payload):
+            ok = parse_ok(payload)
+            return ok.status, ok.warnings
+        return None
+    if is_eof(payload):
+        return parse_eof(payload)
+    return None
 
 
 def column_type_and_flags(coldef: bytes | memoryview) -> tuple[int, int, int]:

@@ -7,8 +7,9 @@ privilege. Our gtrids are ASCII, so the plain form is exact on both servers.
 
 from __future__ import annotations
 
-from ..execution.backend import Backend
+from ..shards.backend import Backend
+from ..transactions import statements as tsql
 
 
 def recover_statement(backend: Backend) -> str:
-    return "XA RECOVER"
+    return tsql.XA_RECOVER

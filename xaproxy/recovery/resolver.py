@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from .. import errors
 from ..config import Config
-from ..execution.pool import Pools
+from ..shards.pool import Pools
 from ..transactions import at, decisions, metrics
+from ..transactions import statements as tsql
 from ..transactions.coordinator import Coordinator
 from ..transactions.xid import RecoveredBranch, parse_gtrid, parse_recover_row
 from .dialect import recover_statement
@@ -289,8 +290,8 @@ class Resolver:
         except errors.ProxyError:
             return False
         try:
-            verb = "COMMIT" if action == "commit" else "ROLLBACK"
-            await backend.execute_ok(f"XA {verb} {branch.sql()}")
+            finish = tsql.xa_commit if action == "commit" else tsql.xa_rollback
+            await backend.execute_ok(finish(branch.sql()))
             metrics.RECOVERIES.labels(action).inc()
             return True
         except errors.ProxyError as exc:

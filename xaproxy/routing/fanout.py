@@ -20,8 +20,7 @@ from sqlglot import exp
 
 from .. import errors
 from ..analysis.spans import select_item_texts
-from ..protocol import wire
-from ..protocol.constants import FieldType
+from ..protocol.resultset import column_for
 from .having import compile_having
 from .keys import literal_value
 from .merge_spec import Aggregate, MergeSpec, SortKey
@@ -351,9 +350,7 @@ def _count_distinct_columns(state: _Rewrite, place) -> tuple[tuple[int, bytes], 
         return ()
     position = state.count_distinct[0]
     name = state.names[position] or "COUNT(DISTINCT)"
-    coldef = wire.ColumnDef(
-        name, type=FieldType.LONGLONG, charset=63, length=21, flags=0x80 | 0x01
-    ).encode()
+    coldef = column_for(name, 0).encode()  # a count: BIGINT
     return ((place(position), coldef),)
 
 

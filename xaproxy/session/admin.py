@@ -22,12 +22,12 @@ from .. import __version__, errors
 from ..analysis import analyze
 from ..analysis.tokens import tokenize, word
 from ..protocol import wire
+from ..protocol.resultset import column_for
 from ..routing.plan import Local, Plan
 from ..transactions import at
-from .results import column_for
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .state import SessionState as Session
 
 _COMMANDS = (
     "XAPROXY VERSION",
@@ -187,7 +187,7 @@ async def _resolve(session: Session, gtrid: str, how: str) -> tuple[Columns, lis
 
 def _explain(session: Session, statement: str) -> tuple[Columns, list[list]]:
     """Plans a statement exactly as it would run, and shows the plan tree instead of running it."""
-    from .query import is_routed
+    from .statements import is_routed
 
     kind = analyze(statement).kind
     if not is_routed(kind):

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 from ..analysis import analyze
 from ..analysis.parse import Parsed, parse
 from ..config import Config
-from ..execution.pool import Pools
 from ..routing.planner import Planner, Route
+from ..shards.pool import Pools
 from ..transactions.coordinator import Coordinator
 
 if TYPE_CHECKING:
     from ..recovery.resolver import Resolver
-    from .session import Session
+    from .state import SessionState
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class ProxyContext:
     max_allowed_packet: int = 64 * 1024 * 1024
     resolver: Resolver | None = None
     parse_cache: ParseCache = field(default_factory=ParseCache)
-    sessions: dict[int, Session] = field(default_factory=dict)
+    sessions: dict[int, SessionState] = field(default_factory=dict)
     shutting_down: bool = False
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 

@@ -1,6 +1,7 @@
 """Statements the proxy answers itself: SET, USE, SHOW ..., KILL, SELECTs of session values.
 
-Mixed into Session.
+Functions over the session state (session/state.py), chosen by statement kind in
+session/statements.py.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from ..analysis.clauses import (
 )
 from ..analysis.spans import select_item_texts
 from ..analysis.statement import LOCAL_FUNCTIONS
-from ..execution.backend import Backend
+from ..execution import executor
 from ..protocol import wire
 from ..protocol.constants import (
     FieldType,
     Status,
 )
+from ..protocol.resultset import column_for
 from ..routing.planner import SYSTEM_SCHEMAS, Route
-from .results import column_for, write_rows
+from . import reply
+from .admin import run_admin_command
+from .state import SessionState
 
 log = logging.getLogger(__name__)
 
@@ -38,325 +42,317 @@ _TRUE_WORDS = {"1": True, "on": True, "true": True, "0": False, "off": False, "f
 _SESSION_SCOPES = ("", "session", "local")
 
 
-class LocalStatements:
-    """Part of Session (see session.py); relies on its state."""
-
-    async def _set(self, sql: str, more: bool, binary: bool) -> None:
-        assignments = set_assignments(sql)
-        only = assignments[0] if len(assignments) == 1 else None
-        if only is not None and only.name == "autocommit" and only.scope in _SESSION_SCOPES:
-            written = unquoted(only.value)
-            value = _TRUE_WORDS.get(written.lower())
-            if value is None:
-                raise errors.ProxyError(
-                    1231,
-                    "42000",
-                    f"Variable 'autocommit' can't be set to the value of '{written}'",
-                )
-            if value and not self.autocommit:
-                await self._check_transaction_timeout()  # it would commit: report a timeout
-            if value and not self.autocommit and self.txn is not None:
-                await self._end_transaction(commit=True)
-            self.autocommit = value
-            self._ok(more)
-            return
-        mode = (
-            unquoted(only.value).lower()
-            if only is not None
-            and only.name == "xaproxy_transaction_mode"
-            and only.scope in ("", "session")
-            else None
-        )
-        if mode in ("at", "xa"):
-            if self.txn is not None:
-                raise errors.ProxyError(
-                    1568,
-                    "25001",
-                    "Transaction characteristics can't be changed while a transaction is in progress: "
-                    "set xaproxy_transaction_mode before BEGIN",
-                )
-            self.txn_mode = mode
-            self._ok(more)
-            return
-        if len(assignments) > 1 and any(a.name == "autocommit" for a in assignments):
-            raise errors.not_supported(
-                "SET of autocommit together with other variables",
-                "set autocommit in a statement of its own",
-            )
-        if any(a.scope in ("global", "persist") for a in assignments):
+async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    assignments = set_assignments(sql)
+    only = assignments[0] if len(assignments) == 1 else None
+    if only is not None and only.name == "autocommit" and only.scope in _SESSION_SCOPES:
+        written = unquoted(only.value)
+        value = _TRUE_WORDS.get(written.lower())
+        if value is None:
             raise errors.ProxyError(
-                1227,
+                1231,
                 "42000",
-                "xaproxy does not pass SET GLOBAL to shards; change server settings on each shard",
+                f"Variable 'autocommit' can't be set to the value of '{written}'",
             )
-        if only is not None and only.scope == "names" and unquoted(only.value).lower() == "utf8mb4":
-            self.charset_setting = None
-            self._rebuild_settings(list(self._plain_settings()))
-            self._ok(more)
-            return
-        if is_set_transaction(sql):
-            self.next_txn_characteristics = sql.strip().rstrip(";")
-            self._ok(more)
-            return
-        # Everything else: let a shard validate it, then remember it for replay.
-        shard = self.ctx.planner.default_shard(self.database)
-        route = Route((shard,))
-        backend, borrowed = await self._backend_for_settings(shard, route)
+        if value and not s.autocommit:
+            await s.shards.check_timeout()  # it would commit: report a timeout
+        if value and not s.autocommit and s.txn is not None:
+            await s.shards.end(commit=True)
+        s.autocommit = value
+        reply.ok(s, more)
+        return
+    mode = (
+        unquoted(only.value).lower()
+        if only is not None
+        and only.name == "xaproxy_transaction_mode"
+        and only.scope in ("", "session")
+        else None
+    )
+    if mode in ("at", "xa"):
+        if s.txn is not None:
+            raise errors.ProxyError(
+                1568,
+                "25001",
+                "Transaction characteristics can't be changed while a transaction is in progress: "
+                "set xaproxy_transaction_mode before BEGIN",
+            )
+        s.txn_mode = mode
+        reply.ok(s, more)
+        return
+    if len(assignments) > 1 and any(a.name == "autocommit" for a in assignments):
+        raise errors.not_supported(
+            "SET of autocommit together with other variables",
+            "set autocommit in a statement of its own",
+        )
+    if any(a.scope in ("global", "persist") for a in assignments):
+        raise errors.ProxyError(
+            1227,
+            "42000",
+            "xaproxy does not pass SET GLOBAL to shards; change server settings on each shard",
+        )
+    if only is not None and only.scope == "names" and unquoted(only.value).lower() == "utf8mb4":
+        s.charset_setting = None
+        rebuild_settings(s, list(plain_settings(s)))
+        reply.ok(s, more)
+        return
+    if is_set_transaction(sql):
+        s.next_txn_characteristics = sql.strip().rstrip(";")
+        reply.ok(s, more)
+        return
+    # Everything else: let a shard validate it, then remember it for replay.
+    shard = s.ctx.planner.default_shard(s.database)
+    backend, borrowed = await s.shards.connection_outside_writes(shard)
+    try:
+        ok = await backend.execute_ok(sql)
+        s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
+        key = sql.strip().rstrip(";")
+        settings = [x for x in plain_settings(s) if x != key]
+        if assignments and assignments[0].scope in ("names", "charset"):
+            s.charset_setting = key
+        else:
+            settings.append(key)
+        rebuild_settings(s, settings)
+        backend.settings = s.settings
+    finally:
+        if borrowed:
+            s.shards.release(backend)
+    reply.ok(s, more, warnings=ok.warnings)
+
+
+def plain_settings(s: SessionState) -> tuple[str, ...]:
+    if s.settings and s.settings[0] == _names_entry_of(s.settings):
+        return s.settings[1:]
+    return s.settings
+
+
+def _names_entry_of(settings: tuple[str, ...]) -> str | None:
+    head = settings[0] if settings else None
+    if head is not None and any(a.scope in ("names", "charset") for a in set_assignments(head)):
+        return head
+    return None
+
+
+def rebuild_settings(s: SessionState, plain: list[str]) -> None:
+    head = [s.charset_setting] if s.charset_setting else []
+    s.settings = tuple(head + plain)
+
+
+async def use_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    database = use_target(sql)
+    if database is None:
+        raise errors.parse_error("expected USE <database>")
+    use(s, database)
+    reply.ok(s, more)
+
+
+def use(s: SessionState, database: str) -> None:
+    check_database(s, database)
+    s.database = database
+
+
+def check_database(s: SessionState, database: str) -> None:
+    if database.lower() in SYSTEM_SCHEMAS:
+        return
+    if s.ctx.config.schema(database) is None:
+        raise errors.unknown_database(database)
+
+
+async def show_databases(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    names = sorted(["information_schema", *(s.name for s in s.ctx.config.schemas.values())])
+    like = show_options(sql).like
+    if like is not None:
+        names = [n for n in names if _like(like, n)]
+    reply.rows(s, [wire.ColumnDef("Database", length=256)], [[n] for n in names], more, binary)
+
+
+async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    """The logical tables: what the default shard has plus the sharded ones."""
+    options = show_options(sql)
+    database = options.database or s.database
+    if database is None:
+        raise errors.no_database_selected()
+    schema = s.ctx.config.schema(database)
+    if schema is None:
+        await executor.run(
+            s, s.shards, sql, Route((s.ctx.planner.first_shard,)), more=more, binary=binary
+        )
+        return
+    full = options.full
+    backend, borrowed = await s.shards.connection_outside_writes(schema.default_shard)
+    try:
+        rows = await backend.query_rows(f"SHOW FULL TABLES FROM `{schema.name}`")
+    finally:
+        if borrowed:
+            s.shards.release(backend)
+    tables = {(r[0] or b"").decode(): (r[1] or b"BASE TABLE").decode() for r in rows}
+    for table in schema.tables.values():
+        tables.setdefault(table.name, "BASE TABLE")
+    like = options.like
+    names = sorted(n for n in tables if like is None or _like(like, n))
+    columns = [wire.ColumnDef(f"Tables_in_{schema.name}", length=256)]
+    if full:
+        columns.append(wire.ColumnDef("Table_type", length=64))
+        out_rows = [[n, tables[n]] for n in names]
+    else:
+        out_rows = [[n] for n in names]
+    reply.rows(s, columns, out_rows, more, binary)
+
+
+async def show_warnings(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    rows = [list(w) for w in s.warnings]
+    if analyze(sql).kind is Kind.SHOW_ERRORS:
+        rows = [r for r in rows if r[0] == "Error"]
+    limit = show_options(sql).limit
+    if limit is not None:
+        first, count = limit
+        rows = rows[first : first + count] if count is not None else rows[:first]
+    columns = [
+        wire.ColumnDef("Level", length=28),
+        wire.ColumnDef("Code", type=FieldType.LONG, charset=63, length=4, flags=0x21),
+        wire.ColumnDef("Message", length=2048),
+    ]
+    reply.rows(s, columns, rows, more, binary)
+
+
+async def show_warning_count(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    errors_only = analyze(sql).kind is Kind.SHOW_ERROR_COUNT
+    count = sum(1 for w in s.warnings if not errors_only or w[0] == "Error")
+    name = "@@session.error_count" if errors_only else "@@session.warning_count"
+    reply.rows(s, [column_for(name, count)], [[count]], more, binary)
+
+
+async def local_select(s: SessionState, sql: str, more: bool, binary: bool) -> bool:
+    """Answers SELECTs of values the proxy owns (autocommit, LAST_INSERT_ID(), ...)."""
+    parsed = s.ctx.parse_cache.get(sql)
+    ast = parsed.ast
+
+    if not isinstance(ast, exp.Select) or ast.args.get("from_") or ast.args.get("where"):
+        return False
+    values = []
+    for item in ast.expressions:
+        node = item.this if isinstance(item, exp.Alias) else item
+        found, value = _local_value(s, node)
+        if not found:
+            return False
+        values.append(value)
+    texts = select_item_texts(sql)
+    names = []
+    for index, item in enumerate(ast.expressions):
+        if isinstance(item, exp.Alias):
+            names.append(item.alias)
+        else:
+            names.append(texts[index] if index < len(texts) else item.sql("mysql"))
+    columns = [column_for(n, v) for n, v in zip(names, values, strict=True)]
+    limit = ast.args.get("limit")
+    rows = [values]
+    if limit is not None and limit.expression is not None and limit.expression.name == "0":
+        rows = []
+    reply.rows(s, columns, rows, more, binary)
+    return True
+
+
+def _local_value(s: SessionState, node) -> tuple[bool, object]:
+
+    if isinstance(node, exp.Literal):
+        return True, node.this if node.is_string else _number(node.this)
+    if isinstance(node, exp.Null):
+        return True, None
+    if isinstance(node, exp.CurrentSchema):
+        # a pooled shard connection may still have another session's database
+        return True, s.database
+    if isinstance(node, exp.Anonymous) and str(node.this).upper() in LOCAL_FUNCTIONS:
+        name = str(node.this).upper()
+        if node.expressions:
+            return False, None
+        return True, s.last_insert_id if name == "LAST_INSERT_ID" else s.id
+    if isinstance(node, exp.SessionParameter):
+        name = node.name.lower()
+        kind = (node.args.get("kind") or "").lower()
+        if kind == "global":
+            return False, None
+        if name == "autocommit":
+            return True, int(s.autocommit)
+        if name in ("last_insert_id", "identity"):
+            return True, s.last_insert_id
+        if name == "warning_count":
+            return True, len(s.warnings)
+        if name == "error_count":
+            return True, sum(1 for w in s.warnings if w[0] == "Error")
+        if name == "in_transaction":
+            return True, int(s.txn is not None)
+    return False, None
+
+
+async def xa_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    raise errors.ProxyError(
+        1399,
+        "XAE07",
+        "xaproxy manages XA itself: XA statements from clients are refused. "
+        "Use BEGIN ... COMMIT; the proxy makes cross-shard transactions atomic",
+    )
+
+
+async def kill_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    target = kill_target(sql)
+    if target is None:
+        raise errors.parse_error("expected KILL [CONNECTION | QUERY] <id>")
+    kill(s, *target)
+    reply.ok(s, more)
+
+
+def kill(s: SessionState, session_id: int, query_only: bool) -> None:
+    target = s.ctx.sessions.get(session_id)
+    if target is None:
+        raise errors.ProxyError(1094, "HY000", f"Unknown thread id: {session_id}")
+    if target is not s and not query_only:
+        target.out.close()
+
+
+async def database_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    """CREATE/DROP DATABASE of a logical schema runs on every shard."""
+    target = database_target(sql)
+    if target is None:
+        raise errors.parse_error("expected CREATE|DROP DATABASE <name>")
+    verb, name = target
+    if s.ctx.config.schema(name) is None:
+        raise errors.not_supported(
+            f"{verb} DATABASE of '{name}', which is not a schema in the shard map",
+            "add it under `schemas:` in the proxy config first",
+        )
+    if s.txn is not None:
+        await s.shards.end(commit=True)
+    affected = 0
+    warnings = 0
+    for shard in s.ctx.config.shards:
+        backend = await s.shards.plain_connection(shard)
         try:
             ok = await backend.execute_ok(sql)
-            self.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
-            key = sql.strip().rstrip(";")
-            settings = [s for s in self._plain_settings() if s != key]
-            if assignments and assignments[0].scope in ("names", "charset"):
-                self.charset_setting = key
-            else:
-                settings.append(key)
-            self._rebuild_settings(settings)
-            backend.settings = self.settings
-        finally:
-            if borrowed:
-                self.ctx.pools.release(backend)
-        self._ok(more, warnings=ok.warnings)
-
-    async def _backend_for_settings(self, shard: str, route: Route) -> tuple[Backend, bool]:
-        if self.txn is not None and shard in self.txn.branches:
-            return self.txn.branches[shard].backend, False
-        if shard in self.pinned:
-            return self.pinned[shard], False
-        backend = await self.ctx.pools.acquire(shard, self.found_rows)
-        try:
-            await self._sync(backend)
-        except BaseException:
-            self.ctx.pools.discard(backend)
+            affected = max(affected, ok.affected_rows)
+            warnings += ok.warnings
+            if backend.database and backend.database.lower() == name.lower():
+                backend.database = None
+        except errors.BackendError:
+            s.shards.release(backend)
             raise
-        return backend, True
+        s.shards.release(backend)
+    reply.ok(s, more, affected, warnings)
 
-    def _plain_settings(self) -> tuple[str, ...]:
-        if self.settings and self.settings[0] == self._names_entry_of(self.settings):
-            return self.settings[1:]
-        return self.settings
 
-    def _names_entry_of(self, settings: tuple[str, ...]) -> str | None:
-        head = settings[0] if settings else None
-        if head is not None and any(a.scope in ("names", "charset") for a in set_assignments(head)):
-            return head
-        return None
+async def proxy_command(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    columns, rows = await run_admin_command(s, sql)
+    reply.rows(s, columns, rows, more, binary)
 
-    def _rebuild_settings(self, plain: list[str]) -> None:
-        head = [self.charset_setting] if self.charset_setting else []
-        self.settings = tuple(head + plain)
 
-    def _ok(self, more: bool, affected: int = 0, warnings: int = 0) -> None:
-        status = self.status()
-        if more:
-            status |= Status.MORE_RESULTS_EXISTS
-        self.out.write(wire.ok_packet(status, affected, 0, warnings))
+async def load_data_local(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    raise errors.not_supported("LOAD DATA LOCAL INFILE", "load the data with INSERT statements")
 
-    def _rows(self, columns, rows, more: bool, binary: bool) -> None:
-        write_rows(self.out, columns, rows, self.status(), self.deprecate_eof, binary, more)
 
-    async def _use_statement(self, sql: str, more: bool, binary: bool) -> None:
-        database = use_target(sql)
-        if database is None:
-            raise errors.parse_error("expected USE <database>")
-        self._use(database)
-        self._ok(more)
+async def empty(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    raise errors.ProxyError(1065, "42000", "Query was empty")
 
-    def _use(self, database: str) -> None:
-        self._check_database(database)
-        self.database = database
 
-    def _check_database(self, database: str) -> None:
-        if database.lower() in SYSTEM_SCHEMAS:
-            return
-        if self.ctx.config.schema(database) is None:
-            raise errors.unknown_database(database)
-
-    async def _show_databases(self, sql: str, more: bool, binary: bool) -> None:
-        names = sorted(["information_schema", *(s.name for s in self.ctx.config.schemas.values())])
-        like = show_options(sql).like
-        if like is not None:
-            names = [n for n in names if _like(like, n)]
-        self._rows([wire.ColumnDef("Database", length=256)], [[n] for n in names], more, binary)
-
-    async def _show_tables(self, sql: str, more: bool, binary: bool) -> None:
-        """The logical tables: what the default shard has plus the sharded ones."""
-        options = show_options(sql)
-        database = options.database or self.database
-        if database is None:
-            raise errors.no_database_selected()
-        schema = self.ctx.config.schema(database)
-        if schema is None:
-            await self._run_routed(
-                sql, Route((self.ctx.planner.first_shard,)), more=more, binary=binary
-            )
-            return
-        full = options.full
-        backend, borrowed = await self._backend_for_settings(schema.default_shard, Route(()))
-        try:
-            rows = await backend.query_rows(f"SHOW FULL TABLES FROM `{schema.name}`")
-        finally:
-            if borrowed:
-                self.ctx.pools.release(backend)
-        tables = {(r[0] or b"").decode(): (r[1] or b"BASE TABLE").decode() for r in rows}
-        for table in schema.tables.values():
-            tables.setdefault(table.name, "BASE TABLE")
-        like = options.like
-        names = sorted(n for n in tables if like is None or _like(like, n))
-        columns = [wire.ColumnDef(f"Tables_in_{schema.name}", length=256)]
-        if full:
-            columns.append(wire.ColumnDef("Table_type", length=64))
-            out_rows = [[n, tables[n]] for n in names]
-        else:
-            out_rows = [[n] for n in names]
-        self._rows(columns, out_rows, more, binary)
-
-    async def _show_warnings(self, sql: str, more: bool, binary: bool) -> None:
-        rows = [list(w) for w in self.warnings]
-        if analyze(sql).kind is Kind.SHOW_ERRORS:
-            rows = [r for r in rows if r[0] == "Error"]
-        limit = show_options(sql).limit
-        if limit is not None:
-            first, count = limit
-            rows = rows[first : first + count] if count is not None else rows[:first]
-        columns = [
-            wire.ColumnDef("Level", length=28),
-            wire.ColumnDef("Code", type=FieldType.LONG, charset=63, length=4, flags=0x21),
-            wire.ColumnDef("Message", length=2048),
-        ]
-        self._rows(columns, rows, more, binary)
-
-    async def _show_warning_count(self, sql: str, more: bool, binary: bool) -> None:
-        errors_only = analyze(sql).kind is Kind.SHOW_ERROR_COUNT
-        count = sum(1 for w in self.warnings if not errors_only or w[0] == "Error")
-        name = "@@session.error_count" if errors_only else "@@session.warning_count"
-        self._rows([column_for(name, count)], [[count]], more, binary)
-
-    async def _local_select(self, sql: str, more: bool, binary: bool) -> bool:
-        """Answers SELECTs of values the proxy owns (autocommit, LAST_INSERT_ID(), ...)."""
-        parsed = self.ctx.parse_cache.get(sql)
-        ast = parsed.ast
-
-        if not isinstance(ast, exp.Select) or ast.args.get("from_") or ast.args.get("where"):
-            return False
-        values = []
-        for item in ast.expressions:
-            node = item.this if isinstance(item, exp.Alias) else item
-            found, value = self._local_value(node)
-            if not found:
-                return False
-            values.append(value)
-        texts = select_item_texts(sql)
-        names = []
-        for index, item in enumerate(ast.expressions):
-            if isinstance(item, exp.Alias):
-                names.append(item.alias)
-            else:
-                names.append(texts[index] if index < len(texts) else item.sql("mysql"))
-        columns = [column_for(n, v) for n, v in zip(names, values, strict=True)]
-        limit = ast.args.get("limit")
-        rows = [values]
-        if limit is not None and limit.expression is not None and limit.expression.name == "0":
-            rows = []
-        self._rows(columns, rows, more, binary)
-        return True
-
-    def _local_value(self, node) -> tuple[bool, object]:
-
-        if isinstance(node, exp.Literal):
-            return True, node.this if node.is_string else _number(node.this)
-        if isinstance(node, exp.Null):
-            return True, None
-        if isinstance(node, exp.CurrentSchema):
-            # a pooled shard connection may still have another session's database
-            return True, self.database
-        if isinstance(node, exp.Anonymous) and str(node.this).upper() in LOCAL_FUNCTIONS:
-            name = str(node.this).upper()
-            if node.expressions:
-                return False, None
-            return True, self.last_insert_id if name == "LAST_INSERT_ID" else self.id
-        if isinstance(node, exp.SessionParameter):
-            name = node.name.lower()
-            kind = (node.args.get("kind") or "").lower()
-            if kind == "global":
-                return False, None
-            if name == "autocommit":
-                return True, int(self.autocommit)
-            if name in ("last_insert_id", "identity"):
-                return True, self.last_insert_id
-            if name == "warning_count":
-                return True, len(self.warnings)
-            if name == "error_count":
-                return True, sum(1 for w in self.warnings if w[0] == "Error")
-            if name == "in_transaction":
-                return True, int(self.txn is not None)
-        return False, None
-
-    async def _xa(self, sql: str, more: bool, binary: bool) -> None:
-        raise errors.ProxyError(
-            1399,
-            "XAE07",
-            "xaproxy manages XA itself: XA statements from clients are refused. "
-            "Use BEGIN ... COMMIT; the proxy makes cross-shard transactions atomic",
-        )
-
-    async def _kill_statement(self, sql: str, more: bool, binary: bool) -> None:
-        target = kill_target(sql)
-        if target is None:
-            raise errors.parse_error("expected KILL [CONNECTION | QUERY] <id>")
-        self._kill(*target)
-        self._ok(more)
-
-    def _kill(self, session_id: int, query_only: bool) -> None:
-        target = self.ctx.sessions.get(session_id)
-        if target is None:
-            raise errors.ProxyError(1094, "HY000", f"Unknown thread id: {session_id}")
-        if target is not self and not query_only:
-            target.out.close()
-
-    async def _database_statement(self, sql: str, more: bool, binary: bool) -> None:
-        """CREATE/DROP DATABASE of a logical schema runs on every shard."""
-        target = database_target(sql)
-        if target is None:
-            raise errors.parse_error("expected CREATE|DROP DATABASE <name>")
-        verb, name = target
-        if self.ctx.config.schema(name) is None:
-            raise errors.not_supported(
-                f"{verb} DATABASE of '{name}', which is not a schema in the shard map",
-                "add it under `schemas:` in the proxy config first",
-            )
-        if self.txn is not None:
-            await self._end_transaction(commit=True)
-        affected = 0
-        warnings = 0
-        for shard in self.ctx.config.shards:
-            backend = await self.ctx.pools.acquire(shard, self.found_rows)
-            try:
-                ok = await backend.execute_ok(sql)
-                affected = max(affected, ok.affected_rows)
-                warnings += ok.warnings
-                if backend.database and backend.database.lower() == name.lower():
-                    backend.database = None
-            except errors.BackendError:
-                self.ctx.pools.release(backend)
-                raise
-            self.ctx.pools.release(backend)
-        self._ok(more, affected, warnings)
-
-    async def _proxy_command(self, sql: str, more: bool, binary: bool) -> None:
-        from .admin import run_admin_command
-
-        columns, rows = await run_admin_command(self, sql)
-        self._rows(columns, rows, more, binary)
-
-    async def _load_data_local(self, sql: str, more: bool, binary: bool) -> None:
-        raise errors.not_supported("LOAD DATA LOCAL INFILE", "load the data with INSERT statements")
-
-    async def _empty(self, sql: str, more: bool, binary: bool) -> None:
-        raise errors.ProxyError(1065, "42000", "Query was empty")
-
-    async def _comment_only(self, sql: str, more: bool, binary: bool) -> None:
-        self._ok(more)  # MariaDB answers a statement of only comments with OK
+async def comment_only(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    reply.ok(s, more)  # MariaDB answers a statement of only comments with OK
 
 
 def _number(text: str) -> object:

@@ -28,8 +28,9 @@ from sqlglot import exp
 
 from .. import errors
 from ..analysis import Kind, analyze
-from ..execution.backend import Backend
 from ..protocol import wire
+from ..shards.backend import Backend
+from . import statements as tsql
 from .images import (
     IMAGE_READ,
     Row,
@@ -182,17 +183,7 @@ async def execute_write(
     runs; a failure after it ran rolls the whole transaction back (1402), so a
     write never commits without its image.
     """
-    if isinstance(ast, exp.Insert) and (ast.args.get("conflict") or ast.args.get("alternative")):
-        raise _refuse(
-            "INSERT ... ON DUPLICATE KEY UPDATE / REPLACE", "its images cannot be taken exactly"
-        )
-    if isinstance(ast, exp.Insert) and ast.args.get("ignore"):
-        raise _refuse("INSERT IGNORE", "rows it skips would look inserted to a rollback")
-    if isinstance(ast, exp.Command) and str(ast.this).upper() == "REPLACE":
-        raise _refuse("REPLACE", "its images cannot be taken exactly")
-    if not isinstance(ast, (exp.Insert, exp.Update, exp.Delete)):
-        what = str(ast.this).upper() if isinstance(ast, exp.Command) else type(ast).__name__.upper()
-        raise _refuse(f"{what} inside a transaction")
+    _check_imageable(ast)
     table = _target_table(ast)
     db = table.db or database
     if db is None:
@@ -206,13 +197,7 @@ async def execute_write(
             "add a primary key, or use XA mode",
         )
     alias = f" AS {quote_identifier(table.alias)}" if table.alias else ""
-    kind = (
-        "INSERT"
-        if isinstance(ast, exp.Insert)
-        else "UPDATE"
-        if isinstance(ast, exp.Update)
-        else "DELETE"
-    )
+    kind = "INSERT" if isinstance(ast, exp.Insert) else type(ast).__name__.upper()
     before: list[Row] = []
     coldefs: list[bytes] = []
     # TIMESTAMP text depends on the session time zone: remember the one the images are in
@@ -250,27 +235,7 @@ async def execute_write(
             image = StatementImage(qualified, kind, _columns(coldefs, info), pk, before)
             image.time_zone = time_zone
         elif kind == "INSERT" and ok.affected_rows:
-            if inserted is None:  # generated keys: the ids the server just assigned
-                if not ok.last_insert_id:
-                    raise errors.ProxyError(1105, "HY000", "the shard reported no generated id")
-                first = ok.last_insert_id
-                condition = (
-                    f"{quote_identifier(pk[0])} BETWEEN {first} AND "
-                    f"{first} + {ok.affected_rows - 1} * @@auto_increment_increment"
-                )
-            else:
-                condition = inserted
-            coldefs, after = await backend.query_table(
-                f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified} WHERE {condition}"
-            )
-            coldefs, after, time_zone = _split_time_zone(coldefs, after, tz_column)
-            if len(after) != ok.affected_rows:
-                raise errors.ProxyError(
-                    1105, "HY000", f"found {len(after)} of the {ok.affected_rows} inserted rows"
-                )
-            image = StatementImage(
-                qualified, kind, _columns(coldefs, info), pk, [], after, time_zone
-            )
+            image = await _insert_image(backend, qualified, info, inserted, ok, tz_column)
     except errors.ShardUnavailable:
         raise
     except errors.ProxyError as exc:
@@ -280,6 +245,52 @@ async def execute_write(
             f"Transaction rolled back: xaproxy could not take the AT image of a write ({exc.message})",
         ) from None
     return ok, image
+
+
+def _check_imageable(ast: exp.Expression) -> None:
+    """Refuses, before it runs, a write whose images AT mode cannot take exactly."""
+    if isinstance(ast, exp.Insert) and (ast.args.get("conflict") or ast.args.get("alternative")):
+        raise _refuse(
+            "INSERT ... ON DUPLICATE KEY UPDATE / REPLACE", "its images cannot be taken exactly"
+        )
+    if isinstance(ast, exp.Insert) and ast.args.get("ignore"):
+        raise _refuse("INSERT IGNORE", "rows it skips would look inserted to a rollback")
+    if isinstance(ast, exp.Command) and str(ast.this).upper() == "REPLACE":
+        raise _refuse("REPLACE", "its images cannot be taken exactly")
+    if not isinstance(ast, (exp.Insert, exp.Update, exp.Delete)):
+        what = str(ast.this).upper() if isinstance(ast, exp.Command) else type(ast).__name__.upper()
+        raise _refuse(f"{what} inside a transaction")
+
+
+async def _insert_image(
+    backend: Backend,
+    qualified: str,
+    info: TableInfo,
+    inserted: str | None,
+    ok: wire.OkInfo,
+    tz_column: str,
+) -> StatementImage:
+    """The after image of an INSERT: the rows it wrote, by key or by generated ids."""
+    pk = info.primary_key
+    if inserted is None:  # generated keys: the ids the server just assigned
+        if not ok.last_insert_id:
+            raise errors.ProxyError(1105, "HY000", "the shard reported no generated id")
+        first = ok.last_insert_id
+        condition = (
+            f"{quote_identifier(pk[0])} BETWEEN {first} AND "
+            f"{first} + {ok.affected_rows - 1} * @@auto_increment_increment"
+        )
+    else:
+        condition = inserted
+    coldefs, after = await backend.query_table(
+        f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified} WHERE {condition}"
+    )
+    coldefs, after, time_zone = _split_time_zone(coldefs, after, tz_column)
+    if len(after) != ok.affected_rows:
+        raise errors.ProxyError(
+            1105, "HY000", f"found {len(after)} of the {ok.affected_rows} inserted rows"
+        )
+    return StatementImage(qualified, "INSERT", _columns(coldefs, info), pk, [], after, time_zone)
 
 
 def _split_time_zone(
@@ -498,8 +509,10 @@ async def commit_locally(
 ) -> None:
     blob = encode_undo(images)
     await backend.execute_ok(
-        f"INSERT INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
-        f"({_q(gtrid)}, {_q(shard)}, {UNDO_NORMAL}, X'{blob.hex()}'); COMMIT"
+        tsql.then_commit(
+            f"INSERT INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
+            f"({_q(gtrid)}, {_q(shard)}, {UNDO_NORMAL}, X'{blob.hex()}')"
+        )
     )
 
 
@@ -525,7 +538,7 @@ class Compensation:
 
 async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = False) -> Compensation:
     """Undoes one branch's committed changes in one local transaction on its shard."""
-    await backend.execute_ok("START TRANSACTION")
+    await backend.execute_ok(tsql.START)
     try:
         rows = await backend.query_rows(
             f"SELECT status, rollback_info FROM {UNDO} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)} FOR UPDATE"
@@ -536,14 +549,16 @@ async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = Fal
                 f"INSERT IGNORE INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
                 f"({_q(gtrid)}, {_q(shard)}, {UNDO_DEFENSE}, '')"
             )
-            await backend.execute_ok(f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}; COMMIT")
+            await backend.execute_ok(
+                tsql.then_commit(f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}")
+            )
             return Compensation(shard, gtrid, "defended")
         status = int(rows[0][0] or b"0")
         if status == UNDO_DEFENSE:
-            await backend.execute_ok("COMMIT")
+            await backend.execute_ok(tsql.COMMIT)
             return Compensation(shard, gtrid, "defended")
         if status == UNDO_NEEDS_OPERATOR and not force:
-            await backend.execute_ok("ROLLBACK")
+            await backend.execute_ok(tsql.ROLLBACK)
             return Compensation(
                 shard, gtrid, "needs operator", "data changed outside the transaction"
             )
@@ -561,7 +576,7 @@ async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = Fal
                     await backend.execute_ok(statement)
                 changed = True
             elif state == "dirty":
-                await backend.execute_ok("ROLLBACK")
+                await backend.execute_ok(tsql.ROLLBACK)
                 await backend.execute_ok(
                     f"UPDATE {UNDO} SET status = {UNDO_NEEDS_OPERATOR} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)}"
                 )
@@ -574,8 +589,10 @@ async def compensate(backend: Backend, gtrid: str, shard: str, force: bool = Fal
                 )
                 return Compensation(shard, gtrid, "needs operator", detail)
         await backend.execute_ok(
-            f"DELETE FROM {UNDO} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)}; "
-            f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}; COMMIT"
+            tsql.then_commit(
+                f"DELETE FROM {UNDO} WHERE gtrid = {_q(gtrid)} AND shard = {_q(shard)}; "
+                f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}"
+            )
         )
         return Compensation(shard, gtrid, "restored" if changed else "nothing to undo")
     except BaseException:

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 from .. import errors
 from ..config import Config
-from ..execution.backend import Backend
-from ..execution.pool import Pools
+from ..shards.backend import Backend
+from ..shards.pool import Pools
 from . import at, decisions, failpoints, metrics
+from . import statements as tsql
 from .images import StatementImage
 from .xid import GlobalId, Xid, new_global_id
 
@@ -47,7 +48,7 @@ class Transaction:
     """A client transaction; branches join lazily, when a statement first touches a shard."""
 
     characteristics: str | None = None  # a pending `SET TRANSACTION ...` for this transaction
-    begin_sql: str = "START TRANSACTION"
+    begin_sql: str = tsql.START
     implicit: bool = False  # one autocommit statement that spans shards
     mode: str = "xa"  # "xa" | "at"
     branches: dict[str, Branch] = field(default_factory=dict)
@@ -92,7 +93,7 @@ class Coordinator:
     async def join(self, txn: Transaction, shard: str, backend: Backend) -> Branch:
         """Starts the transaction's branch on `shard` over `backend`."""
         opening, xid = await self.opening(txn, shard)
-        await backend.execute_ok("; ".join(opening))
+        await backend.execute_ok(tsql.join(*opening))
         return self.add_branch(txn, shard, backend, xid)
 
     async def opening(self, txn: Transaction, shard: str) -> tuple[list[str], Xid | None]:
@@ -116,8 +117,8 @@ class Coordinator:
                 txn.gid = new_global_id(self.proxy_id, local.shard)
                 self.active[txn.gid.gtrid] = txn
             xid = txn.gid.branch(shard)
-            statements.append(f"XA START {xid.sql()}")
-        statements.extend(f"SAVEPOINT {name}" for name in txn.savepoints)
+            statements.append(tsql.xa_start(xid.sql()))
+        statements.extend(tsql.savepoint(name) for name in txn.savepoints)
         return statements, xid
 
     def add_branch(self, txn: Transaction, shard: str, backend: Backend, xid: Xid | None) -> Branch:
@@ -160,19 +161,17 @@ class Coordinator:
         writers = [b for b in xa if b.wrote]
         readers = [b for b in xa if not b.wrote]
         # Read-only XA branches hold nothing the decision needs: end them now.
-        await self._finish_quietly(readers, "XA END {x}; XA ROLLBACK {x}")
+        await self._finish_quietly(readers, tsql.xa_end_and_rollback)
         if not writers:
-            await local.backend.execute_ok("COMMIT")
+            await local.backend.execute_ok(tsql.COMMIT)
             metrics.COMMITS.labels("one_phase").inc()
             txn.state = "committed"
             return []
         if len(writers) == 1 and not local.wrote:
             only = writers[0]
-            await only.backend.execute_ok(
-                f"XA END {only.xid.sql()}; XA COMMIT {only.xid.sql()} ONE PHASE"
-            )
+            await only.backend.execute_ok(tsql.xa_commit_one_phase(only.xid.sql()))
             with contextlib.suppress(errors.ProxyError):
-                await local.backend.execute_ok("COMMIT")
+                await local.backend.execute_ok(tsql.COMMIT)
             metrics.COMMITS.labels("one_phase").inc()
             txn.state = "committed"
             return []
@@ -184,7 +183,7 @@ class Coordinator:
         await failpoints.hit("before_prepare")
         _, _, failure = await _in_parallel(
             writers,
-            lambda b: b.backend.execute_ok(f"XA END {b.xid.sql()}; XA PREPARE {b.xid.sql()}"),
+            lambda b: b.backend.execute_ok(tsql.xa_prepare(b.xid.sql())),
             "after_prepare_some",
         )
         if failure is not None:
@@ -201,12 +200,12 @@ class Coordinator:
         # The decision: the commit row commits together with the local branch.
         decision_sql = decisions.commit_row_sql(gid, [b.shard for b in writers], self.proxy_id)
         try:
-            await local.backend.execute_ok(f"{decision_sql}; COMMIT")
+            await local.backend.execute_ok(tsql.then_commit(decision_sql))
         except errors.BackendError as exc:
             # The local branch did not commit (e.g. recovery already wrote an abort marker).
             txn.state = "rolling_back"
             with contextlib.suppress(errors.ProxyError):
-                await local.backend.execute_ok("ROLLBACK")
+                await local.backend.execute_ok(tsql.ROLLBACK)
             await self._rollback_prepared(writers, gid)
             metrics.ROLLBACKS.labels("decision_failed").inc()
             raise errors.ProxyError(
@@ -263,29 +262,7 @@ class Coordinator:
         readers = [b for b in branches if not b.images]
         settings = self.config.transactions
         if len(writers) <= 1:
-            if writers:
-                # No undo needed, but the rows must not belong to another AT transaction
-                # that may still roll back (it would find them changed).
-                try:
-                    await at.check_locks(
-                        writers[0].backend,
-                        writers[0].images,
-                        settings.lock_retry_count,
-                        settings.lock_retry_interval_ms,
-                        self.peeker(writers[0].shard),
-                    )
-                except errors.ProxyError as exc:
-                    txn.state = "rolling_back"
-                    await self._rollback_branches(txn)
-                    metrics.ROLLBACKS.labels("at_global_lock").inc()
-                    raise errors.ProxyError(
-                        exc.code, exc.sqlstate, f"Transaction rolled back: {exc.message}"
-                    ) from None
-            for branch in writers + readers:
-                await branch.backend.execute_ok("COMMIT")
-            metrics.COMMITS.labels("one_phase").inc()
-            txn.state = "committed"
-            return []
+            return await self._commit_at_one_phase(txn, writers, readers)
         await self.ensure_decision_table(writers[0].shard)
         gid = new_global_id(self.proxy_id, writers[0].shard)
         txn.gid = gid
@@ -307,8 +284,8 @@ class Coordinator:
         )
         if failure is not None:
             txn.state = "rolling_back"
-            await asyncio.gather(*(self._quiet(b, "ROLLBACK") for b, _ in failed))
-            await asyncio.gather(*(self._quiet(b, "ROLLBACK") for b in readers))
+            await asyncio.gather(*(self._quiet(b, tsql.ROLLBACK) for b, _ in failed))
+            await asyncio.gather(*(self._quiet(b, tsql.ROLLBACK) for b in readers))
             await self._abort_at(gid, committed)
             metrics.ROLLBACKS.labels("at_phase_one_failed").inc()
             raise errors.ProxyError(
@@ -317,7 +294,49 @@ class Coordinator:
                 f"Transaction rolled back on every shard: {failure.message}",
             )
         await failpoints.hit("at_after_local_commit_all")
-        await asyncio.gather(*(self._quiet(b, "COMMIT") for b in readers))
+        await asyncio.gather(*(self._quiet(b, tsql.COMMIT) for b in readers))
+        await self._record_at_decision(txn, gid, writers, committed)
+        txn.state = "committed"
+        await failpoints.hit("at_after_decision")
+        metrics.COMMITS.labels("at").inc()
+        for branch in writers:
+            self._releases.append((branch.shard, gid.gtrid))
+        self._schedule_cleanup(gid.decision_shard, gid.gtrid)
+        return []
+
+    async def _commit_at_one_phase(
+        self, txn: Transaction, writers: list[Branch], readers: list[Branch]
+    ) -> list[str]:
+        """At most one shard wrote: no undo log to keep, a local COMMIT on each branch."""
+        settings = self.config.transactions
+        if writers:
+            # No undo needed, but the rows must not belong to another AT transaction
+            # that may still roll back (it would find them changed).
+            try:
+                await at.check_locks(
+                    writers[0].backend,
+                    writers[0].images,
+                    settings.lock_retry_count,
+                    settings.lock_retry_interval_ms,
+                    self.peeker(writers[0].shard),
+                )
+            except errors.ProxyError as exc:
+                txn.state = "rolling_back"
+                await self._rollback_branches(txn)
+                metrics.ROLLBACKS.labels("at_global_lock").inc()
+                raise errors.ProxyError(
+                    exc.code, exc.sqlstate, f"Transaction rolled back: {exc.message}"
+                ) from None
+        for branch in writers + readers:
+            await branch.backend.execute_ok(tsql.COMMIT)
+        metrics.COMMITS.labels("one_phase").inc()
+        txn.state = "committed"
+        return []
+
+    async def _record_at_decision(
+        self, txn: Transaction, gid: GlobalId, writers: list[Branch], committed: list
+    ) -> None:
+        """The commit row on the first writer's shard; a failure there aborts everywhere."""
         decider = writers[0].backend
         try:
             await decider.execute_ok(
@@ -354,13 +373,6 @@ class Coordinator:
                     f"Got error during COMMIT: shard '{gid.decision_shard}' failed while recording the "
                     f"commit decision of {gid.gtrid} ({exc.message}); recovery will finish it consistently",
                 ) from None
-        txn.state = "committed"
-        await failpoints.hit("at_after_decision")
-        metrics.COMMITS.labels("at").inc()
-        for branch in writers:
-            self._releases.append((branch.shard, gid.gtrid))
-        self._schedule_cleanup(gid.decision_shard, gid.gtrid)
-        return []
 
     def peeker(self, shard: str) -> at.Peek:
         """Reads on a fresh autocommit connection to `shard` (the latest committed rows)."""
@@ -439,7 +451,9 @@ class Coordinator:
     async def _commit_prepared(self, writers: list[Branch]) -> list[str]:
         warnings: list[str] = []
         _, failed, _ = await _in_parallel(
-            writers, lambda b: b.backend.execute_ok(f"XA COMMIT {b.xid.sql()}"), "after_commit_some"
+            writers,
+            lambda b: b.backend.execute_ok(tsql.xa_commit(b.xid.sql())),
+            "after_commit_some",
         )
         for branch, exc in failed:
             branch.backend.usable = False
@@ -480,7 +494,7 @@ class Coordinator:
         statements = []
         for branch in txn.branches.values():
             if branch.xid is None:
-                statements.append(self._quiet(branch, "ROLLBACK"))
+                statements.append(self._quiet(branch, tsql.ROLLBACK))
             else:
                 x = branch.xid.sql()
                 statements.append(self._quiet_xa_rollback(branch, x))
@@ -489,18 +503,18 @@ class Coordinator:
     async def _quiet_xa_rollback(self, branch: Branch, x: str) -> None:
         """XA ROLLBACK from whatever state the branch is in (active, idle or prepared)."""
         try:
-            await branch.backend.execute_ok(f"XA END {x}")
+            await branch.backend.execute_ok(tsql.xa_end(x))
         except errors.ProxyError:
             pass
         try:
-            await branch.backend.execute_ok(f"XA ROLLBACK {x}")
+            await branch.backend.execute_ok(tsql.xa_rollback(x))
         except errors.ProxyError as exc:
             if exc.code != 1397:  # XAER_NOTA: already gone
                 # A closed connection rolls back an unprepared branch; recovery handles the rest.
                 branch.backend.usable = False
 
     async def _rollback_prepared(self, writers: list[Branch], gid: GlobalId) -> None:
-        await asyncio.gather(*(self._quiet(b, f"XA ROLLBACK {b.xid.sql()}") for b in writers))
+        await asyncio.gather(*(self._quiet(b, tsql.xa_rollback(b.xid.sql())) for b in writers))
 
     async def _quiet(self, branch: Branch, sql: str) -> None:
         try:
@@ -508,9 +522,9 @@ class Coordinator:
         except errors.ProxyError:
             branch.backend.usable = False
 
-    async def _finish_quietly(self, branches: list[Branch], template: str) -> None:
+    async def _finish_quietly(self, branches: list[Branch], text: Callable[[str], str]) -> None:
         await asyncio.gather(
-            *(self._quiet(b, template.format(x=b.xid.sql())) for b in branches if b.xid is not None)
+            *(self._quiet(b, text(b.xid.sql())) for b in branches if b.xid is not None)
         )
 
     # --- cleanup ----------------------------------------------------------------------

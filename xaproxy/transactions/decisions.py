@@ -9,7 +9,7 @@ coordinator's later insert fails and it can never commit what recovery undid.
 
 from __future__ import annotations
 
-from ..execution.backend import Backend
+from ..shards.backend import Backend
 from .at import BOOTSTRAP as AT_BOOTSTRAP
 from .xid import GlobalId
 

@@ -18,8 +18,8 @@ import random
 from collections.abc import AsyncIterator
 
 from .. import errors
-from ..execution.backend import Backend
-from ..execution.pool import Pools
+from ..shards.backend import Backend
+from ..shards.pool import Pools
 
 log = logging.getLogger(__name__)
 

@@ -179,15 +179,11 @@ class Backend:
         return coldefs, rows
 
     def _ends_rows(self, payload: bytes) -> bool:
-        if self.deprecate_eof:
-            if wire.is_terminal_ok(payload):
-                self.status = wire.parse_ok(payload).status
-                return True
+        end = wire.rows_end(payload, self.deprecate_eof)
+        if end is None:
             return False
-        if wire.is_eof(payload):
-            self.status = wire.parse_eof(payload)[0]
-            return True
-        return False
+        self.status = end[0]
+        return True
 
     async def skip_result(self, first: bytes) -> None:
         """Consumes a result set whose column count packet was `first`."""

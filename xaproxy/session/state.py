@@ -1,0 +1,90 @@
+"""What one client connection has, as plain data: the handlers are functions over it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .. import errors
+from ..protocol.constants import Status
+from ..protocol.stream import PacketStream
+from ..shards.backend import Backend
+from ..transactions.access import ShardAccess
+from ..transactions.coordinator import Transaction
+
+if TYPE_CHECKING:
+    from .context import ProxyContext
+    from .prepared import PreparedStatement
+
+# Plain ints: IntFlag arithmetic costs an enum construction per statement.
+_AUTOCOMMIT = int(Status.AUTOCOMMIT)
+_IN_TRANS = int(Status.IN_TRANS)
+_NO_BACKSLASH_ESCAPES = int(Status.NO_BACKSLASH_ESCAPES)
+
+
+@dataclass(slots=True, eq=False)
+class SessionState:
+    """A client connection's state, as MySQL keeps it per connection, plus its shard access."""
+
+    ctx: ProxyContext
+    out: PacketStream
+    id: int
+    peer_host: str = "localhost"
+    user: str = ""
+    capabilities: int = 0
+    deprecate_eof: bool = False
+    found_rows: bool = False
+    busy: bool = False
+    started: float = field(default_factory=time.monotonic)
+    database: str | None = None
+    autocommit: bool = True
+    txn_mode: str = "xa"
+    timed_out: bool = False
+    txn: Transaction | None = None
+    pinned: dict[str, Backend] = field(default_factory=dict)
+    settings: tuple[str, ...] = ()
+    charset_setting: str | None = None
+    next_txn_characteristics: str | None = None
+    last_insert_id: int = 0
+    warnings: list[tuple[str, int, str]] = field(default_factory=list)
+    no_backslash_escapes: bool = False
+    prepared: dict[int, PreparedStatement] = field(default_factory=dict)
+    next_statement_id: int = 1
+    shards: ShardAccess = field(init=False)
+
+    def __post_init__(self) -> None:
+        ctx = self.ctx
+        self.txn_mode = ctx.config.transactions.mode
+        self.shards = ShardAccess(self, ctx.pools, ctx.coordinator, ctx.config, ctx.parse_cache)
+
+    def reset(self, database: str | None) -> None:
+        """COM_RESET_CONNECTION / COM_CHANGE_USER: a fresh session on the same socket."""
+        self.database = database
+        self.autocommit = True
+        self.txn_mode = self.ctx.config.transactions.mode
+        self.timed_out = False
+        self.txn = None
+        self.pinned = {}
+        self.settings = ()
+        self.charset_setting = None
+        self.next_txn_characteristics = None
+        self.last_insert_id = 0
+        self.warnings = []
+        self.no_backslash_escapes = False
+        self.prepared = {}
+        self.next_statement_id = 1
+
+    def status(self) -> int:
+        status = _AUTOCOMMIT if self.autocommit else 0
+        if self.txn is not None:
+            status |= _IN_TRANS
+        if self.no_backslash_escapes:
+            status |= _NO_BACKSLASH_ESCAPES
+        return status
+
+    def note_error(self, exc: errors.ProxyError) -> None:
+        self.warnings = [("Error", exc.code, exc.message)]
+
+    def decode(self, raw: bytes) -> str:
+        return raw.decode("utf-8", "surrogateescape")

@@ -1,0 +1,94 @@
+"""One client statement: answered by the session itself, or planned and handed to the executor.
+
+The table below maps each statement kind the session answers to its function;
+everything else is planned (routing/) and run by execution/executor.py through
+the session's shard access (transactions/access.py).
+"""
+
+from __future__ import annotations
+
+from .. import errors
+from ..analysis import Kind, Statement, analyze, split_statements
+from ..execution import executor
+from ..protocol.constants import Capability
+from ..routing.planner import Route
+from . import local, transaction_control
+from .state import SessionState
+
+_MULTI_STATEMENTS = int(Capability.MULTI_STATEMENTS)
+
+
+async def com_query(s: SessionState, payload: bytes) -> None:
+    sql = s.decode(payload[1:])
+    if s.capabilities & _MULTI_STATEMENTS:
+        statements = split_statements(sql)
+    else:
+        statements = [analyze(sql)]
+        if statements[0].multiple:
+            raise errors.parse_error(
+                "this connection did not enable multi-statements "
+                "(CLIENT_MULTI_STATEMENTS): send one statement per query"
+            )
+    last = len(statements) - 1
+    for index, statement in enumerate(statements):
+        await execute_text(
+            s, statement.effective, more=index < last, binary=False, statement=statement
+        )
+
+
+async def execute_text(
+    s: SessionState,
+    sql: str,
+    *,
+    more: bool,
+    binary: bool,
+    kind: Kind | None = None,
+    route: Route | None = None,
+    statement: Statement | None = None,
+) -> None:
+    """Runs one statement and queues its result (one result, or an error raised)."""
+    if kind is None:
+        kind = (statement or analyze(sql)).kind
+        if (
+            kind not in _HANDLERS
+            and (statement or analyze(sql)).uses_session_values
+            and await local.local_select(s, sql, more, binary)
+        ):
+            return
+    handler = _HANDLERS.get(kind)
+    if handler is not None:
+        await handler(s, sql, more, binary)
+        return
+    if route is None:
+        route = s.ctx.route(sql, s.database)
+    await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+
+
+# Statement kinds the session answers itself, by handler.
+_HANDLERS = {
+    Kind.BEGIN: transaction_control.begin,
+    Kind.COMMIT: transaction_control.commit,
+    Kind.ROLLBACK: transaction_control.rollback,
+    Kind.SAVEPOINT: transaction_control.savepoint,
+    Kind.SET: local.set_statement,
+    Kind.USE: local.use_statement,
+    Kind.SHOW_DATABASES: local.show_databases,
+    Kind.SHOW_TABLES: local.show_tables,
+    Kind.SHOW_WARNINGS: local.show_warnings,
+    Kind.SHOW_ERRORS: local.show_warnings,
+    Kind.SHOW_WARNING_COUNT: local.show_warning_count,
+    Kind.SHOW_ERROR_COUNT: local.show_warning_count,
+    Kind.XA: local.xa_statement,
+    Kind.KILL: local.kill_statement,
+    Kind.CREATE_DATABASE: local.database_statement,
+    Kind.DROP_DATABASE: local.database_statement,
+    Kind.PROXY: local.proxy_command,
+    Kind.LOAD_DATA_LOCAL: local.load_data_local,
+    Kind.EMPTY: local.empty,
+    Kind.COMMENT: local.comment_only,
+}
+
+
+def is_routed(kind: Kind) -> bool:
+    """Statements of this kind are planned and run on shards (the session answers the rest)."""
+    return kind not in _HANDLERS and kind is not Kind.LOCAL_SELECT

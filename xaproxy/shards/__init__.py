@@ -1,0 +1,1 @@
+"""Shard connections and their pools: below execution and transactions alike."""
