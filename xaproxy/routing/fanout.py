@@ -100,7 +100,7 @@ class _Rewrite:
 
 def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
     """The shard query and merge steps for a SELECT that spans several shards."""
-    _refuse_unmergeable(ast)
+    _refuse_unmergeable(ast, sql)
     query = ast.copy()
     state = _Rewrite(query, list(query.expressions))
     _select_items(state, sql)
@@ -127,14 +127,14 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
 # --- the rules, one clause each ------------------------------------------------------------
 
 
-def _refuse_unmergeable(ast: exp.Select) -> None:
+def _refuse_unmergeable(ast: exp.Select, sql: str) -> None:
     """Only the aggregates the merge knows pass: any other one is refused, never passed through.
 
     A shard's partial of an unknown aggregate cannot be combined into the
     server's answer (one row per shard, or one shard's value, would come back).
     """
     for node in ast.walk():
-        name = _unknown_aggregate_name(node)
+        name = _unknown_aggregate_name(node, sql)
         if name is not None:
             raise errors.not_supported(
                 f"aggregate {name}() in a SELECT that spans several shards (the merge "
@@ -365,14 +365,27 @@ _MARIADB_NAMES = {
 }
 
 
-def _unknown_aggregate_name(node: exp.Expression) -> str | None:
-    """The name of an aggregate call the merge cannot combine, else None."""
+def _unknown_aggregate_name(node: exp.Expression, sql: str) -> str | None:
+    """The name of an aggregate call the merge cannot combine, as the client spelled it, else None.
+
+    sqlglot folds synonyms (STD, STDDEV, STDDEV_POP) into one class whose
+    name changes between its releases; the client's own spelling does not.
+    """
     if isinstance(node, exp.Anonymous):
         name = str(node.name).upper()
         return name if name in _UNTYPED_AGGREGATE_NAMES else None
     if isinstance(node, exp.AggFunc) and type(node) not in _AGGREGATES:
-        return _MARIADB_NAMES.get(type(node), node.sql_name())
+        return _spelled_name(node, sql) or _MARIADB_NAMES.get(type(node), node.sql_name())
     return None
+
+
+def _spelled_name(node: exp.Expression, sql: str) -> str | None:
+    """The function name at the node's source offsets, when the parser recorded them."""
+    start, end = node.meta.get("start"), node.meta.get("end")
+    if not isinstance(start, int) or not isinstance(end, int):
+        return None
+    name = sql[start : end + 1]
+    return name.upper() if name.replace("_", "").isalpha() else None
 
 
 def _literal_column_name(node: exp.Expression, text: str) -> str:
