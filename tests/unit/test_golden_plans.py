@@ -24,7 +24,6 @@ from xaproxy.analysis.parse import parse
 from xaproxy.config import load_config
 from xaproxy.routing import plan as primitives
 from xaproxy.routing.planner import IdGenerator, Planner
-from xaproxy.session.statements import is_routed
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "plans.txt"
@@ -58,14 +57,12 @@ def _read_cases() -> list[tuple[str, list[str]]]:
 def plan_lines(sql: str) -> list[str]:
     """The EXPLAIN tree of `sql` (planned as a template with values), or its refusal."""
     statement = analyze(sql)
-    if not is_routed(statement.kind):  # as XAPROXY EXPLAIN does
-        return primitives.Local(f"answered by xaproxy: {statement.kind.value}").describe()
     planner = Planner(load_config(CONFIG))
     planner.ids = _CountingIds()
     template = statement.template if statement.template is not None else sql
     values = list(statement.values) if statement.template is not None else None
     try:
-        plan = planner.route(parse(template), sql, DATABASE, values, remember=False)
+        plan = planner.plan(statement.kind, parse(template), sql, DATABASE, values)
     except errors.ProxyError as exc:
         return [f"ERROR {exc.code} ({exc.sqlstate}): {exc.message}"]
     return plan.describe().splitlines()
@@ -93,3 +90,11 @@ def test_the_golden_cases_cover_every_primitive_merge_step_and_refusals():
     primitive_names = {"Route", "SplitInsert", "Everywhere", "ScatterWrite", "MergeRead", "Local"}
     steps = {cls.__name__ for cls in primitives.MergeStep.__subclasses__()}
     assert primitive_names | steps | {"ERROR", "Concatenate", "ColumnType"} <= heads
+
+
+def test_every_kind_the_planner_answers_locally_has_a_session_handler():
+    from xaproxy.analysis import Kind
+    from xaproxy.routing.planner import ANSWERED_LOCALLY
+    from xaproxy.session.statements import _HANDLERS
+
+    assert set(_HANDLERS) | {Kind.LOCAL_SELECT} == set(ANSWERED_LOCALLY)

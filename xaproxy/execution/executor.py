@@ -1,4 +1,9 @@
-"""Runs a planned statement: one shard relayed, several scattered and merged, DDL everywhere.
+"""Runs a plan by the type of its root primitive: one shard relayed, several merged or summed.
+
+`Route` is relayed from its shard packet by packet; `MergeRead` runs on every
+target and is merged; `ScatterWrite` and `SplitInsert` run in the transaction on
+every target and their counts are summed; `Everywhere` is DDL each shard commits
+itself. A `Local` plan never gets here: the session answers it.
 
 Everything about which connection a shard's statement runs on, and about the
 transaction around it, is the cursor's (transactions/access.py); the executor only
@@ -11,37 +16,35 @@ from .. import errors
 from ..protocol import wire
 from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
-from ..routing.planner import Route
+from ..routing.plan import Everywhere, MergeRead, Plan, Route, ScatterWrite, SplitInsert
 from ..shards.backend import Backend
 from .cursor import Client, Cursor
 from .forward import ResultSummary, forward_result
-from .scatter import WriteSummary, scatter_read, scatter_write
+from .scatter import WriteSummary, scatter_read, scatter_write, summarize_writes
 
 _MORE = int(Status.MORE_RESULTS_EXISTS)
 _NO_BACKSLASH_ESCAPES = int(Status.NO_BACKSLASH_ESCAPES)
 
 
 async def run(
-    client: Client, cursor: Cursor, sql: str, route: Route, *, more: bool, binary: bool
+    client: Client, cursor: Cursor, sql: str, route: Plan, *, more: bool, binary: bool
 ) -> None:
-    """Runs `sql` as `route` says and queues its result (one result, or an error raised).
+    """Runs `sql` as the plan `route` says and queues its result (one result, or an error raised).
 
-    The one-shard case is inline: it is the hot path, and every coroutine level
+    The `Route` case is inline: it is the hot path, and every coroutine level
     costs each point select.
     """
     await cursor.check_timeout()
+    root = route.root
     if route.implicit_commit and client.txn is not None:
         await cursor.end(commit=True)
-    if not route.single:
-        if route.implicit_commit:
-            await run_everywhere(client, cursor, sql, route, more)
-        else:
-            await run_scattered(client, cursor, sql, route, more=more, binary=binary)
+    if type(root) is not Route or root.sql is not None:
+        await _run_on_several(client, cursor, sql, route, more=more, binary=binary)
         return
     txn = client.txn
-    if txn is None and not client.autocommit and not route.implicit_commit:
+    if txn is None and not client.autocommit and not root.implicit_commit:
         txn = cursor.start(implicit=False)
-    shard = route.shards[0]
+    shard = root.shard
     backend, borrowed, opening = await cursor.connection(
         shard, route, defer_join=txn is not None and txn.mode == "xa"
     )
@@ -90,8 +93,24 @@ async def run(
             cursor.release(backend)
 
 
+async def _run_on_several(
+    client: Client, cursor: Cursor, sql: str, route: Plan, *, more: bool, binary: bool
+) -> None:
+    root = route.root
+    if isinstance(root, Everywhere):
+        await run_everywhere(client, cursor, sql, route, more)
+    elif isinstance(root, MergeRead):
+        await run_merged(client, cursor, sql, route, more=more, binary=binary)
+    elif isinstance(root, (ScatterWrite, SplitInsert, Route)):
+        await run_scattered_write(client, cursor, sql, route, more=more)
+    else:
+        raise errors.ProxyError(
+            1105, "HY000", f"xaproxy internal error: no executor for {type(root).__name__}"
+        )
+
+
 async def _at_write(
-    client: Client, cursor: Cursor, backend: Backend, route: Route, sql: str, more: bool
+    client: Client, cursor: Cursor, backend: Backend, route: Plan, sql: str, more: bool
 ) -> bool:
     """An AT-mode write is the transaction layer's (it keeps the images); True if it was one."""
     if not (route.write or cursor.at_may_write(sql)) or await cursor.at_locking_read(backend, sql):
@@ -138,7 +157,7 @@ async def capture_warnings(client: Client, backend: Backend) -> None:
 
 
 async def _connect_all(
-    cursor: Cursor, route: Route, backends: list[tuple[str, Backend]], borrowed: list[Backend]
+    cursor: Cursor, route: Plan, backends: list[tuple[str, Backend]], borrowed: list[Backend]
 ) -> None:
     for shard in route.shards:
         backend, is_borrowed, _ = await cursor.connection(shard, route, bool(backends))
@@ -149,54 +168,83 @@ async def _connect_all(
             cursor.mark_wrote(shard)
 
 
-async def run_scattered(
-    client: Client, cursor: Cursor, sql: str, route: Route, *, more: bool, binary: bool
+async def run_merged(
+    client: Client, cursor: Cursor, sql: str, route: Plan, *, more: bool, binary: bool
 ) -> None:
-    """A statement split over several shards (or rewritten for one): merged or summed."""
-    implicit = client.txn is None and client.autocommit and route.write
+    """A SELECT every target runs, merged into one answer (a locking read in the transaction)."""
     if client.txn is None and (not client.autocommit or route.write):
+        cursor.start(implicit=client.autocommit)
+    backends: list[tuple[str, Backend]] = []
+    borrowed: list[Backend] = []
+    try:
+        await _connect_all(cursor, route, backends, borrowed)
+        warnings = await scatter_read(
+            backends,
+            route,
+            sql,
+            client.out,
+            session_status=client.status(),
+            more_follows=more,
+            client_deprecate_eof=client.deprecate_eof,
+            binary=binary,
+        )
+        client.warnings = [] if not warnings else client.warnings
+    except BaseException as exc:
+        # a failed locking read may hold some shards' locks: its transaction ends
+        await _after_scatter_failure(client, cursor, backends, exc, undo=route.write)
+        raise
+    finally:
+        for backend in borrowed:
+            cursor.release(backend)
+
+
+async def run_scattered_write(
+    client: Client, cursor: Cursor, sql: str, route: Plan, *, more: bool
+) -> None:
+    """A write on several shards in one transaction (implicit in autocommit): counts summed."""
+    implicit = client.txn is None and client.autocommit
+    if client.txn is None:
         cursor.start(implicit=implicit)
     backends: list[tuple[str, Backend]] = []
     borrowed: list[Backend] = []
     try:
         await _connect_all(cursor, route, backends, borrowed)
-        if route.merge is not None:
-            warnings = await scatter_read(
-                backends,
-                route,
-                sql,
-                client.out,
-                session_status=client.status(),
-                more_follows=more,
-                client_deprecate_eof=client.deprecate_eof,
-                binary=binary,
-            )
-            client.warnings = [] if not warnings else client.warnings
-            return
         if cursor.at_mode():
-            summary = sum_writes(await cursor.at_scatter_write(backends, route, sql), route)
+            results = await cursor.at_scatter_write(backends, route, sql)
+            summary = summarize_writes(results, route.root)
         else:
             summary = await scatter_write(backends, route, sql)
-    except errors.ShardUnavailable as exc:
-        for _, backend in backends:
-            if backend.broken:
-                backend.usable = False
-        if client.txn is not None:
-            await cursor.end(commit=False, reason="shard_lost")
-        raise exc
-    except errors.BackendError as exc:
-        if client.txn is not None and (implicit or route.write):
-            # part of the statement may have applied on other shards: undo all of it
-            await cursor.end(commit=False, reason="statement_failed")
-        raise exc
-    except BaseException:
-        for _, backend in backends:
-            backend.usable = False
+    except BaseException as exc:
+        await _after_scatter_failure(client, cursor, backends, exc, undo=True)
         raise
     finally:
         for backend in borrowed:
             cursor.release(backend)
     await _answer_write(client, cursor, summary, implicit, more)
+
+
+async def _after_scatter_failure(
+    client: Client,
+    cursor: Cursor,
+    backends: list[tuple[str, Backend]],
+    exc: BaseException,
+    *,
+    undo: bool,
+) -> None:
+    """What a failed fan-out leaves: lost shards' connections dropped, partial writes undone."""
+    if isinstance(exc, errors.ShardUnavailable):
+        for _, backend in backends:
+            if backend.broken:
+                backend.usable = False
+        if client.txn is not None:
+            await cursor.end(commit=False, reason="shard_lost")
+    elif isinstance(exc, errors.BackendError):
+        if client.txn is not None and undo:
+            # part of the statement may have applied on other shards: undo all of it
+            await cursor.end(commit=False, reason="statement_failed")
+    else:
+        for _, backend in backends:
+            backend.usable = False  # a result stream was cut: the connections are desynced
 
 
 async def _answer_write(
@@ -219,24 +267,7 @@ async def _answer_write(
     )
 
 
-def sum_writes(results: list[wire.OkInfo], route: Route) -> WriteSummary:
-    """One answer for a write every shard ran; a broadcast table's rows counted once."""
-    summary = WriteSummary()
-    for index, result in enumerate(results):
-        if route.copies and index:
-            continue  # a broadcast table: every shard changed its copy of the same rows
-        summary.affected_rows += result.affected_rows
-        summary.warnings += result.warnings
-        if result.last_insert_id and not summary.last_insert_id:
-            summary.last_insert_id = result.last_insert_id
-    if route.generated_ids:
-        summary.last_insert_id = route.generated_ids[0]
-    return summary
-
-
-async def run_everywhere(
-    client: Client, cursor: Cursor, sql: str, route: Route, more: bool
-) -> None:
+async def run_everywhere(client: Client, cursor: Cursor, sql: str, route: Plan, more: bool) -> None:
     """DDL on a sharded or broadcast table: each shard commits it on its own, as MySQL does."""
     backends: list[tuple[str, Backend]] = []
     try:

@@ -16,7 +16,7 @@ from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
 from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
-from ..routing.plan import MergeRead, Plan
+from ..routing.plan import MergeRead, Plan, Primitive, ScatterWrite, SplitInsert
 from ..shards.backend import Backend
 from .merge import merge
 
@@ -53,24 +53,29 @@ async def scatter_write(backends: list[tuple[str, Backend]], route: Plan, sql: s
     """Runs a write on every shard; raises the first shard error after all have answered."""
     await _send_all(backends, route, sql)
     results = await _settle(backends, lambda b: b.read_ok())
+    failure = next((r for r in results if isinstance(r, errors.ProxyError)), None)
+    if failure is not None:
+        raise failure
+    return summarize_writes(results, route.root)
+
+
+def summarize_writes(results: list[wire.OkInfo], root: Primitive) -> WriteSummary:
+    """One answer for a write every shard ran, as one server would give it.
+
+    A broadcast table's copies changed the same rows, so one copy's count is
+    the answer; ids the proxy generated for a split INSERT give LAST_INSERT_ID.
+    """
     summary = WriteSummary()
-    failure: errors.ProxyError | None = None
-    counted = False
-    for result in results:
-        if isinstance(result, errors.ProxyError):
-            failure = failure or result
-            continue
-        if not (route.copies and counted):  # a broadcast table: each shard changed the same rows
+    copies = isinstance(root, ScatterWrite) and root.copies
+    for index, result in enumerate(results):
+        if not (copies and index):
             summary.affected_rows += result.affected_rows
             summary.warnings += result.warnings
-            counted = True
         summary.backend_status = result.status
         if result.last_insert_id and not summary.last_insert_id:
             summary.last_insert_id = result.last_insert_id
-    if failure is not None:
-        raise failure
-    if route.generated_ids:
-        summary.last_insert_id = route.generated_ids[0]
+    if isinstance(root, SplitInsert) and root.generated_ids:
+        summary.last_insert_id = root.generated_ids[0]
     return summary
 
 

@@ -17,9 +17,9 @@ Primitives (each a small frozen dataclass that describes itself):
   `Group`, `Having`, `Sort`, `Distinct`, `Limit`, `DropHidden`, in that order.
 * `Local`: answered by the proxy itself (SET, SHOW, @@variables, admin).
 
-`Plan` also offers the flat properties older consumers read (`single`, `shards`,
-`write`, `merge`, `copies`, `generated_ids`, `implicit_commit`, `pins_session`,
-`sql_for`); they are views of the tree, never separate state.
+The executor dispatches on the root's type. `Plan` also answers what the
+transaction layer asks of any plan (`shards`, `write`, `implicit_commit`,
+`pins_session`, `sql_for`); those are views of the tree, never separate state.
 """
 
 from __future__ import annotations
@@ -409,16 +409,11 @@ class Plan:
         """The plan as an indented tree, one primitive or merge step a line."""
         return "\n".join(self.root.describe())
 
-    # --- flat views for the consumers of the former Route -----------------------------------
+    # --- what the transaction layer asks of any plan ----------------------------------------
 
     @property
     def shards(self) -> tuple[str, ...]:
         return self.root.shards
-
-    @property
-    def single(self) -> bool:
-        """One shard, the client's text unchanged, the answer relayed as it comes."""
-        return isinstance(self.root, Route) and self.root.sql is None
 
     @property
     def write(self) -> bool:
@@ -436,18 +431,12 @@ class Plan:
     def pins_session(self) -> bool:
         return bool(getattr(self.root, "pins_session", False))
 
-    @property
-    def merge(self) -> MergeSpec | None:
-        return self.root.spec if isinstance(self.root, MergeRead) else None
-
-    @property
-    def copies(self) -> bool:
-        return isinstance(self.root, ScatterWrite) and self.root.copies
-
-    @property
-    def generated_ids(self) -> tuple[int, ...]:
-        return self.root.generated_ids if isinstance(self.root, SplitInsert) else ()
-
     def sql_for(self, shard: str, original: str | None = None) -> str:
         """The text `shard` is sent for this plan (`original`: the client's text)."""
         return self.root.text_for(shard, self.sql if original is None else original)
+
+
+def on_shard(shard: str, why: str) -> Plan:
+    """A plan that relays a statement from one named shard, for a statement the session
+    sends where the shard map does not place it (SHOW TABLES of a schema it does not list)."""
+    return Plan("", Route(shard, why=why), static=True)

@@ -52,14 +52,40 @@ _DDL_NODES = (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable)
 _DDL_COMMANDS = ("ALTER", "RENAME", "CREATE", "DROP", "TRUNCATE", "ANALYZE", "OPTIMIZE", "REPAIR")
 
 
-def Route(shards: tuple[str, ...] = (), *, write: bool = False) -> Plan:
-    """A plain plan on `shards[0]` (or none), for session code that builds one by hand.
+# Statement kinds the proxy answers itself, with no shard asked (session/statements.py has
+# a handler for each; LOCAL_SELECT is a SELECT of session values the session evaluates).
+ANSWERED_LOCALLY = frozenset(
+    {
+        Kind.BEGIN,
+        Kind.COMMIT,
+        Kind.ROLLBACK,
+        Kind.SAVEPOINT,
+        Kind.SET,
+        Kind.USE,
+        Kind.SHOW_DATABASES,
+        Kind.SHOW_TABLES,
+        Kind.SHOW_WARNINGS,
+        Kind.SHOW_ERRORS,
+        Kind.SHOW_WARNING_COUNT,
+        Kind.SHOW_ERROR_COUNT,
+        Kind.XA,
+        Kind.KILL,
+        Kind.CREATE_DATABASE,
+        Kind.DROP_DATABASE,
+        Kind.PROXY,
+        Kind.LOAD_DATA_LOCAL,
+        Kind.EMPTY,
+        Kind.COMMENT,
+        Kind.LOCAL_SELECT,
+    }
+)
 
-    The planner itself builds `plan.Plan` trees; this keeps the callers that
-    predate them (settings replay, PREPARE describe) working unchanged.
-    """
-    root = plan.Route(shards[0], write=write) if shards else plan.Local("settings")
-    return Plan("", root, static=True)
+
+def local_plan(kind: Kind, sql: str) -> Plan | None:
+    """The `Local` plan of a statement the proxy answers itself, else None (it is routed)."""
+    if kind in ANSWERED_LOCALLY:
+        return Plan(sql, plan.Local(f"answered by xaproxy: {kind.value}"), static=True)
+    return None
 
 
 _SHAPE_CACHE_SIZE = 4096
@@ -135,6 +161,23 @@ class Planner:
         return schema.default_shard if schema else self.first_shard
 
     # --- entry point --------------------------------------------------------------
+
+    def plan(
+        self,
+        kind: Kind,
+        parsed: Parsed,
+        sql: str,
+        database: str | None,
+        params: list[object] | None,
+    ) -> Plan:
+        """The plan of any statement: `Local` when the proxy answers it, else routed.
+
+        For one-off planning (XAPROXY EXPLAIN, golden cases): nothing is remembered.
+        """
+        local = local_plan(kind, sql)
+        if local is not None:
+            return local
+        return self.route(parsed, sql, database, params, remember=False)
 
     def route(
         self,

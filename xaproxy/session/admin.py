@@ -23,7 +23,6 @@ from ..analysis import analyze
 from ..analysis.tokens import tokenize, word
 from ..protocol import wire
 from ..protocol.resultset import column_for
-from ..routing.plan import Local, Plan
 from ..transactions import at
 
 if TYPE_CHECKING:
@@ -187,15 +186,8 @@ async def _resolve(session: Session, gtrid: str, how: str) -> tuple[Columns, lis
 
 def _explain(session: Session, statement: str) -> tuple[Columns, list[list]]:
     """Plans a statement exactly as it would run, and shows the plan tree instead of running it."""
-    from .statements import is_routed
-
     kind = analyze(statement).kind
-    if not is_routed(kind):
-        plan = Plan(statement, Local(f"answered by xaproxy: {kind.value}"))
-    else:
-        parsed, params = session.ctx.parse_cache.template(statement)
-        plan = session.ctx.planner.route(
-            parsed, statement, session.database, params, remember=False
-        )
+    parsed, params = session.ctx.parse_cache.template(statement)
+    plan = session.ctx.planner.plan(kind, parsed, statement, session.database, params)
     rows = [[line] for line in plan.describe().splitlines()]
     return _table(["plan"], [""], rows)

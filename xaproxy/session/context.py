@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from ..analysis import analyze
 from ..analysis.parse import Parsed, parse
 from ..config import Config
-from ..routing.planner import Planner, Route
+from ..routing.plan import Plan
+from ..routing.planner import Planner
 from ..shards.pool import Pools
 from ..transactions.coordinator import Coordinator
 
@@ -87,7 +88,7 @@ class ProxyContext:
         """Worker processes number their sessions apart: start, start+step, ..."""
         self._ids = itertools.count(start, step)
 
-    def route(self, sql: str, database: str | None) -> Route:
+    def route(self, sql: str, database: str | None) -> Plan:
         """Plans a statement; routes that do not depend on literal values are cached."""
         parsed, params, text = self.parse_cache.template_with_key(sql)
         if text is None:

@@ -31,7 +31,8 @@ from ..protocol.constants import (
     Status,
 )
 from ..protocol.resultset import column_for
-from ..routing.planner import SYSTEM_SCHEMAS, Route
+from ..routing.plan import on_shard
+from ..routing.planner import SYSTEM_SCHEMAS
 from . import reply
 from .admin import run_admin_command
 from .state import SessionState
@@ -174,7 +175,12 @@ async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> No
     schema = s.ctx.config.schema(database)
     if schema is None:
         await executor.run(
-            s, s.shards, sql, Route((s.ctx.planner.first_shard,)), more=more, binary=binary
+            s,
+            s.shards,
+            sql,
+            on_shard(s.ctx.planner.first_shard, "schema not in the shard map"),
+            more=more,
+            binary=binary,
         )
         return
     full = options.full

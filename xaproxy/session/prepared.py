@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..analysis import Kind
 from ..analysis.parse import Parsed
 from ..protocol.binary import sql_literal
-from ..routing.planner import Route
+from ..routing.plan import Plan
 
 
 @dataclass(slots=True)
@@ -21,7 +21,7 @@ class PreparedStatement:
     sql: str
     kind: Kind
     offsets: list[int]  # character offsets of the `?` markers
-    route: Route | None = None
+    route: Plan | None = None
     database_at_prepare: str | None = None
     columns: list[bytes] = field(default_factory=list)
     param_types: list[tuple[int, bool]] | None = None  # remembered for new-params-bound = 0

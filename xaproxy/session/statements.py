@@ -11,7 +11,8 @@ from .. import errors
 from ..analysis import Kind, Statement, analyze, split_statements
 from ..execution import executor
 from ..protocol.constants import Capability
-from ..routing.planner import Route
+from ..routing.plan import Plan
+from ..routing.planner import ANSWERED_LOCALLY
 from . import local, transaction_control
 from .state import SessionState
 
@@ -43,7 +44,7 @@ async def execute_text(
     more: bool,
     binary: bool,
     kind: Kind | None = None,
-    route: Route | None = None,
+    route: Plan | None = None,
     statement: Statement | None = None,
 ) -> None:
     """Runs one statement and queues its result (one result, or an error raised)."""
@@ -91,4 +92,4 @@ _HANDLERS = {
 
 def is_routed(kind: Kind) -> bool:
     """Statements of this kind are planned and run on shards (the session answers the rest)."""
-    return kind not in _HANDLERS and kind is not Kind.LOCAL_SELECT
+    return kind not in ANSWERED_LOCALLY
