@@ -571,6 +571,22 @@ class _Parser:
                     self.check_binding(_key(tpath, "binding"), table, first)
         return tables
 
+    def parse_algorithm(self, s: _Section) -> str | None:
+        """The table's `algorithm`, lower-cased, or None (a problem noted) when it is not one."""
+        algorithm = s.raw("algorithm")
+        if algorithm is None:
+            if s.has("algorithm"):
+                self.problem(s.at("algorithm"), "required")
+            return None
+        if isinstance(algorithm, str) and algorithm.lower() in ALGORITHMS:
+            return algorithm.lower()
+        shown = repr(algorithm) if isinstance(algorithm, str) else str(algorithm)
+        self.problem(
+            s.at("algorithm"),
+            f"unknown algorithm {shown} (expected one of: {', '.join(ALGORITHMS)})",
+        )
+        return None
+
     def parse_table(self, path: str, item: object, default_shard: str | None) -> TableConfig | None:
         s = _Section(self.problems, item, path, _TABLE_KEYS)
         if not s.ok:
@@ -614,19 +630,7 @@ class _Parser:
             )
 
         shard_key = s.string("shard_key")
-        algorithm = s.raw("algorithm")
-        if algorithm is None and s.has("algorithm"):
-            self.problem(s.at("algorithm"), "required")
-        elif algorithm is not None:
-            if isinstance(algorithm, str) and algorithm.lower() in ALGORITHMS:
-                algorithm = algorithm.lower()
-            else:
-                shown = repr(algorithm) if isinstance(algorithm, str) else str(algorithm)
-                self.problem(
-                    s.at("algorithm"),
-                    f"unknown algorithm {shown} (expected one of: {', '.join(ALGORITHMS)})",
-                )
-                algorithm = None
+        algorithm = self.parse_algorithm(s)
         if s.has("ranges") and algorithm != "range" and algorithm is not None:
             self.problem(s.at("ranges"), "only allowed with algorithm: range")
         if s.has("values") and algorithm != "list" and algorithm is not None:
