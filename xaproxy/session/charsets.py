@@ -4,8 +4,40 @@ from __future__ import annotations
 
 from asyncmy.charset import charset_by_id
 
+from .. import errors
+
 # Shard connections are opened with utf8mb4; a client asking for it needs nothing.
 _BACKEND_CHARSET = "utf8mb4"
+
+
+# Character sets in which the second byte of a two-byte character can be 0x5c, the
+# backslash. The proxy reads a statement's text as UTF-8; in these the server would read
+# `0xbf 0x5c 0x27` as one character and a quote where the proxy sees an escaped quote, so a
+# string literal could end at a different place for the proxy and the server (a second
+# statement hidden from the proxy's analysis, or a prepared parameter breaking out of
+# its quotes). Sessions may not use them for character_set_client.
+UNREADABLE_CLIENT_CHARSETS = frozenset({"big5", "gbk", "gb18030", "sjis", "cp932"})
+
+
+def refuse_client_charset(name: str) -> errors.ProxyError:
+    return errors.ProxyError(
+        1115,
+        "42000",
+        f"xaproxy does not accept character set '{name}' for the client connection: in "
+        f"{name} a multi-byte character can end in byte 0x5c (backslash), so the proxy could "
+        "read a statement differently from the server; connect with utf8mb4 (the shards "
+        "convert stored data to it)",
+    )
+
+
+def client_charset(collation_id: int) -> str:
+    """The character set name of a handshake collation id (utf8mb4 when unknown: the
+    shard connections' own, which the proxy then also escapes for)."""
+    try:
+        name = charset_by_id(collation_id).name
+    except Exception:
+        return _BACKEND_CHARSET
+    return "utf8mb3" if name == "utf8" else name
 
 
 def names_setting(collation_id: int) -> str | None:

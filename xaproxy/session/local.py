@@ -14,6 +14,7 @@ from sqlglot import exp
 from .. import errors
 from ..analysis import Kind, analyze
 from ..analysis.clauses import (
+    Assignment,
     database_target,
     is_set_transaction,
     kill_target,
@@ -35,6 +36,7 @@ from ..routing.plan import on_shard
 from ..routing.planner import SYSTEM_SCHEMAS
 from . import reply
 from .admin import run_admin_command
+from .charsets import UNREADABLE_CLIENT_CHARSETS, refuse_client_charset
 from .state import SessionState
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
         )
     if only is not None and only.scope == "names" and unquoted(only.value).lower() == "utf8mb4":
         s.charset_setting = None
+        s.client_charset = "utf8mb4"
         rebuild_settings(s, list(plain_settings(s)))
         reply.ok(s, more)
         return
@@ -106,6 +109,13 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
     try:
         ok = await backend.execute_ok(sql)
         s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
+        if any(_sets_client_charset(a) for a in assignments):
+            rows = await backend.query_rows("SELECT @@character_set_client")
+            charset = (rows[0][0] or b"utf8mb4").decode().lower()
+            if charset in UNREADABLE_CLIENT_CHARSETS:
+                backend.usable = False  # it now reads statements in that set: not reused
+                raise refuse_client_charset(charset)
+            s.client_charset = charset
         key = sql.strip().rstrip(";")
         settings = [x for x in plain_settings(s) if x != key]
         if assignments and assignments[0].scope in ("names", "charset"):
@@ -118,6 +128,12 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
         if borrowed:
             s.shards.release(backend)
     reply.ok(s, more, warnings=ok.warnings)
+
+
+def _sets_client_charset(assignment: Assignment) -> bool:
+    """SET NAMES, SET CHARACTER SET and character_set_client itself change how the
+    server reads the bytes of a statement."""
+    return assignment.scope in ("names", "charset") or assignment.name == "character_set_client"
 
 
 def plain_settings(s: SessionState) -> tuple[str, ...]:

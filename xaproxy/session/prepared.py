@@ -39,7 +39,7 @@ class PreparedStatement:
         parts.append(self.sql[start:])
         return "".join(parts)
 
-    def inline(self, values: list[object], backslash_escapes: bool) -> str:
+    def inline(self, values: list[object], backslash_escapes: bool, charset: str) -> str:
         """The statement's text with each `?` replaced by its value as an SQL literal."""
         if self._pieces is None:
             pieces, start = [], 0
@@ -50,6 +50,6 @@ class PreparedStatement:
             self._pieces = pieces
         parts = [self._pieces[0]]
         for value, piece in zip(values, self._pieces[1:], strict=True):
-            parts.append(sql_literal(value, backslash_escapes))
+            parts.append(sql_literal(value, backslash_escapes, charset))
             parts.append(piece)
         return b"".join(parts).decode("utf-8", "surrogateescape")

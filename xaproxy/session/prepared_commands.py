@@ -128,7 +128,7 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
             raise errors.malformed_packet("parameter types were never sent for this statement")
         values = decode_params(request, statement.param_types, statement.long_data)
         statement.long_data.clear()
-        sql = statement.inline(values, not s.no_backslash_escapes)
+        sql = statement.inline(values, not s.no_backslash_escapes, s.client_charset)
     else:
         sql = statement.sql
     kind = statement.kind

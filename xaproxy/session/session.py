@@ -29,7 +29,12 @@ from ..protocol.constants import (
 )
 from ..protocol.stream import ConnectionClosed, PacketStream, PacketTooLarge
 from . import local, prepared_commands, reply, statements, transaction_control
-from .charsets import names_setting
+from .charsets import (
+    UNREADABLE_CLIENT_CHARSETS,
+    client_charset,
+    names_setting,
+    refuse_client_charset,
+)
 from .context import ProxyContext
 from .state import SessionState
 
@@ -176,7 +181,12 @@ async def open_session(s: SessionState) -> bool:
     ok = await authenticate(s, response.user, client_plugin, scramble, auth_response)
     if not ok:
         return False
+    if client_charset(response.charset) in UNREADABLE_CLIENT_CHARSETS:
+        s.out.write_error(refuse_client_charset(client_charset(response.charset)))
+        await s.out.flush()
+        return False
     s.charset_setting = names_setting(response.charset)
+    s.client_charset = client_charset(response.charset)
     local.rebuild_settings(s, [])
     if response.database:
         try:
@@ -268,7 +278,10 @@ async def _change_user(s: SessionState, payload: bytes) -> None:
     if not await authenticate(s, request.user, plugin, scramble, response):
         raise ConnectionClosed("change user failed")
     if request.charset:
+        if client_charset(request.charset) in UNREADABLE_CLIENT_CHARSETS:
+            raise refuse_client_charset(client_charset(request.charset))
         s.charset_setting = names_setting(request.charset)
+        s.client_charset = client_charset(request.charset)
     local.rebuild_settings(s, [])
     if database:
         local.use(s, database)

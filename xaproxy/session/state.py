@@ -45,6 +45,9 @@ class SessionState:
     pinned: dict[str, Backend] = field(default_factory=dict)
     settings: tuple[str, ...] = ()
     charset_setting: str | None = None
+    # character_set_client as the shard reports it: parameters inlined into text are
+    # escaped for it (a multi-byte character may end in 0x5c in gbk, big5, sjis, cp932)
+    client_charset: str = "utf8mb4"
     next_txn_characteristics: str | None = None
     last_insert_id: int = 0
     warnings: list[tuple[str, int, str]] = field(default_factory=list)
@@ -68,6 +71,7 @@ class SessionState:
         self.pinned = {}
         self.settings = ()
         self.charset_setting = None
+        self.client_charset = "utf8mb4"
         self.next_txn_characteristics = None
         self.last_insert_id = 0
         self.warnings = []
