@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 
 from . import errors
 from .config import Config
@@ -71,6 +72,7 @@ class ProxyServer:
             server_version=config.server_version or version,
             coordinator=coordinator,
             max_allowed_packet=max_packet,
+            tls=_client_tls_context(config),
         )
         if config.transactions.abandon_age_s <= config.transactions.timeout_s:
             log.warning(
@@ -206,3 +208,13 @@ async def run_server(
         await stop.wait()
     finally:
         await server.shutdown()
+
+
+def _client_tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server-side TLS context for clients, TLS 1.2 at least; None without `tls:`."""
+    if config.tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls.cert, config.tls.key)
+    return context

@@ -1109,3 +1109,17 @@ def test_check_config_returns_every_problem_and_nothing_when_valid(tmp_path: Pat
         "shards[0].port: expected an integer",
         "transactions.mode: expected xa or at",
     ]
+
+
+def test_tls_needs_a_certificate_and_key_that_load(tmp_path: Path) -> None:
+    data = base()
+    data["tls"] = {"cert": str(tmp_path / "missing.pem"), "key": str(tmp_path / "k.pem")}
+    assert any(p.startswith("tls: cannot load the certificate") for p in problems_of(data))
+    data["tls"] = {"cert": "c.pem"}
+    assert "tls.key: required" in problems_of(data)
+    data["tls"] = {"cert": "c.pem", "key": "k.pem", "ca": "x"}
+    assert "tls.ca: unknown key" in problems_of(data)
+
+
+def test_without_tls_the_config_offers_none() -> None:
+    assert parse_config(base()).tls is None

@@ -174,6 +174,8 @@ def _show(rest: list[str]) -> Kind:
         return {"WARNINGS": Kind.SHOW_WARNING_COUNT, "ERRORS": Kind.SHOW_ERROR_COUNT}.get(
             rest[4], Kind.SHOW
         )
+    if rest[:1] == ["STATUS"] or rest[:2] in (["SESSION", "STATUS"], ["LOCAL", "STATUS"]):
+        return Kind.SHOW_SESSION_STATUS
     if rest[:1] == ["WARNINGS"]:
         return Kind.SHOW_WARNINGS
     if rest[:1] == ["ERRORS"]:

@@ -21,6 +21,7 @@ class Kind(enum.Enum):
     SHOW_WARNING_COUNT = "show_warning_count"
     SHOW_ERROR_COUNT = "show_error_count"
     SHOW_PROCESSLIST = "show_processlist"
+    SHOW_SESSION_STATUS = "show_session_status"  # the session's TLS status is the proxy's
     SHOW = "show"  # every other SHOW
     SELECT = "select"  # SELECT, WITH ... SELECT, (SELECT ...) UNION ..., VALUES
     INSERT = "insert"

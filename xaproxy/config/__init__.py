@@ -14,6 +14,7 @@ from xaproxy.config.model import (
     SchemaConfig,
     ShardConfig,
     TableConfig,
+    TlsConfig,
     TransactionsConfig,
     UserConfig,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "SchemaConfig",
     "ShardConfig",
     "TableConfig",
+    "TlsConfig",
     "TransactionsConfig",
     "UserConfig",
     "check_config",

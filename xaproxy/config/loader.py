@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,7 @@ from xaproxy.config.model import (
     SchemaConfig,
     ShardConfig,
     TableConfig,
+    TlsConfig,
     TransactionsConfig,
     UserConfig,
 )
@@ -50,8 +52,10 @@ _TOP_KEYS = frozenset(
         "metrics_listen",
         "server_version",
         "workers",
+        "tls",
     }
 )
+_TLS_KEYS = frozenset({"cert", "key"})
 _SHARD_KEYS = frozenset(
     {"name", "host", "port", "user", "password", "pool_size", "connect_timeout_s"}
 )
@@ -416,6 +420,7 @@ class _Parser:
         metrics_listen = top.address("metrics_listen", None, nullable=True)
         server_version = top.string("server_version", None, nullable=True)
         workers = top.integer("workers", 1, minimum=1, maximum=64)
+        tls = self.parse_tls(top.raw("tls", None))
 
         shards = self.parse_shards(top.items("shards", required=True))
         users = self.parse_users(top.items("users", required=True))
@@ -440,7 +445,23 @@ class _Parser:
             metrics_listen=metrics_listen,
             server_version=server_version,
             workers=workers,
+            tls=tls,
         )
+
+    def parse_tls(self, data: object) -> TlsConfig | None:
+        """`tls: {cert, key}`: both PEM files must load as a server certificate chain."""
+        if data is None:
+            return None
+        s = _Section(self.problems, data, "tls", _TLS_KEYS)
+        cert, key = s.string("cert"), s.string("key")
+        if not s.ok or cert is None or key is None:
+            return None
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            self.problem("tls", f"cannot load the certificate {cert!r} with key {key!r}: {exc}")
+            return None
+        return TlsConfig(cert=cert, key=key)
 
     # --- shards and users ---
 

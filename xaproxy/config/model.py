@@ -110,6 +110,14 @@ class TransactionsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """The certificate chain and private key the proxy offers clients (PEM files)."""
+
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole proxy configuration."""
 
@@ -126,6 +134,7 @@ class Config:
     metrics_listen: tuple[str, int] | None = None
     server_version: str | None = None
     workers: int = 1  # processes sharing the listen port (SO_REUSEPORT)
+    tls: TlsConfig | None = None  # None: no TLS; a client's SSLRequest is refused
 
     def schema(self, name: str) -> SchemaConfig | None:
         """The schema called ``name`` (any case), or None when it is not configured."""

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 from .. import errors
 from .constants import MAX_PACKET_PAYLOAD
+from .tls import TlsChannel
+
+_TLS_HANDSHAKE_TIMEOUT_S = 30
 
 
 class ConnectionClosed(Exception):
@@ -92,6 +96,23 @@ class PacketStream:
             await self.writer.drain()
         except (ConnectionError, OSError) as exc:
             raise ConnectionClosed(str(exc)) from None
+
+    async def start_tls(self, context: ssl.SSLContext) -> tuple[str, str] | None:
+        """Upgrades the connection to TLS (after a client's SSLRequest); (cipher, version)."""
+        await self.flush()
+        channel = TlsChannel(self.reader, self.writer, context)
+        try:
+            await asyncio.wait_for(channel.handshake(), _TLS_HANDSHAKE_TIMEOUT_S)
+        except (
+            TimeoutError,
+            ssl.SSLError,
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            OSError,
+        ) as exc:
+            raise ConnectionClosed(f"TLS handshake failed: {exc or type(exc).__name__}") from None
+        self.reader = self.writer = channel  # type: ignore[assignment]
+        return channel.cipher()
 
     def write_error(self, error: errors.ProxyError) -> None:
         from .wire import err_packet

@@ -64,6 +64,7 @@ ANSWERED_LOCALLY = frozenset(
         Kind.USE,
         Kind.SHOW_DATABASES,
         Kind.SHOW_TABLES,
+        Kind.SHOW_SESSION_STATUS,
         Kind.SHOW_WARNINGS,
         Kind.SHOW_ERRORS,
         Kind.SHOW_WARNING_COUNT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import ssl
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -73,6 +74,7 @@ class ProxyContext:
     server_version: str
     coordinator: Coordinator
     max_allowed_packet: int = 64 * 1024 * 1024
+    tls: ssl.SSLContext | None = None  # offered to clients when the config has `tls:`
     resolver: Resolver | None = None
     parse_cache: ParseCache = field(default_factory=ParseCache)
     sessions: dict[int, SessionState] = field(default_factory=dict)

@@ -182,6 +182,23 @@ async def show_databases(s: SessionState, sql: str, more: bool, binary: bool) ->
     reply.rows(s, [wire.ColumnDef("Database", length=256)], [[n] for n in names], more, binary)
 
 
+async def show_session_status(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    """SHOW [SESSION] STATUS as a shard has it, but the TLS lines are the client connection's:
+    the shard's own connection to the proxy is not the one the client asks about."""
+    shard = s.ctx.planner.default_shard(s.database)
+    backend, borrowed = await s.shards.connection_outside_writes(shard)
+    try:
+        rows = await backend.query_rows(sql)
+    finally:
+        if borrowed:
+            s.shards.release(backend)
+    cipher, version = s.tls or ("", "")
+    ours = {b"Ssl_cipher": cipher.encode(), b"Ssl_version": version.encode()}
+    values = [[name, ours.get(name, value)] for name, value in rows]
+    columns = [wire.ColumnDef("Variable_name", length=256), wire.ColumnDef("Value", length=8192)]
+    reply.rows(s, columns, values, more, binary)
+
+
 async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     """The logical tables: what the default shard has plus the sharded ones."""
     options = show_options(sql)

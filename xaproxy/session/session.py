@@ -145,7 +145,7 @@ async def open_session(s: SessionState) -> bool:
             s.ctx.server_version,
             s.id,
             scramble,
-            SERVER_CAPABILITIES,
+            SERVER_CAPABILITIES | (Capability.SSL if s.ctx.tls is not None else 0),
             UTF8MB4_GENERAL_CI,
             Status.AUTOCOMMIT,
             plugin,
@@ -153,16 +153,29 @@ async def open_session(s: SessionState) -> bool:
     )
     await s.out.flush()
     payload = await s.out.read_packet()
+    if len(payload) == 32 and _U32.unpack_from(payload)[0] & Capability.SSL:
+        # an SSLRequest: the TLS handshake comes next, then the real response
+        if s.ctx.tls is None:
+            s.out.write_error(
+                errors.ProxyError(
+                    1045,
+                    "28000",
+                    "xaproxy has no TLS certificate configured (tls: in its config): "
+                    "connect without TLS or ask the operator to configure one",
+                )
+            )
+            await s.out.flush()
+            return False
+        try:
+            s.tls = await s.out.start_tls(s.ctx.tls) or ("", "")
+        except ConnectionClosed as exc:
+            log.info("session %d from %s: %s", s.id, s.peer_host, exc)
+            raise
+        payload = await s.out.read_packet()
     try:
         response = handshake.parse_handshake_response(payload)
     except errors.ProxyError as exc:
         s.out.write_error(exc)
-        await s.out.flush()
-        return False
-    if response.capabilities & Capability.SSL and len(payload) <= 32:
-        s.out.write_error(
-            errors.ProxyError(1045, "28000", "xaproxy does not offer TLS on this listener")
-        )
         await s.out.flush()
         return False
     s.capabilities = response.capabilities & SERVER_CAPABILITIES

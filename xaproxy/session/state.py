@@ -48,6 +48,8 @@ class SessionState:
     # character_set_client as the shard reports it: parameters inlined into text are
     # escaped for it (a multi-byte character may end in 0x5c in gbk, big5, sjis, cp932)
     client_charset: str = "utf8mb4"
+    # (cipher, protocol version) once the client upgraded to TLS; kept across resets
+    tls: tuple[str, str] | None = None
     next_txn_characteristics: str | None = None
     last_insert_id: int = 0
     warnings: list[tuple[str, int, str]] = field(default_factory=list)

@@ -75,6 +75,7 @@ _HANDLERS = {
     Kind.USE: local.use_statement,
     Kind.SHOW_DATABASES: local.show_databases,
     Kind.SHOW_TABLES: local.show_tables,
+    Kind.SHOW_SESSION_STATUS: local.show_session_status,
     Kind.SHOW_WARNINGS: local.show_warnings,
     Kind.SHOW_ERRORS: local.show_warnings,
     Kind.SHOW_WARNING_COUNT: local.show_warning_count,
