@@ -14,7 +14,7 @@ from .recovery.resolver import Resolver
 from .routing.planner import Planner
 from .session.context import ProxyContext
 from .session.session import Session
-from .shards.backend import Backend
+from .shards.backend import Backend, expire_stalled_reads
 from .shards.pool import Pools
 from .transactions.coordinator import Coordinator
 
@@ -93,6 +93,7 @@ class ProxyServer:
         self._background = [
             asyncio.ensure_future(self.resolver.run_forever()),
             asyncio.ensure_future(self._expire_transactions()),
+            asyncio.ensure_future(self._expire_stalled_shard_reads()),
         ]
         if config.metrics_listen is not None:
             from prometheus_client import start_http_server
@@ -128,6 +129,21 @@ class ProxyServer:
                         )
                 except Exception:
                     log.exception("expiring the transaction of session %d", session.id)
+
+    async def _expire_stalled_shard_reads(self) -> None:
+        """Closes shard connections that sent nothing within their shard's read_timeout_s."""
+        timeouts = [s.read_timeout_s for s in self.config.shards.values() if s.read_timeout_s]
+        if not timeouts:
+            return
+        interval = max(0.2, min(1.0, min(timeouts) / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for backend in expire_stalled_reads():
+                log.warning(
+                    "shard %s sent nothing for %gs (read_timeout_s): connection closed",
+                    backend.shard,
+                    backend.read_timeout_s,
+                )
 
     @property
     def port(self) -> int:

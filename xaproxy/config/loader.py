@@ -57,7 +57,16 @@ _TOP_KEYS = frozenset(
 )
 _TLS_KEYS = frozenset({"cert", "key"})
 _SHARD_KEYS = frozenset(
-    {"name", "host", "port", "user", "password", "pool_size", "connect_timeout_s"}
+    {
+        "name",
+        "host",
+        "port",
+        "user",
+        "password",
+        "pool_size",
+        "connect_timeout_s",
+        "read_timeout_s",
+    }
 )
 _USER_KEYS = frozenset({"user", "password"})
 _SCHEMA_KEYS = frozenset({"name", "default_shard", "tables"})
@@ -495,6 +504,7 @@ class _Parser:
                 password=s.password("password"),
                 pool_size=s.integer("pool_size", 32, minimum=1),
                 connect_timeout_s=float(s.number("connect_timeout_s", 5, positive=True)),
+                read_timeout_s=float(s.number("read_timeout_s", 120, minimum=0)),
             )
             if name is not None and name not in shards:
                 shards[name] = shard

@@ -28,6 +28,10 @@ class ShardConfig:
     password: str
     pool_size: int
     connect_timeout_s: float
+    # a shard that sends nothing for this long while the proxy waits for an answer is
+    # treated as lost (its connection closed, the statement failed, the transaction
+    # rolled back); 0: wait for ever
+    read_timeout_s: float = 120
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ single-shard result can be forwarded to the client without decoding its rows.
 from __future__ import annotations
 
 import time
+import weakref
 
 import asyncmy
 from asyncmy import errors as asyncmy_errors
@@ -35,6 +36,7 @@ class Backend:
     """A pooled shard connection plus the session state last applied to it."""
 
     __slots__ = (
+        "__weakref__",
         "conn",
         "database",
         "deprecate_eof",
@@ -42,13 +44,18 @@ class Backend:
         "last_insert_id",
         "last_used",
         "overflow",
+        "read_since",
+        "read_timeout_s",
         "settings",
         "shard",
+        "stalled",
         "status",
         "usable",
     )
 
-    def __init__(self, shard: str, conn: asyncmy.Connection, found_rows: bool) -> None:
+    def __init__(
+        self, shard: str, conn: asyncmy.Connection, found_rows: bool, read_timeout_s: float = 0
+    ) -> None:
         self.shard = shard
         self.conn = conn
         self.found_rows = found_rows
@@ -60,6 +67,10 @@ class Backend:
         self.last_used = time.monotonic()
         self.usable = True
         self.overflow = False  # beyond pool_size: closed when released
+        self.read_since = 0.0  # when the pending read began (0: no read pending)
+        self.read_timeout_s = read_timeout_s
+        self.stalled = False  # closed by expire_stalled_reads
+        _LIVE.add(self)
 
     @classmethod
     async def connect(cls, shard: ShardConfig, found_rows: bool) -> Backend:
@@ -76,7 +87,7 @@ class Backend:
             )
         except (asyncmy_errors.Error, OSError, TimeoutError) as exc:
             raise errors.shard_unreachable(shard.name, _describe(exc)) from None
-        return cls(shard.name, conn, found_rows)
+        return cls(shard.name, conn, found_rows, shard.read_timeout_s)
 
     @property
     def broken(self) -> bool:
@@ -92,11 +103,20 @@ class Backend:
             raise errors.shard_lost(self.shard, _describe(exc)) from None
 
     async def read(self) -> bytes:
+        self.read_since = time.monotonic()
         try:
             packet = await self.conn.read_packet(_RawPacket)
         except (asyncmy_errors.Error, OSError) as exc:
             self.usable = False
-            raise errors.shard_lost(self.shard, _describe(exc)) from None
+            detail = _describe(exc)
+            if self.stalled:
+                detail = (
+                    f"the shard sent nothing for {self.read_timeout_s:g} s "
+                    "(shards[].read_timeout_s); its connection was closed"
+                )
+            raise errors.shard_lost(self.shard, detail) from None
+        finally:
+            self.read_since = 0.0
         return packet.data
 
     def note_status(self, status: int) -> None:
@@ -219,6 +239,28 @@ class Backend:
             self.conn.close()
         except Exception:
             pass
+
+
+_LIVE: weakref.WeakSet[Backend] = weakref.WeakSet()
+
+
+def expire_stalled_reads(now: float | None = None) -> list[Backend]:
+    """Closes every connection whose pending read has waited past its read timeout.
+
+    A frozen or unreachable shard sends nothing, and TCP alone may wait for
+    minutes; closing the connection makes the waiting read fail at once, so the
+    statement fails and its transaction is rolled back like after a lost shard.
+    """
+    now = time.monotonic() if now is None else now
+    stalled = [
+        b
+        for b in list(_LIVE)
+        if b.read_since and b.read_timeout_s and now - b.read_since > b.read_timeout_s
+    ]
+    for backend in stalled:
+        backend.stalled = True
+        backend.close()
+    return stalled
 
 
 def _describe(exc: BaseException) -> str:
