@@ -153,7 +153,12 @@ class ProxyServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ctx = self.ctx
         assert ctx is not None
-        if ctx.shutting_down or len(ctx.sessions) >= self.config.max_connections:
+        logging_in = len(self._tasks) - len(ctx.sessions)
+        if (
+            ctx.shutting_down
+            or len(ctx.sessions) >= self.config.max_connections
+            or logging_in >= self.config.max_connections
+        ):
             stream = PacketStream(reader, writer, 1024)
             stream.write_error(errors.ProxyError(1040, "08004", "Too many connections"))
             with contextlib.suppress(Exception):

@@ -48,6 +48,8 @@ _TOP_KEYS = frozenset(
         "transactions",
         "auth_plugin",
         "max_connections",
+        "login_timeout_s",
+        "max_prepared_statements",
         "shutdown_timeout_s",
         "metrics_listen",
         "server_version",
@@ -425,6 +427,8 @@ class _Parser:
             "expected mysql_native_password or caching_sha2_password",
         )
         max_connections = top.integer("max_connections", 10000, minimum=1)
+        login_timeout_s = top.number("login_timeout_s", 10, positive=True)
+        max_prepared_statements = top.integer("max_prepared_statements", 4096, minimum=1)
         shutdown_timeout_s = top.number("shutdown_timeout_s", 10, minimum=0)
         metrics_listen = top.address("metrics_listen", None, nullable=True)
         server_version = top.string("server_version", None, nullable=True)
@@ -450,6 +454,8 @@ class _Parser:
             transactions=transactions,
             auth_plugin=auth_plugin,
             max_connections=max_connections,
+            login_timeout_s=float(login_timeout_s),
+            max_prepared_statements=max_prepared_statements,
             shutdown_timeout_s=float(shutdown_timeout_s),
             metrics_listen=metrics_listen,
             server_version=server_version,

@@ -134,6 +134,8 @@ class Config:
     transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
     auth_plugin: str = "mysql_native_password"
     max_connections: int = 10000
+    login_timeout_s: float = 10  # a connection not logged in by then is closed
+    max_prepared_statements: int = 4096  # per session, as max_prepared_stmt_count
     shutdown_timeout_s: float = 10
     metrics_listen: tuple[str, int] | None = None
     server_version: str | None = None

@@ -16,6 +16,7 @@ from ..routing.plan import Plan
 from ..routing.planner import Planner
 from ..shards.pool import Pools
 from ..transactions.coordinator import Coordinator
+from .login_guard import LoginGuard
 
 if TYPE_CHECKING:
     from ..recovery.resolver import Resolver
@@ -75,6 +76,7 @@ class ProxyContext:
     coordinator: Coordinator
     max_allowed_packet: int = 64 * 1024 * 1024
     tls: ssl.SSLContext | None = None  # offered to clients when the config has `tls:`
+    login_guard: LoginGuard = field(default_factory=LoginGuard)
     resolver: Resolver | None = None
     parse_cache: ParseCache = field(default_factory=ParseCache)
     sessions: dict[int, SessionState] = field(default_factory=dict)

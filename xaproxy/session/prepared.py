@@ -26,6 +26,7 @@ class PreparedStatement:
     columns: list[bytes] = field(default_factory=list)
     param_types: list[tuple[int, bool]] | None = None  # remembered for new-params-bound = 0
     long_data: dict[int, bytes] = field(default_factory=dict)
+    long_data_too_large: bool = False  # more than max_allowed_packet was sent: EXECUTE fails
     template: Parsed | None = None  # parsed once, with :pN for the N-th `?`, routed per execute
     _pieces: list[bytes] | None = None
 

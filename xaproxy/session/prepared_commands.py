@@ -27,6 +27,15 @@ _U32 = struct.Struct("<I")
 
 
 async def stmt_prepare(s: SessionState, payload: bytes) -> None:
+    limit = s.ctx.config.max_prepared_statements
+    if len(s.prepared) >= limit:
+        raise errors.ProxyError(
+            1461,
+            "42000",
+            "Can't create more than max_prepared_stmt_count statements "
+            f"(current value: {limit}, xaproxy's max_prepared_statements per session): "
+            "close statements the application no longer uses",
+        )
     analysis = analyze(s.decode(payload[1:]))
     sql = analysis.effective
     if analysis.multiple:
@@ -114,13 +123,28 @@ def stmt_send_long_data(s: SessionState, payload: bytes) -> None:
     if statement is None:
         return
     param = struct.unpack_from("<H", payload, 5)[0]
-    statement.long_data[param] = statement.long_data.get(param, b"") + payload[7:]
+    if statement.long_data_too_large:
+        return
+    data = statement.long_data.get(param, b"") + payload[7:]
+    if sum(map(len, statement.long_data.values())) + len(payload) - 7 > s.ctx.max_allowed_packet:
+        statement.long_data.clear()  # memory stays bounded; EXECUTE reports it
+        statement.long_data_too_large = True
+        return
+    statement.long_data[param] = data
 
 
 async def stmt_execute(s: SessionState, payload: bytes) -> None:
     statement = statement_of(s, _statement_id(payload), "mysqld_stmt_execute")
     count = len(statement.offsets)
     request = parse_execute(payload[1:], count)
+    if statement.long_data_too_large:
+        statement.long_data_too_large = False
+        raise errors.ProxyError(
+            1153,
+            "08S01",
+            "Parameter of prepared statement which is set through mysql_send_long_data() "
+            "is longer than 'max_allowed_packet' bytes",
+        )
     if count:
         if request.param_types is not None:
             statement.param_types = request.param_types
@@ -172,5 +196,7 @@ def stmt_close(s: SessionState, payload: bytes) -> None:
 
 
 def stmt_reset(s: SessionState, payload: bytes) -> None:
-    statement_of(s, _statement_id(payload), "mysqld_stmt_reset").long_data.clear()
+    statement = statement_of(s, _statement_id(payload), "mysqld_stmt_reset")
+    statement.long_data.clear()
+    statement.long_data_too_large = False
     reply.ok(s, False)

@@ -76,10 +76,25 @@ class Session:
 
     async def run(self) -> None:
         s = self.state
-        s.ctx.sessions[s.id] = s
         try:
-            if await open_session(s):
-                await _command_loop(s)
+            opened = await asyncio.wait_for(open_session(s), s.ctx.config.login_timeout_s)
+        except (TimeoutError, ConnectionClosed, PacketTooLarge):
+            s.out.close()  # a client that does not log in in time holds nothing
+            return
+        except LoginRefused as refused:
+            await refuse_login(s, refused)
+            s.out.close()
+            return
+        except Exception:
+            log.exception("session %d: handshake failed", s.id)
+            s.out.close()
+            return
+        if not opened:
+            s.out.close()
+            return
+        s.ctx.sessions[s.id] = s  # only logged-in sessions count against max_connections
+        try:
+            await _command_loop(s)
         except ConnectionClosed:
             pass
         except PacketTooLarge:
@@ -209,10 +224,31 @@ async def open_session(s: SessionState) -> bool:
             await s.out.flush()
             return False
         s.database = response.database
+    if len(s.ctx.sessions) >= config.max_connections:
+        s.out.write_error(errors.ProxyError(1040, "08004", "Too many connections"))
+        await s.out.flush()
+        return False
     s.out.write(wire.ok_packet(s.status()))
     await s.out.flush()
     log.debug("session %d: %s@%s connected", s.id, s.user, s.peer_host)
     return True
+
+
+class LoginRefused(Exception):
+    """A wrong password: the answer goes out after `delay` seconds, outside the login timeout."""
+
+    def __init__(self, error: errors.ProxyError, delay: float) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.delay = delay
+
+
+async def refuse_login(s: SessionState, refused: LoginRefused) -> None:
+    if refused.delay:
+        await asyncio.sleep(refused.delay)
+    s.out.write_error(refused.error)
+    with contextlib.suppress(ConnectionClosed):
+        await s.out.flush()
 
 
 async def authenticate(
@@ -227,9 +263,10 @@ async def authenticate(
         response = await s.out.read_packet()
     account = s.ctx.config.users.get(user)
     if account is None or not auth.verify(plugin, account.password, scramble, response):
-        s.out.write_error(errors.access_denied(user, s.peer_host, bool(response)))
-        await s.out.flush()
-        return False
+        delay = s.ctx.login_guard.failed(s.peer_host)
+        log.warning("failed login of %r from %s (answer delayed %gs)", user, s.peer_host, delay)
+        raise LoginRefused(errors.access_denied(user, s.peer_host, bool(response)), delay)
+    s.ctx.login_guard.succeeded(s.peer_host)
     if plugin == CACHING_SHA2_PASSWORD:
         s.out.write(b"\x01\x03")  # fast authentication succeeded
     s.user = user
@@ -288,8 +325,11 @@ async def _change_user(s: SessionState, payload: bytes) -> None:
     s.out.write(handshake.auth_switch_request(plugin, scramble))
     await s.out.flush()
     response = await s.out.read_packet()
-    if not await authenticate(s, request.user, plugin, scramble, response):
-        raise ConnectionClosed("change user failed")
+    try:
+        await authenticate(s, request.user, plugin, scramble, response)
+    except LoginRefused as refused:
+        await refuse_login(s, refused)
+        raise ConnectionClosed("change user failed") from None
     if request.charset:
         if client_charset(request.charset) in UNREADABLE_CLIENT_CHARSETS:
             raise refuse_client_charset(client_charset(request.charset))

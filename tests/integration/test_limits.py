@@ -1,0 +1,151 @@
+"""Limits a public-facing proxy needs: logins that time out and slow down, bounded per-session state.
+
+* A socket that does not log in within login_timeout_s is closed, and sockets
+  still logging in do not count against max_connections.
+* Failed logins from one address get slower answers after the first three.
+* A session holds at most max_prepared_statements prepared statements (1461),
+  and long data beyond max_allowed_packet fails its EXECUTE (1153).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from tests.support import rawclient as rc
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ProxyProcess, proxy_config
+
+SCHEMA = "xp_limits"
+MAX_CONNECTIONS = 3
+MAX_PREPARED = 5
+COM_STMT_SEND_LONG_DATA = 0x18
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    for server in cluster.servers:
+        server.execute(f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
+    config = proxy_config(
+        cluster,
+        schemas=[{"name": SCHEMA, "default_shard": "s0"}],
+        max_connections=MAX_CONNECTIONS,
+        login_timeout_s=1,
+        max_prepared_statements=MAX_PREPARED,
+    )
+    process = ProxyProcess(config, tmp_path_factory.mktemp("limits"), name="limits")
+    process.start()
+    yield process
+    process.stop()
+
+
+def _connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
+    params: dict[str, Any] = {
+        "host": proxy.host,
+        "port": proxy.port,
+        "user": PROXY_USER,
+        "password": PROXY_PASSWORD,
+        "database": SCHEMA,
+        "read_timeout": 60,
+    }
+    params.update(kwargs)
+    return pymysql.connect(**params)
+
+
+def _closed_by_peer(sock: socket.socket, timeout: float = 60) -> bool:
+    """True once the proxy closed `sock` (reads past the greeting until EOF)."""
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not sock.recv(65536):
+                return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
+def test_sockets_that_never_log_in_are_closed_and_do_not_lock_others_out(
+    proxy: ProxyProcess,
+) -> None:
+    idle = [socket.create_connection((proxy.host, proxy.port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for sock in idle:
+            assert _closed_by_peer(sock), "a socket that never logged in was kept open"
+        conn = _connect(proxy)
+        conn.close()
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_connections_still_logging_in_do_not_count_against_max_connections(
+    proxy: ProxyProcess,
+) -> None:
+    waiting = socket.create_connection((proxy.host, proxy.port))
+    sessions = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            sessions.append(_connect(proxy))
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            _connect(proxy)
+        assert info.value.args[0] == 1040
+    finally:
+        waiting.close()
+        for conn in sessions:
+            conn.close()
+
+
+def test_failed_logins_from_one_address_get_slower_answers(proxy: ProxyProcess) -> None:
+    took = []
+    for _ in range(5):
+        start = time.monotonic()
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            _connect(proxy, password="wrong", connect_timeout=30)
+        took.append(time.monotonic() - start)
+        assert info.value.args[0] == 1045
+    # the 4th waited 1 s and the 5th 2 s before the answer (never less, however loaded)
+    assert took[3] >= 1.0 and took[4] >= 2.0, took
+    conn = _connect(proxy)  # a successful login forgets the failures
+    conn.close()
+    deadline = time.monotonic() + 30  # the log is written by another process
+    while "failed login of 'app' from 127.0.0.1" not in proxy.log_text():
+        assert time.monotonic() < deadline, "failed logins are not logged"
+        time.sleep(0.2)
+
+
+def test_a_session_holds_a_bounded_number_of_prepared_statements(proxy: ProxyProcess) -> None:
+    with rc.connect(proxy.host, proxy.port, PROXY_USER, PROXY_PASSWORD, database=SCHEMA) as client:
+        ids = [client.prepare(f"SELECT {i}").statement_id for i in range(MAX_PREPARED)]
+        with pytest.raises(rc.ProtocolError, match="1461"):
+            client.prepare("SELECT 'one too many'")
+        client.command(0x19, struct.pack("<I", ids[0]))  # COM_STMT_CLOSE: no reply
+        client.prepare("SELECT 'fits again'")
+
+
+def test_long_data_beyond_max_allowed_packet_fails_the_execute(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    limit = int(cluster["s0"].execute("SELECT @@max_allowed_packet")[0][0])
+    chunk = b"x" * (1 << 20)
+    with rc.connect(proxy.host, proxy.port, PROXY_USER, PROXY_PASSWORD, database=SCHEMA) as client:
+        prepared = client.prepare("SELECT LENGTH(?)")
+        head = struct.pack("<IH", prepared.statement_id, 0)
+        for _ in range(limit // len(chunk) + 2):
+            client.command(COM_STMT_SEND_LONG_DATA, head + chunk)  # no reply
+        client.execute(prepared.statement_id, [b""])
+        result = client.read_result(binary=True)
+        assert isinstance(result.end, rc.Err) and result.end.code == 1153, result
+        # the statement is usable again afterwards
+        client.execute(prepared.statement_id, [b"abc"])
+        assert not isinstance(client.read_result(binary=True).end, rc.Err)
