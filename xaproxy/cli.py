@@ -40,6 +40,9 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"xaproxy: cannot serve: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        print(f"xaproxy: cannot serve with these shards:\n{exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,7 +8,7 @@ import logging
 import ssl
 
 from . import errors
-from .config import Config
+from .config import Config, ConfigError
 from .protocol.stream import PacketStream
 from .recovery.resolver import Resolver
 from .routing.planner import Planner
@@ -41,6 +41,42 @@ async def _discover_backend(config: Config) -> tuple[str, int]:
     return _FALLBACK_VERSION, 16 * 1024 * 1024
 
 
+# connections beyond the pools' own: the coordinator's and recovery's work, a DBA's login
+_OTHER_CONNECTIONS = 4
+
+
+async def check_shard_connection_limits(config: Config) -> None:
+    """Refuses to start when the pools could take a shard's last connection slots.
+
+    Each worker's pool may open pool_size connections and as many overflow ones;
+    together they must leave room below the shard's max_connections, so the DBA
+    can still log in when the proxy is at its busiest.
+    """
+    problems = []
+    for shard in config.shards.values():
+        try:
+            backend = await Backend.connect(shard, found_rows=False)
+        except errors.ProxyError:
+            continue  # unreachable now: checked when it is reachable at the next start
+        try:
+            rows = await backend.query_rows("SELECT @@global.max_connections")
+        except errors.ProxyError:
+            continue
+        finally:
+            backend.close()
+        limit = int(rows[0][0])
+        needed = 2 * shard.pool_size * config.workers + _OTHER_CONNECTIONS
+        if needed >= limit:
+            problems.append(
+                f"shards[{shard.name}]: pool_size {shard.pool_size} x 2 (overflow) x "
+                f"{config.workers} worker(s) + {_OTHER_CONNECTIONS} = {needed} connections "
+                f"would reach the shard's max_connections ({limit}); lower pool_size or "
+                "raise max_connections on the shard"
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
 class ProxyServer:
     def __init__(
         self,
@@ -62,6 +98,7 @@ class ProxyServer:
 
     async def start(self) -> None:
         config = self.config
+        await check_shard_connection_limits(config)
         version, max_packet = await _discover_backend(config)
         pools = Pools(config)
         coordinator = Coordinator(config, pools)

@@ -107,6 +107,14 @@ def serve_workers(config: Config) -> int:
     """
     import uvloop
 
+    from .config import ConfigError
+    from .server import check_shard_connection_limits
+
+    try:
+        uvloop.run(check_shard_connection_limits(config))
+    except ConfigError as exc:
+        print(f"xaproxy: cannot serve with these shards:\n{exc}", file=sys.stderr)
+        return 1
     uvloop.run(_recover_family(config))
     count = config.workers
     stopping = False

@@ -149,3 +149,16 @@ def test_long_data_beyond_max_allowed_packet_fails_the_execute(
         # the statement is usable again afterwards
         client.execute(prepared.statement_id, [b"abc"])
         assert not isinstance(client.read_result(binary=True).end, rc.Err)
+
+
+def test_a_pool_that_could_take_the_shards_last_connections_is_refused_at_start(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    limit = int(cluster["s0"].execute("SELECT @@global.max_connections")[0][0])
+    config = proxy_config(
+        cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}], pool_size=limit // 2
+    )
+    process = ProxyProcess(config, tmp_path_factory.mktemp("toobig"), name="toobig")
+    with pytest.raises(RuntimeError, match="exited with code 1"):
+        process.start()
+    assert f"would reach the shard's max_connections ({limit})" in process.log_text()
