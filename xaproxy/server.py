@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 
 from . import errors
 from .config import Config, ConfigError
@@ -131,6 +132,7 @@ class ProxyServer:
             asyncio.ensure_future(self.resolver.run_forever()),
             asyncio.ensure_future(self._expire_transactions()),
             asyncio.ensure_future(self._expire_stalled_shard_reads()),
+            asyncio.ensure_future(self._expire_idle_sessions()),
         ]
         if config.metrics_listen is not None:
             from prometheus_client import start_http_server
@@ -166,6 +168,15 @@ class ProxyServer:
                         )
                 except Exception:
                     log.exception("expiring the transaction of session %d", session.id)
+
+    async def _expire_idle_sessions(self) -> None:
+        """Closes sessions idle past their wait_timeout (config wait_timeout_s, or SET)."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for session in list(self._tasks.values()):
+                if session.expire_idle(now):
+                    log.info("session %d: idle past wait_timeout, closed", session.id)
 
     async def _expire_stalled_shard_reads(self) -> None:
         """Closes shard connections that sent nothing within their shard's read_timeout_s."""

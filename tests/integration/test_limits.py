@@ -3,6 +3,8 @@
 * A socket that does not log in within login_timeout_s is closed, and sockets
   still logging in do not count against max_connections.
 * Failed logins from one address get slower answers after the first three.
+* A session idle past its wait_timeout (config or SET) is closed, its transaction
+  rolled back.
 * A session holds at most max_prepared_statements prepared statements (1461),
   and long data beyond max_allowed_packet fails its EXECUTE (1153).
 """
@@ -162,3 +164,20 @@ def test_a_pool_that_could_take_the_shards_last_connections_is_refused_at_start(
     with pytest.raises(RuntimeError, match="exited with code 1"):
         process.start()
     assert f"would reach the shard's max_connections ({limit})" in process.log_text()
+
+
+def test_a_session_idle_past_its_wait_timeout_is_closed_and_its_transaction_rolled_back(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    cluster["s0"].execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.idle (id INT PRIMARY KEY)")
+    cluster["s0"].execute(f"DELETE FROM {SCHEMA}.idle")
+    with rc.connect(proxy.host, proxy.port, PROXY_USER, PROXY_PASSWORD, database=SCHEMA) as client:
+        client.simple_query("SET wait_timeout = 2")
+        assert client.simple_query("SELECT @@wait_timeout").rows == [[b"2"]]
+        client.simple_query("BEGIN")
+        client.simple_query("INSERT INTO idle VALUES (1)")
+        assert _closed_by_peer(client.sock), "an idle session outlived its wait_timeout"
+    deadline = time.monotonic() + 30
+    while cluster["s0"].execute(f"SELECT id FROM {SCHEMA}.idle"):
+        assert time.monotonic() < deadline, "the closed session's transaction was not rolled back"
+        time.sleep(0.2)

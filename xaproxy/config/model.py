@@ -136,6 +136,7 @@ class Config:
     max_connections: int = 10000
     login_timeout_s: float = 10  # a connection not logged in by then is closed
     max_prepared_statements: int = 4096  # per session, as max_prepared_stmt_count
+    wait_timeout_s: float = 28800  # a session idle this long is closed (SET wait_timeout too)
     shutdown_timeout_s: float = 10
     metrics_listen: tuple[str, int] | None = None
     server_version: str | None = None

@@ -109,6 +109,9 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
     try:
         ok = await backend.execute_ok(sql)
         s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
+        if any(a.name == "wait_timeout" and a.scope in ("", "session") for a in assignments):
+            rows = await backend.query_rows("SELECT @@session.wait_timeout")
+            s.wait_timeout_s = float(rows[0][0] or s.ctx.config.wait_timeout_s)
         if any(_sets_client_charset(a) for a in assignments):
             rows = await backend.query_rows("SELECT @@character_set_client")
             charset = (rows[0][0] or b"utf8mb4").decode().lower()

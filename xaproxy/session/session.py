@@ -70,6 +70,15 @@ class Session:
     def busy(self) -> bool:
         return self.state.busy
 
+    def expire_idle(self, now: float) -> bool:
+        """Closes the connection of a session idle past its wait_timeout, as MariaDB does
+        (its transaction is rolled back as the session ends); True if it was closed."""
+        s = self.state
+        if s.busy or not s.idle_since or now - s.idle_since <= s.wait_timeout_s:
+            return False
+        s.out.close()
+        return True
+
     async def expire_transaction(self) -> bool:
         """Rolls back an idle transaction older than the timeout (called by the server)."""
         return await transaction_control.expire_transaction(self.state)
@@ -93,6 +102,8 @@ class Session:
             s.out.close()
             return
         s.ctx.sessions[s.id] = s  # only logged-in sessions count against max_connections
+        s.wait_timeout_s = s.ctx.config.wait_timeout_s
+        s.idle_since = time.monotonic()
         try:
             await _command_loop(s)
         except ConnectionClosed:
@@ -144,6 +155,7 @@ async def _command_loop(s: SessionState) -> None:
             out.write_error(error)
         finally:
             s.busy = False
+            s.idle_since = time.monotonic()
         if out.pending or out._out:
             await out.flush()
         if s.ctx.shutting_down and s.txn is None:

@@ -36,6 +36,8 @@ class SessionState:
     deprecate_eof: bool = False
     found_rows: bool = False
     busy: bool = False
+    idle_since: float = 0.0  # monotonic time the last command ended (or the login)
+    wait_timeout_s: float = 28800  # @@wait_timeout of the session: idle longer, it is closed
     started: float = field(default_factory=time.monotonic)
     database: str | None = None
     autocommit: bool = True
