@@ -54,7 +54,25 @@ def _check_config(args: argparse.Namespace) -> int:
         print(problem)
     if problems:
         return 1
+    if args.connect:
+        return _check_shard_accounts(args)
     print(f"{args.config}: OK")
+    return 0
+
+
+def _check_shard_accounts(args: argparse.Namespace) -> int:
+    """Connects to every shard and reviews the proxy's account there (least privilege)."""
+    import uvloop
+
+    from .config import load_config
+    from .shards.grants import check_accounts
+
+    findings = uvloop.run(check_accounts(load_config(args.config)))
+    for finding in findings:
+        print(finding)
+    if any(f.kind != "excess" for f in findings):
+        return 1
+    print(f"{args.config}: OK" + (" (with warnings)" if findings else ""))
     return 0
 
 
@@ -115,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     check = commands.add_parser("check-config", help="validate a config file")
     check.add_argument("-c", "--config", required=True)
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also connect to every shard and check the account's privileges",
+    )
     check.set_defaults(run=_check_config)
     recover = commands.add_parser("recover", help="resolve in-doubt XA branches now")
     recover.add_argument("-c", "--config", required=True)

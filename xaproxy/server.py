@@ -16,6 +16,7 @@ from .routing.planner import Planner
 from .session.context import ProxyContext
 from .session.session import Session
 from .shards.backend import Backend, expire_stalled_reads
+from .shards.grants import check_accounts
 from .shards.pool import Pools
 from .transactions.coordinator import Coordinator
 
@@ -100,6 +101,8 @@ class ProxyServer:
     async def start(self) -> None:
         config = self.config
         await check_shard_connection_limits(config)
+        for finding in await check_accounts(config):
+            log.warning("%s", finding)
         version, max_packet = await _discover_backend(config)
         pools = Pools(config)
         coordinator = Coordinator(config, pools)
