@@ -150,10 +150,11 @@ def _shard_killed(
     proxy_factory: Callable[..., ProxyProcess],
     point: str,
     shard: str,
+    transactions: dict | None = None,
 ) -> Outcome:
     server = cluster[shard]
     proxy = proxy_factory(
-        bank.bank_config(cluster, proxy_id="sk", transactions=BACKGROUND),
+        bank.bank_config(cluster, proxy_id="sk", transactions=transactions or BACKGROUND),
         env={"XAPROXY_FAILPOINTS": f"{point}=kill_pid:{server.pid_file}"},
     )
     proxy.start()
@@ -190,6 +191,17 @@ def test_branch_shard_killed_at(
     if point in ("after_prepare_all", "after_decision"):
         # s1 died before its XA COMMIT: the client is told it is finished later.
         assert any("s1" in str(w[2]) for w in outcome.warnings), outcome.warnings
+
+
+@pytest.mark.parametrize("point", ["after_prepare_all", "after_decision"])
+def test_a_branch_left_in_doubt_is_finished_when_its_shard_returns_not_at_the_next_sweep(
+    point: str, accounts: LocalCluster, proxy_factory: Callable[..., ProxyProcess]
+) -> None:
+    """The periodic sweep is an hour away: only the retry the commit itself asked for
+    (the resolver woken when it left s1's branch prepared) can finish it in the test."""
+    hourly = {**BACKGROUND, "recover_interval_s": 3600}
+    outcome = _shard_killed(accounts, proxy_factory, point, "s1", transactions=hourly)
+    assert outcome.kind == "ok", outcome
 
 
 def test_decision_shard_killed_after_prepare_all(

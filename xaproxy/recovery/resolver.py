@@ -36,6 +36,10 @@ class Resolution:
     done: bool
 
 
+URGENT_RETRY_S = 0.2
+URGENT_RETRY_MAX_S = 2.0
+
+
 class Resolver:
     def __init__(self, config: Config, pools: Pools, coordinator: Coordinator | None) -> None:
         self.config = config
@@ -46,6 +50,9 @@ class Resolver:
         self._at_scan_complete = False
         self.in_doubt_at: set[str] = set()
         self._family = False
+        self._woken = asyncio.Event()
+        if coordinator is not None:
+            coordinator.on_in_doubt = self.wake
 
     async def bootstrap(self) -> None:
         """Creates the decision table on every reachable shard."""
@@ -359,9 +366,27 @@ class Resolver:
             finally:
                 self.pools.release(backend)
 
+    def wake(self) -> None:
+        """Branches were just left in doubt: resolve now, and retry often until they are done."""
+        self._woken.set()
+
     async def run_forever(self) -> None:
+        """Resolves every recover_interval_s; after wake(), every URGENT_RETRY_S (doubling to
+        URGENT_RETRY_MAX_S) until a pass leaves nothing unresolved, so a branch held
+        prepared by a shard restart is finished as soon as the shard answers again."""
         interval = self.config.transactions.recover_interval_s
+        urgent_delay: float | None = None
         while True:
-            await asyncio.sleep(interval)
+            delay = interval if urgent_delay is None else min(urgent_delay, interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), delay)
+            if self._woken.is_set():
+                self._woken.clear()
+                urgent_delay = URGENT_RETRY_S
+            results: list[Resolution] | None = None
             with contextlib.suppress(Exception):
-                await self.resolve(own_now=True)
+                results = await self.resolve(own_now=True)
+            if urgent_delay is not None:
+                settled = results is not None and self.scan_complete
+                settled = settled and all(r.done for r in results or [])
+                urgent_delay = None if settled else min(urgent_delay * 2, URGENT_RETRY_MAX_S)

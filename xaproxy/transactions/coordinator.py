@@ -80,6 +80,9 @@ class Coordinator:
         self.config = config
         self.pools = pools
         self.proxy_id = config.proxy_id
+        # called when branches are left for recovery, so it retries at once and often
+        # (set by the server to the resolver's wake(); None: the periodic sweep only)
+        self.on_in_doubt: Callable[[], None] | None = None
         self.active: dict[str, Transaction] = {}  # gtrid -> transaction in flight here
         self._cleanup: dict[str, list[str]] = {}  # decision shard -> gtrids to delete
         self._cleanup_task: asyncio.Task | None = None
@@ -229,6 +232,7 @@ class Coordinator:
                 ) from None
             else:
                 txn.state = "in_doubt"
+                self._needs_recovery()
                 # Not "in flight here" any more: while listed in `active`, this proxy's own
                 # resolver would skip its prepared branches forever.
                 self.active.pop(gid.gtrid, None)
@@ -364,6 +368,7 @@ class Coordinator:
                 ) from None
             if outcome != decisions.COMMIT:
                 txn.state = "in_doubt"
+                self._needs_recovery()
                 # Not "in flight here" any more: the resolver must finish it (from the
                 # undo rows and the decision shard) as soon as the shard is back.
                 self.active.pop(gid.gtrid, None)
@@ -455,6 +460,8 @@ class Coordinator:
             lambda b: b.backend.execute_ok(tsql.xa_commit(b.xid.sql())),
             "after_commit_some",
         )
+        if failed:
+            self._needs_recovery()
         for branch, exc in failed:
             branch.backend.usable = False
             metrics.DEFERRED.inc()
@@ -464,6 +471,10 @@ class Coordinator:
                 "committed there in the background as soon as the shard is back"
             )
         return warnings
+
+    def _needs_recovery(self) -> None:
+        if self.on_in_doubt is not None:
+            self.on_in_doubt()
 
     async def _learn_outcome(self, gid: GlobalId) -> str | None:
         """After losing the decision shard mid-commit: ask it again on a new connection."""
