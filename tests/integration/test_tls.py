@@ -269,3 +269,93 @@ def test_a_client_hello_sent_in_the_same_segment_as_the_ssl_request_is_read(
                 assert data, "the proxy closed the connection during the TLS handshake"
                 incoming.write(data)
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+# --- TLS from the proxy to a shard ----------------------------------------------------------
+
+SHARD_USER, SHARD_SECRET = "xp_tls", "tls-secret"
+
+
+@pytest.fixture(scope="module")
+def tls_shard(
+    certificate: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """One shard with a certificate; the proxy's account there REQUIREs SSL."""
+    cert, key = certificate
+    shard = LocalCluster(tmp_path_factory.mktemp("tlsshard"), 1)
+    shard.servers[0].options += [f"--ssl-cert={cert}", f"--ssl-key={key}"]
+    shard.start()
+    try:
+        server = shard.servers[0]
+        server.execute(f"CREATE USER '{SHARD_USER}'@'%' IDENTIFIED BY '{SHARD_SECRET}' REQUIRE SSL")
+        server.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{SCHEMA}`.* TO '{SHARD_USER}'@'%'"
+        )
+        server.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `xaproxy`.* TO '{SHARD_USER}'@'%'"
+        )
+        server.execute(f"CREATE DATABASE {SCHEMA}")
+        yield shard
+    finally:
+        try:
+            shard.stop()
+        finally:
+            shard.kill()
+
+
+def _shard_proxy(
+    shard: LocalCluster, folder: Path, tls: object
+) -> tuple[ProxyProcess, dict[str, Any]]:
+    config = proxy_config(
+        shard,
+        schemas=[{"name": SCHEMA, "default_shard": "s0"}],
+        users=[{"user": USER, "password": PASSWORD}],
+    )
+    for entry in config["shards"]:
+        entry["user"], entry["password"] = SHARD_USER, SHARD_SECRET
+        if tls is not None:
+            entry["tls"] = tls
+    return ProxyProcess(config, folder, name="tlsshard"), config
+
+
+def _query_through(proxy: ProxyProcess, sql: str) -> Any:
+    conn = pymysql.connect(
+        host=proxy.host, port=proxy.port, user=USER, password=PASSWORD, database=SCHEMA
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    finally:
+        conn.close()
+
+
+def test_the_proxy_reaches_a_shard_over_verified_tls(
+    tls_shard: LocalCluster, certificate: tuple, tmp_path: Path
+) -> None:
+    cert, _ = certificate
+    proxy, _ = _shard_proxy(tls_shard, tmp_path, {"ca": str(cert)})
+    with proxy:
+        # the account REQUIREs SSL: any answer proves the shard connection is TLS
+        assert _query_through(proxy, "SELECT @@hostname IS NOT NULL") == ((1,),)
+
+
+@pytest.mark.parametrize("tls", [None, "other-ca"], ids=["plaintext", "unknown-ca"])
+def test_a_shard_connection_without_trusted_tls_is_never_made(
+    tls_shard: LocalCluster, tmp_path: Path, tls: str | None
+) -> None:
+    setting: object = None
+    if tls == "other-ca":
+        other = tmp_path / "other.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=127.0.0.1", "-keyout", str(tmp_path / "o.key"), "-out", str(other)],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        setting = {"ca": str(other)}
+    proxy, _ = _shard_proxy(tls_shard, tmp_path, setting)
+    with proxy:
+        with pytest.raises(pymysql.err.MySQLError) as info:
+            _query_through(proxy, "SELECT 1")
+        assert "s0" in str(info.value), info.value

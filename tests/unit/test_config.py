@@ -1123,3 +1123,11 @@ def test_tls_needs_a_certificate_and_key_that_load(tmp_path: Path) -> None:
 
 def test_without_tls_the_config_offers_none() -> None:
     assert parse_config(base()).tls is None
+
+
+def test_shard_tls_takes_true_or_a_ca_that_loads(tmp_path: Path) -> None:
+    data = base()
+    data["shards"][0]["tls"] = True
+    assert parse_config(data).shards["s0"].tls is not None
+    data["shards"][0]["tls"] = {"ca": str(tmp_path / "none.pem")}
+    assert any("shards[0].tls.ca: cannot load" in p for p in problems_of(data))

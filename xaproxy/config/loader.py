@@ -25,6 +25,7 @@ from xaproxy.config.model import (
     RangeBound,
     SchemaConfig,
     ShardConfig,
+    ShardTls,
     TableConfig,
     TlsConfig,
     TransactionsConfig,
@@ -59,6 +60,7 @@ _TOP_KEYS = frozenset(
     }
 )
 _TLS_KEYS = frozenset({"cert", "key"})
+_SHARD_TLS_KEYS = frozenset({"ca", "verify_identity"})
 _SHARD_KEYS = frozenset(
     {
         "name",
@@ -69,6 +71,7 @@ _SHARD_KEYS = frozenset(
         "pool_size",
         "connect_timeout_s",
         "read_timeout_s",
+        "tls",
     }
 )
 _USER_KEYS = frozenset({"user", "password"})
@@ -481,6 +484,22 @@ class _Parser:
             return None
         return TlsConfig(cert=cert, key=key)
 
+    def parse_shard_tls(self, path: str, data: object) -> ShardTls | None:
+        """`shards[].tls`: true (system CAs) or {ca, verify_identity}; the CA file must load."""
+        if data is None or data is False:
+            return None
+        if data is True:
+            return ShardTls()
+        s = _Section(self.problems, data, path, _SHARD_TLS_KEYS)
+        ca = s.string("ca", None, nullable=True)
+        verify_identity = s.boolean("verify_identity", True)
+        if ca is not None:
+            try:
+                ssl.create_default_context(cafile=ca)
+            except (OSError, ssl.SSLError) as exc:
+                self.problem(_key(path, "ca"), f"cannot load {ca!r}: {exc}")
+        return ShardTls(ca=ca, verify_identity=verify_identity)
+
     # --- shards and users ---
 
     def parse_shards(self, items: list[Any]) -> dict[str, ShardConfig]:
@@ -514,6 +533,7 @@ class _Parser:
                 pool_size=s.integer("pool_size", 32, minimum=1),
                 connect_timeout_s=float(s.number("connect_timeout_s", 5, positive=True)),
                 read_timeout_s=float(s.number("read_timeout_s", 120, minimum=0)),
+                tls=self.parse_shard_tls(s.at("tls"), s.raw("tls", None)),
             )
             if name is not None and name not in shards:
                 shards[name] = shard

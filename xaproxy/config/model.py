@@ -18,6 +18,15 @@ AUTH_PLUGINS: tuple[str, ...] = ("mysql_native_password", "caching_sha2_password
 
 
 @dataclass(frozen=True, slots=True)
+class ShardTls:
+    """TLS to a shard: the server certificate is verified against `ca` (PEM; None: the
+    system's CAs) and, with `verify_identity`, must name the shard's host."""
+
+    ca: str | None = None
+    verify_identity: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ShardConfig:
     """One backend MySQL server and how the proxy connects to it."""
 
@@ -32,6 +41,7 @@ class ShardConfig:
     # treated as lost (its connection closed, the statement failed, the transaction
     # rolled back); 0: wait for ever
     read_timeout_s: float = 120
+    tls: ShardTls | None = None  # None: plaintext to the shard
 
 
 @dataclass(frozen=True, slots=True)

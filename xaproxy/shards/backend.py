@@ -7,6 +7,7 @@ single-shard result can be forwarded to the client without decoding its rows.
 
 from __future__ import annotations
 
+import ssl
 import time
 import weakref
 
@@ -84,6 +85,7 @@ class Backend:
                 charset="utf8mb4",
                 connect_timeout=shard.connect_timeout_s,
                 client_flag=_ASYNCMY_FOUND_ROWS if found_rows else 0,
+                ssl=_tls_context(shard),
             )
         except (asyncmy_errors.Error, OSError, TimeoutError) as exc:
             raise errors.shard_unreachable(shard.name, _describe(exc)) from None
@@ -242,6 +244,22 @@ class Backend:
 
 
 _LIVE: weakref.WeakSet[Backend] = weakref.WeakSet()
+_TLS_CONTEXTS: dict[tuple[str | None, bool], ssl.SSLContext] = {}
+
+
+def _tls_context(shard: ShardConfig) -> ssl.SSLContext | None:
+    """The client TLS context for a shard (one per CA file and identity rule, reused)."""
+    tls = shard.tls
+    if tls is None:
+        return None
+    key = (tls.ca, tls.verify_identity)
+    context = _TLS_CONTEXTS.get(key)
+    if context is None:
+        context = ssl.create_default_context(cafile=tls.ca)
+        context.check_hostname = tls.verify_identity
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        _TLS_CONTEXTS[key] = context
+    return context
 
 
 def expire_stalled_reads(now: float | None = None) -> list[Backend]:
