@@ -811,3 +811,21 @@ def test_distinct_with_a_hidden_order_column_still_fills_the_limit(
     rows = query(merge_rows, "SELECT DISTINCT name FROM r_mod ORDER BY amount LIMIT 3")
     assert len(rows) == 3
     assert len({name.lower().strip() for (name,) in rows}) == 3
+
+
+@pytest.mark.parametrize("table", ["r_hash", "r_bcast"])
+@pytest.mark.parametrize("spelling", ["DESCRIBE {t}", "DESC {t}", "EXPLAIN {t}", "DESCRIBE {t} k"])
+def test_describe_of_a_sharded_or_broadcast_table_answers_as_the_shard_does(
+    cluster: LocalCluster, conn: pymysql.Connection, table: str, spelling: str
+) -> None:
+    sql = spelling.format(t=table)
+    if table == "r_bcast" and sql.endswith(" k"):
+        sql = sql[:-2] + " code"
+    assert query(conn, sql) == on_shards(cluster, sql)["s1"]
+
+
+def test_explain_of_a_query_over_several_shards_is_refused_with_the_proxys_own_named(
+    conn: pymysql.Connection,
+) -> None:
+    code, message = error_of(lambda: query(conn, "EXPLAIN SELECT * FROM r_hash"))
+    assert code == 1235 and "XAPROXY EXPLAIN" in message

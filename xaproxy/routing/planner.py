@@ -16,9 +16,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from .. import errors
-from ..analysis import Kind, analyze
+from ..analysis import Kind, Statement, analyze
 from ..analysis.parse import Parsed
 from ..config import Config, SchemaConfig, TableConfig
 from . import plan, sharding
@@ -221,8 +222,24 @@ class Planner:
             return self._route_select(ast, sql, placed)
         if isinstance(ast, exp.Union):
             return self._route_union(ast, placed)
+        if isinstance(ast, exp.Describe):
+            return self._route_describe(ast, placed)
         raise errors.not_supported(
             f"{type(ast).__name__.upper()} statements on sharded or broadcast tables"
+        )
+
+    def _route_describe(self, ast: exp.Describe, placed: list[_Placed]) -> Plan:
+        """DESCRIBE of a table: every shard holds the same definition, one copy answers.
+
+        EXPLAIN of a statement over several shards would show one shard's plan as the
+        whole one: refused, with the proxy's own EXPLAIN named.
+        """
+        if isinstance(ast.this, exp.Table) and len(placed) == 1:
+            return Plan(self._sql, plan.Route(placed[0].shards[0], why="one copy describes"))
+        raise errors.not_supported(
+            "EXPLAIN of a statement on sharded or broadcast tables",
+            "XAPROXY EXPLAIN <statement> shows the proxy's plan; EXPLAIN it on a shard "
+            "directly with the text XAPROXY EXPLAIN prints for that shard",
         )
 
     def describe_shard(self, parsed: Parsed, sql: str, database: str | None) -> str:
@@ -541,16 +558,19 @@ class Planner:
         if database and schema is None and database.lower() not in SYSTEM_SCHEMAS:
             raise errors.unknown_database(database)
         if schema is not None and _has_placed_tables(schema):
+            statement = analyze(sql)
+            describes = statement.kind is Kind.SHOW or _describes_a_table(statement)
+            for table in schema.tables.values():
+                placed = table.sharded or table.broadcast
+                if describes and placed and table.name.lower() in statement.names:
+                    return Plan(sql, plan.Route(table.shards[0], why="one copy describes"))
             if parsed.ast is None:
                 raise errors.parse_error(
                     f"{parsed.error}; statements in schema '{schema.name}' must be parseable "
                     "so the proxy can route them"
                 )
-            statement = analyze(sql)
             for table in schema.tables.values():
                 if (table.sharded or table.broadcast) and table.name.lower() in statement.names:
-                    if statement.kind in (Kind.SHOW, Kind.EXPLAIN):
-                        return Plan(sql, plan.Route(table.shards[0], why="one copy describes"))
                     if statement.kind is Kind.REPLACE:
                         raise errors.not_supported(
                             f"REPLACE into sharded or broadcast table '{schema.name}.{table.name}'",
@@ -573,6 +593,16 @@ class Planner:
             why="not parsed: the default shard",
         )
         return Plan(sql, root)
+
+
+def _describes_a_table(statement: Statement) -> bool:
+    """DESCRIBE t [column] / EXPLAIN t: the word after the verb names a table, not a statement."""
+    tokens = statement.tokens
+    return (
+        statement.kind is Kind.EXPLAIN
+        and len(tokens) >= 2
+        and tokens[1].token_type in (TokenType.VAR, TokenType.IDENTIFIER)
+    )
 
 
 def _shard_key_change(table: TableConfig) -> errors.ProxyError:
