@@ -23,6 +23,7 @@ from ..analysis.spans import select_item_texts
 from ..protocol.resultset import column_for
 from .having import compile_having
 from .keys import literal_value
+from .mariadb_sql import mariadb_sql
 from .merge_spec import Aggregate, MergeSpec, SortKey
 from .plan import Distinct, DropHidden, Group, Having, Limit, MergeStep, Sort, merge_spec_of
 
@@ -118,7 +119,7 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
     _check_star(state, star)
     place = _placement(star, state.visible + len(state.hidden))
     return FanoutRewrite(
-        query.sql(dialect="mysql"),
+        mariadb_sql(query),
         _steps(state, place, limit, offset),
         _count_distinct_columns(state, place),
     )

@@ -29,6 +29,7 @@ from sqlglot import exp
 from .. import errors
 from ..analysis import Kind, analyze
 from ..protocol import wire
+from ..routing.mariadb_sql import mariadb_sql
 from ..shards.backend import Backend
 from . import statements as tsql
 from .images import (
@@ -212,11 +213,11 @@ async def execute_write(
                 raise _refuse("an UPDATE of the primary key", "delete the row and insert it again")
     if kind in ("UPDATE", "DELETE"):
         where = ast.args.get("where")
-        clause = f" WHERE {where.this.sql('mysql')}" if where is not None else ""
+        clause = f" WHERE {mariadb_sql(where.this)}" if where is not None else ""
         order = ast.args.get("order")
         limit = ast.args.get("limit")
-        tail = (f" {order.sql('mysql')}" if order is not None else "") + (
-            f" {limit.sql('mysql')}" if limit is not None else ""
+        tail = (f" {mariadb_sql(order)}" if order is not None else "") + (
+            f" {mariadb_sql(limit)}" if limit is not None else ""
         )
         coldefs, before = await backend.query_table(
             f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified}{alias}{clause}{tail} FOR UPDATE"
@@ -343,7 +344,7 @@ def _inserted_rows(ast: exp.Insert, info: TableInfo) -> str | None:
                 break
             if not isinstance(node, (exp.Literal, exp.Neg)):
                 raise _refuse("an INSERT whose primary key is not a literal")
-            key.append(node.sql("mysql"))
+            key.append(mariadb_sql(node))
         if key is None:
             generated += 1
         else:
@@ -387,7 +388,7 @@ async def wait_for_global_locks(
     qualified = f"{quote_identifier(db)}.{quote_identifier(table.name)}"
     alias = f" AS {quote_identifier(table.alias)}" if table.alias else ""
     where = ast.args.get("where")
-    clause = f" WHERE {where.this.sql('mysql')}" if where is not None else ""
+    clause = f" WHERE {mariadb_sql(where.this)}" if where is not None else ""
     columns = ", ".join(quote_identifier(k) for k in pk)
     # The selected rows stay locked (FOR UPDATE) while we wait, so no new holder can appear.
     _, rows = await backend.query_table(
