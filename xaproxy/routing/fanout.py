@@ -143,6 +143,13 @@ def _refuse_unmergeable(ast: exp.Select, sql: str) -> None:
                 "add the shard key to the WHERE clause so one shard answers, or select the "
                 "rows and aggregate in the application",
             )
+    modifiers = ast.args.get("operation_modifiers") or []
+    if any(isinstance(m, exp.Var) and m.name.upper() == "SQL_CALC_FOUND_ROWS" for m in modifiers):
+        # FOUND_ROWS() would then answer one shard's count
+        raise errors.not_supported(
+            "SQL_CALC_FOUND_ROWS in a SELECT that spans several shards",
+            "run SELECT COUNT(*) with the same WHERE clause for the total",
+        )
     if any(isinstance(n, exp.Window) for n in ast.walk()):
         raise errors.not_supported("window functions in a SELECT that spans several shards")
     if ast.args.get("group") and ast.args["group"].args.get("rollup"):
