@@ -34,6 +34,7 @@ from ..protocol.constants import (
 from ..protocol.resultset import column_for
 from ..routing.plan import on_shard
 from ..routing.planner import SYSTEM_SCHEMAS
+from ..shards.cancel import cancel_session_queries
 from . import reply
 from .admin import run_admin_command
 from .charsets import UNREADABLE_CLIENT_CHARSETS, refuse_client_charset
@@ -338,15 +339,21 @@ async def kill_statement(s: SessionState, sql: str, more: bool, binary: bool) ->
     target = kill_target(sql)
     if target is None:
         raise errors.parse_error("expected KILL [CONNECTION | QUERY] <id>")
-    kill(s, *target)
+    await kill(s, *target)
     reply.ok(s, more)
 
 
-def kill(s: SessionState, session_id: int, query_only: bool) -> None:
+async def kill(s: SessionState, session_id: int, query_only: bool) -> None:
+    """KILL QUERY interrupts what the session runs on every shard (its client gets 1317);
+    KILL [CONNECTION] does that too and closes the session's client connection, which
+    rolls back its transaction."""
     target = s.ctx.sessions.get(session_id)
     if target is None:
         raise errors.ProxyError(1094, "HY000", f"Unknown thread id: {session_id}")
-    if target is not s and not query_only:
+    if target is s:
+        return  # a session's own statement is this KILL itself
+    await cancel_session_queries(session_id, s.ctx.config.shards)
+    if not query_only:
         target.out.close()
 
 

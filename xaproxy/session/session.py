@@ -363,7 +363,7 @@ async def _statistics(s: SessionState, payload: bytes) -> None:
 
 
 async def _process_kill(s: SessionState, payload: bytes) -> None:
-    local.kill(s, _U32.unpack_from(payload, 1)[0] if len(payload) >= 5 else 0, False)
+    await local.kill(s, _U32.unpack_from(payload, 1)[0] if len(payload) >= 5 else 0, False)
     reply.ok(s, False)
 
 

@@ -45,6 +45,7 @@ class Backend:
         "last_insert_id",
         "last_used",
         "overflow",
+        "owner",
         "read_since",
         "read_timeout_s",
         "settings",
@@ -68,6 +69,7 @@ class Backend:
         self.last_used = time.monotonic()
         self.usable = True
         self.overflow = False  # beyond pool_size: closed when released
+        self.owner = 0  # the id of the client session using it (0: in the pool)
         self.read_since = 0.0  # when the pending read began (0: no read pending)
         self.read_timeout_s = read_timeout_s
         self.stalled = False  # closed by expire_stalled_reads
@@ -260,6 +262,11 @@ def _tls_context(shard: ShardConfig) -> ssl.SSLContext | None:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         _TLS_CONTEXTS[key] = context
     return context
+
+
+def running_for(owner: int) -> list[Backend]:
+    """The connections on which session `owner` is waiting for a shard's answer now."""
+    return [b for b in list(_LIVE) if b.owner == owner and b.read_since and b.usable]
 
 
 def expire_stalled_reads(now: float | None = None) -> list[Backend]:

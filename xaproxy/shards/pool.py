@@ -159,6 +159,7 @@ class ShardPool:
     def release(self, backend: Backend) -> None:
         """Returns a connection; one that is broken or mid-transaction is closed instead."""
         self.in_use -= 1
+        backend.owner = 0
         self._give_back_slot(backend.overflow)
         if (
             self.closed

@@ -127,6 +127,7 @@ class ShardAccess:
 
     async def _borrow(self, shard: str, urgent: bool) -> Backend:
         backend = await self.pools.acquire(shard, self.state.found_rows, urgent=urgent)
+        backend.owner = self.state.id
         try:
             await self.sync(backend)
         except BaseException:
@@ -149,7 +150,9 @@ class ShardAccess:
 
     async def plain_connection(self, shard: str) -> Backend:
         """A pooled connection as it is, without the session's settings."""
-        return await self.pools.acquire(shard, self.state.found_rows)
+        backend = await self.pools.acquire(shard, self.state.found_rows)
+        backend.owner = self.state.id
+        return backend
 
     def release(self, backend: Backend) -> None:
         self.pools.release(backend)
