@@ -164,9 +164,22 @@ async def _command_loop(s: SessionState) -> None:
 
 async def open_session(s: SessionState) -> bool:
     """The greeting, the client's answer, authentication; True when the client is in."""
-    config = s.ctx.config
+    try:
+        await _log_in(s)
+    except errors.ProxyError as exc:
+        s.out.write_error(exc)
+        await s.out.flush()
+        return False
+    s.out.write(wire.ok_packet(s.status()))
+    await s.out.flush()
+    log.debug("session %d: %s@%s connected", s.id, s.user, s.peer_host)
+    return True
+
+
+async def _log_in(s: SessionState) -> None:
+    """Greeting, TLS, response and proof; a refusal is raised (LoginRefused: wrong password)."""
     scramble = auth.new_scramble()
-    plugin = config.auth_plugin
+    plugin = s.ctx.config.auth_plugin
     s.out.write(
         handshake.greeting(
             s.ctx.server_version,
@@ -179,32 +192,8 @@ async def open_session(s: SessionState) -> bool:
         )
     )
     await s.out.flush()
-    payload = await s.out.read_packet()
-    if len(payload) == 32 and _U32.unpack_from(payload)[0] & Capability.SSL:
-        # an SSLRequest: the TLS handshake comes next, then the real response
-        if s.ctx.tls is None:
-            s.out.write_error(
-                errors.ProxyError(
-                    1045,
-                    "28000",
-                    "xaproxy has no TLS certificate configured (tls: in its config): "
-                    "connect without TLS or ask the operator to configure one",
-                )
-            )
-            await s.out.flush()
-            return False
-        try:
-            s.tls = await s.out.start_tls(s.ctx.tls) or ("", "")
-        except ConnectionClosed as exc:
-            log.info("session %d from %s: %s", s.id, s.peer_host, exc)
-            raise
-        payload = await s.out.read_packet()
-    try:
-        response = handshake.parse_handshake_response(payload)
-    except errors.ProxyError as exc:
-        s.out.write_error(exc)
-        await s.out.flush()
-        return False
+    payload = await _after_tls(s, await s.out.read_packet())
+    response = handshake.parse_handshake_response(payload)
     s.capabilities = response.capabilities & SERVER_CAPABILITIES
     s.deprecate_eof = bool(s.capabilities & Capability.DEPRECATE_EOF)
     s.found_rows = bool(s.capabilities & Capability.FOUND_ROWS)
@@ -218,32 +207,42 @@ async def open_session(s: SessionState) -> bool:
         s.out.write(handshake.auth_switch_request(client_plugin, scramble))
         await s.out.flush()
         auth_response = await s.out.read_packet()
-    ok = await authenticate(s, response.user, client_plugin, scramble, auth_response)
-    if not ok:
-        return False
-    if client_charset(response.charset) in UNREADABLE_CLIENT_CHARSETS:
-        s.out.write_error(refuse_client_charset(client_charset(response.charset)))
-        await s.out.flush()
-        return False
+    await authenticate(s, response.user, client_plugin, scramble, auth_response)
+    _start_session(s, response)
+
+
+async def _after_tls(s: SessionState, payload: bytes) -> bytes:
+    """The handshake response: after a TLS upgrade when `payload` is an SSLRequest."""
+    if not (len(payload) == 32 and _U32.unpack_from(payload)[0] & Capability.SSL):
+        return payload
+    if s.ctx.tls is None:
+        raise errors.ProxyError(
+            1045,
+            "28000",
+            "xaproxy has no TLS certificate configured (tls: in its config): "
+            "connect without TLS or ask the operator to configure one",
+        )
+    try:
+        s.tls = await s.out.start_tls(s.ctx.tls) or ("", "")
+    except ConnectionClosed as exc:
+        log.info("session %d from %s: %s", s.id, s.peer_host, exc)
+        raise
+    return await s.out.read_packet()
+
+
+def _start_session(s: SessionState, response: handshake.HandshakeResponse) -> None:
+    """The logged-in client's character set and database; refusals are raised."""
+    charset = client_charset(response.charset)
+    if charset in UNREADABLE_CLIENT_CHARSETS:
+        raise refuse_client_charset(charset)
     s.charset_setting = names_setting(response.charset)
-    s.client_charset = client_charset(response.charset)
+    s.client_charset = charset
     local.rebuild_settings(s, [])
     if response.database:
-        try:
-            local.check_database(s, response.database)
-        except errors.ProxyError as exc:
-            s.out.write_error(exc)
-            await s.out.flush()
-            return False
+        local.check_database(s, response.database)
         s.database = response.database
-    if len(s.ctx.sessions) >= config.max_connections:
-        s.out.write_error(errors.ProxyError(1040, "08004", "Too many connections"))
-        await s.out.flush()
-        return False
-    s.out.write(wire.ok_packet(s.status()))
-    await s.out.flush()
-    log.debug("session %d: %s@%s connected", s.id, s.user, s.peer_host)
-    return True
+    if len(s.ctx.sessions) >= s.ctx.config.max_connections:
+        raise errors.ProxyError(1040, "08004", "Too many connections")
 
 
 class LoginRefused(Exception):
