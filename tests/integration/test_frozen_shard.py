@@ -74,6 +74,20 @@ class _Frozen:
 
     def __enter__(self) -> None:
         os.kill(self.pid, signal.SIGSTOP)
+        # the stop is asynchronous: wait until every thread of the shard is stopped
+        deadline = time.monotonic() + 30
+        while not self._stopped():
+            assert time.monotonic() < deadline, "the shard process did not stop"
+            time.sleep(0.05)
+
+    def _stopped(self) -> bool:
+        states = []
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                continue  # a thread that just ended
+        return all(state in ("T", "t") for state in states)
 
     def __exit__(self, *exc: object) -> None:
         os.kill(self.pid, signal.SIGCONT)
