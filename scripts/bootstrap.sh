@@ -10,11 +10,17 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 packages=(mariadb-server mariadb-client sysbench haproxy docker-compose
-          libmariadb-dev pkg-config gcc python3-venv python3-dev)
+          libmariadb-dev pkg-config gcc python3-venv python3-dev
+          # the client matrix (tests/integration/test_client_matrix.py): PHP, Perl, Java
+          php-cli php-mysql libdbd-mariadb-perl libmariadb-java)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# A JDK and node only when the machine has none (any version runs the scripts).
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -26,6 +32,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[test]'
+# mycli pins an older sqlglot than the proxy: it gets a virtualenv of its own.
+if [ ! -x .venv-mycli/bin/mycli ]; then
+    "$PYTHON" -m venv .venv-mycli
+    .venv-mycli/bin/pip install -q 'mycli>=1.27' >/dev/null
+fi
+# The node clients of the matrix, at the versions of package-lock.json.
+(cd tests/clients/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 case "${1:-test}" in
     demo) shift; exec .venv/bin/xaproxy demo "$@" ;;

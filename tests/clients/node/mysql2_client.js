@@ -1,0 +1,71 @@
+// The scenario through node `mysql2`: query (client-side escaping) for the shared
+// steps, then execute() (server-side prepared statements, numbers bound as
+// doubles), the promise API's beginTransaction/commit/rollback, and a pool.
+'use strict';
+const mysql = require('mysql2/promise');
+const { env, scenario, emit, errorRecord, result, guard } = require('./common');
+
+async function step(conn, label, sql, params, method = 'query') {
+  try {
+    const [rows, fields] = await conn[method](sql, params || []);
+    emit(label, result(rows, fields));
+  } catch (err) {
+    emit(label, errorRecord(err));
+  }
+}
+
+async function main() {
+  const opts = { host: env.host, port: env.port, user: env.user, password: env.password, database: env.database, charset: 'utf8mb4_general_ci' };
+  let conn;
+  try {
+    conn = await mysql.createConnection(opts);
+  } catch (err) {
+    emit('connect.open', errorRecord(err));
+    return;
+  }
+  emit('connect.open');
+  for (const [label, sql, params] of scenario()) await step(conn, label, sql, params);
+
+  await step(conn, 'execute.select', 'SELECT id, name, price FROM items WHERE id = ?', [2], 'execute');
+  await step(conn, 'execute.reexecute', 'SELECT id, name, price FROM items WHERE id = ?', [7], 'execute');
+  await step(conn, 'execute.insert', 'INSERT INTO items (id, name, qty, price) VALUES (?, ?, ?, ?)', [40, 'exec', 4, '4.40'], 'execute');
+  await step(conn, 'execute.limit_number', 'SELECT id FROM items ORDER BY id LIMIT ?', [3], 'execute');
+  await step(conn, 'execute.limit_string', 'SELECT id FROM items ORDER BY id LIMIT ?', ['3'], 'execute');
+  await step(conn, 'execute.duplicate', 'INSERT INTO items (id, name, qty) VALUES (?, ?, ?)', [1, 'dup', 1], 'execute');
+  await step(conn, 'execute.syntax_error', 'SELEC ?', [1], 'execute');
+
+  await guard('helper.begin', () => conn.beginTransaction().then(() => ({})));
+  await step(conn, 'helper.insert_then_rollback', "INSERT INTO items (id, name, qty, price) VALUES (20, 'rolled', 1, NULL)");
+  await guard('helper.rollback', () => conn.rollback().then(() => ({})));
+  await guard('helper.begin_again', () => conn.beginTransaction().then(() => ({})));
+  await step(conn, 'helper.insert_then_commit', "INSERT INTO items (id, name, qty, price) VALUES (21, 'kept', 1, NULL)");
+  await step(conn, 'helper.update_other_shard', 'UPDATE items SET qty = qty + 1 WHERE id = 2', [], 'execute');
+  await guard('helper.commit', () => conn.commit().then(() => ({})));
+  await step(conn, 'helper.check', 'SELECT id, qty FROM items WHERE id IN (2, 20, 21) ORDER BY id');
+  await conn.end();
+
+  const pool = mysql.createPool({ ...opts, connectionLimit: 2 });
+  await guard('pool.execute', async () => {
+    const results = await Promise.all([1, 2, 3, 4].map((id) => pool.execute('SELECT id, name FROM items WHERE id = ?', [id]).then(([r, f]) => result(r, f))));
+    return { results };
+  });
+  await guard('pool.transaction', async () => {
+    const c = await pool.getConnection();
+    try {
+      await c.beginTransaction();
+      await c.query('UPDATE items SET qty = 0 WHERE id IN (1, 2)');
+      const [r, f] = await pool.query('SELECT id, qty FROM items WHERE id IN (1, 2) ORDER BY id');
+      await c.rollback();
+      return { other_during: result(r, f) };
+    } finally {
+      c.release();
+    }
+  });
+  await step(pool, 'end.items', 'SELECT * FROM items ORDER BY id');
+  await pool.end();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
