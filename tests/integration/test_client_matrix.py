@@ -43,6 +43,8 @@ CLIENTS_DIR = ROOT / "tests" / "clients"
 PYTHON_DIR = CLIENTS_DIR / "python"
 NODE_DIR = CLIENTS_DIR / "node"
 JAVA_JAR = Path("/usr/share/java/mariadb-java-client.jar")
+# mycli pins another sqlglot than the proxy, so it lives in a virtualenv of its own.
+MYCLI = ROOT / ".venv-mycli" / "bin" / "mycli"
 PARALLEL_RUNS = 4
 SCHEMAS = ("unsharded", "sharded")
 
@@ -115,6 +117,12 @@ def _perl_check() -> str | None:
     return "DBD::MariaDB is missing: apt-get install libdbd-mariadb-perl" if rc else None
 
 
+def _mycli_check() -> str | None:
+    if not MYCLI.exists():
+        return f"{MYCLI} is missing: scripts/bootstrap.sh installs mycli in .venv-mycli"
+    return None
+
+
 def _cli(name: str, file: str, needs: tuple[str, ...]) -> Client:
     cli_dir = CLIENTS_DIR / "cli"
     return Client(ClientScript(name, (sys.executable, str(cli_dir / file)), cli_dir), needs=needs)
@@ -153,6 +161,15 @@ CLIENTS: dict[str, Client] = {
         _java("connectorj_clientprep", "clientprep"),
         _cli("mariadb_cli", "mariadb_cli.py", ("mariadb",)),
         _cli("mariadb_dump", "mariadb_dump.py", ("mariadb", "mariadb-dump")),
+        Client(
+            ClientScript(
+                "mycli",
+                (sys.executable, str(CLIENTS_DIR / "cli" / "mycli_client.py")),
+                CLIENTS_DIR / "cli",
+                env={"MYCLI": str(MYCLI)},
+            ),
+            check=_mycli_check,
+        ),
     ]
 }
 
@@ -456,3 +473,37 @@ def test_client_sees_through_the_proxy_what_it_sees_on_mariadb(
         direct.steps, proxied.steps, expected_for(client, schema), UNSTABLE_DIFFERENCES
     )
     assert comparison.ok, explain(f"{client} ({schema})", comparison, direct, proxied)
+
+
+# --- the comparison itself (no servers needed) ---------------------------------------------
+
+
+def _steps(*pairs: tuple[str, object]) -> list[dict]:
+    return [{"step": label, "rows": value} for label, value in pairs]
+
+
+def test_a_differing_step_fails_with_a_diff_naming_it() -> None:
+    result = compare(_steps(("a", 1), ("b", 2)), _steps(("a", 1), ("b", 3)))
+    assert not result.ok
+    assert result.unexpected_labels == ["b"]
+    assert "step #1 'b'" in result.unexpected[0] and '- "rows": 2' in result.unexpected[0]
+
+
+def test_an_expected_difference_that_no_longer_occurs_fails() -> None:
+    result = compare(_steps(("a", 1)), _steps(("a", 1)), {"a": "known defect"})
+    assert not result.ok and result.expected_missing == {"a": "known defect"}
+
+
+def test_a_cascading_entry_accepts_every_later_step_but_must_itself_differ() -> None:
+    direct = _steps(("connect", 1), ("x", 2), ("y", 3))
+    assert compare(direct, _steps(("connect", 0)), {"connect+": "cannot connect"}).ok
+    proxied = _steps(("connect", 1), ("x", 0), ("y", 3))
+    later_only = compare(direct, proxied, {"connect+": "cannot connect"})
+    assert later_only.unexpected_labels == ["x"]
+    assert later_only.expected_missing == {"connect+": "cannot connect"}
+
+
+def test_restore_steps_and_unstable_entries_may_differ_without_failing() -> None:
+    direct = _steps(("g.restore", 1), ("u", 1))
+    assert compare(direct, _steps(("g.restore", 2), ("u", 2)), unstable={"u": "pool"}).ok
+    assert compare(direct, direct, unstable={"u": "pool"}).ok
