@@ -59,12 +59,8 @@ class Client:
     check: Callable[[], str | None] | None = None  # returns why the runtime is missing
 
 
-def _python(
-    name: str, *args: str, sharded: bool = True, tables: tuple[str, ...] = ("items",)
-) -> Client:
-    script = ClientScript(
-        name, (sys.executable, str(PYTHON_DIR / args[0]), *args[1:]), PYTHON_DIR, sharded
-    )
+def _python(name: str, *args: str, tables: tuple[str, ...] = ("items",)) -> Client:
+    script = ClientScript(name, (sys.executable, str(PYTHON_DIR / args[0]), *args[1:]), PYTHON_DIR)
     return Client(script, sharded_tables=tables)
 
 
