@@ -82,6 +82,9 @@ class ShardAccess:
                     branch.wrote = True
                 if route.pins_session:  # e.g. PREPARE in a transaction: keep it after COMMIT
                     state.pinned.setdefault(shard, branch.backend)
+                if state.database and branch.backend.database != state.database:
+                    # USE inside the transaction: the branch must read the new database
+                    await branch.backend.init_db(state.database)
                 return branch.backend, False, None
         pinned = state.pinned.get(shard)
         backend = pinned
