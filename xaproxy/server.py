@@ -131,6 +131,8 @@ class ProxyServer:
             done = [r for r in resolved if r.done]
             if done:
                 log.warning("startup recovery resolved %d in-doubt branches", len(done))
+        # Table definitions for the planner (INSERT without a column list, REPLACE ...).
+        await self.ctx.reload_metadata()
         self._background = [
             asyncio.ensure_future(self.resolver.run_forever()),
             asyncio.ensure_future(self._expire_transactions()),

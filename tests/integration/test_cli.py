@@ -303,8 +303,65 @@ def _mariadb(port: int, sql: str) -> list[list[str]]:
     return [line.split("\t") for line in done.stdout.splitlines()]
 
 
+def _shard_rows(port: int, sql: str) -> tuple:
+    direct = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", database="shop")
+    try:
+        with direct.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        direct.close()
+
+
+def _check_demo_orders(port: int, shard_ports: dict[str, int], lines: Lines) -> None:
+    """The sharded orders table as the banner promises: sample rows, generated ids, XA."""
+    # sample rows on both shards, each on the shard its user_id hashes to
+    for name, shard_port in shard_ports.items():
+        assert _shard_rows(shard_port, "SELECT COUNT(*) FROM orders")[0][0] > 0, name
+    assert _mariadb(port, "SELECT COUNT(*) FROM orders") == [["6"]]
+    # the insert a newcomer types: the proxy generates the id (as AUTO_INCREMENT would)
+    inserted = _mariadb(
+        port, "INSERT INTO orders (user_id, amount) VALUES (7, 1.5); SELECT LAST_INSERT_ID()"
+    )
+    new_id = inserted[0][0]
+    assert int(new_id) > 6
+    assert _mariadb(port, f"SELECT user_id, amount FROM orders WHERE id = {new_id}") == [
+        ["7", "1.50"]
+    ]
+    placed = {
+        name: _shard_rows(p, f"SELECT user_id FROM orders WHERE id = {new_id}")
+        for name, p in shard_ports.items()
+    }
+    assert sorted(placed.values()) == [(), ((7,),)], placed
+    # the banner's cross-shard transaction, run as printed
+    begin = lines.wait_for(r"^  BEGIN;$", 1)
+    start = lines.seen.index(begin.string)
+    script = []
+    for line in lines.seen[start:]:
+        script.append(line.strip())
+        if line.strip() == "COMMIT;":
+            break
+    assert any(line.startswith("XAPROXY SHOW TRANSACTIONS") for line in script), script
+    assert any("XAPROXY EXPLAIN" in line for line in lines.seen), lines.seen
+    before = dict(_mariadb(port, "SELECT user_id, SUM(amount) FROM orders GROUP BY user_id"))
+    shown = _mariadb(port, " ".join(script))
+    active = [row for row in shown if row and row[0] == "active"]
+    assert len(active) == 1, shown
+    assert "s0:" in active[0][4] and "s1:" in active[0][4], active
+    after = dict(_mariadb(port, "SELECT user_id, SUM(amount) FROM orders GROUP BY user_id"))
+    changed = {u for u in after if after[u] != before.get(u)}
+    assert len(changed) == 3 and "7" in changed, (before, after)
+    assert after["7"] == "3.00", after  # the two inserts of user 7, committed with the rest
+    # the plan of a statement, without running it
+    assert _mariadb(port, "XAPROXY EXPLAIN SELECT * FROM orders WHERE user_id = 7")[0][
+        0
+    ].startswith("Route shard=")
+
+
 @pytest.mark.skipif(shutil.which("mariadb") is None, reason="the mariadb client is not installed")
-def test_demo_serves_the_shop_schema_and_stops_its_shards_on_sigint(tmp_path: Path) -> None:
+def test_demo_serves_the_shop_schema_with_generated_ids_and_a_cross_shard_transaction_and_stops_on_sigint(
+    tmp_path: Path,
+) -> None:
     workdir = tmp_path / "demo"
     port = free_port()
     proc = subprocess.Popen(
@@ -347,6 +404,8 @@ def test_demo_serves_the_shop_schema_and_stops_its_shards_on_sigint(tmp_path: Pa
                 assert cur.fetchall() == (("plain insert",), ("in a transaction",))
         finally:
             direct.close()
+
+        _check_demo_orders(port, shard_ports, lines)
 
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)

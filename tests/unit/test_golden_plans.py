@@ -4,6 +4,10 @@ No server is needed: the planner decides every plan from the statement and the
 shard map (config/example.yaml, database `shop`), and its EXPLAIN tree (or its
 refusal, as `ERROR <code> (<sqlstate>): <message>`) must equal the file's.
 
+The planner gets a fixed metadata snapshot (`METADATA` below), as if read from
+the shards: the definitions of orders, accounts and stores; order_items whose
+shards disagree; invoices never read (absent when the proxy started).
+
 The file is a list of cases, each `== <statement>` followed by the expected
 lines, separated by blank lines. After a deliberate planner change, regenerate
 it and review the diff:
@@ -22,6 +26,7 @@ from xaproxy import errors
 from xaproxy.analysis import analyze
 from xaproxy.analysis.parse import parse
 from xaproxy.config import load_config
+from xaproxy.metadata.model import Catalog, Column, TableMetadata, TableState
 from xaproxy.routing import plan as primitives
 from xaproxy.routing.planner import IdGenerator, Planner
 
@@ -44,6 +49,74 @@ class _CountingIds(IdGenerator):
         return ids
 
 
+def _column(name: str, type_: str, **flags: object) -> Column:
+    text = type_.startswith(("varchar", "char", "text"))
+    return Column(
+        name=name,
+        type=type_,
+        charset="utf8mb4" if text else None,
+        collation="utf8mb4_general_ci" if text else None,
+        nullable=bool(flags.get("nullable", False)),
+        default=flags.get("default"),  # type: ignore[arg-type]
+        generated=False,
+        auto_increment=bool(flags.get("auto_increment", False)),
+        invisible=bool(flags.get("invisible", False)),
+    )
+
+
+_ORDERS = TableMetadata(
+    "shop",
+    "orders",
+    (
+        _column("id", "bigint(20)", auto_increment=True),
+        _column("user_id", "bigint(20)"),
+        _column("total", "decimal(10,2)", nullable=True, default="NULL"),
+        _column("note", "text", nullable=True, default="NULL"),
+        _column("created", "datetime", nullable=True, default="NULL"),
+    ),
+    primary_key=("id",),
+)
+_ACCOUNTS = TableMetadata(
+    "shop",
+    "accounts",
+    (
+        _column("id", "int(11)"),
+        _column("balance", "decimal(12,2)", default="0.00"),
+        _column("rev", "int(11)", nullable=True, default="0", invisible=True),
+    ),
+    primary_key=("id",),
+)
+_STORES = TableMetadata(
+    "shop",
+    "stores",
+    (_column("country", "char(2)", default="'DE'"), _column("name", "varchar(100)")),
+    primary_key=("country", "name"),
+    unique_keys=(("name",),),
+)
+_ITEMS = TableMetadata(
+    "shop", "order_items", (_column("user_id", "bigint(20)"), _column("qty", "int(11)"))
+)
+_ITEMS_S1 = TableMetadata(
+    "shop", "order_items", (_column("user_id", "bigint(20)"), _column("qty", "bigint(20)"))
+)
+
+
+def _state(definition: TableMetadata, s1: TableMetadata | None = None) -> TableState:
+    per_shard = {"s0": definition, "s1": s1 or definition}
+    return TableState("shop", definition.name, ("s0", "s1"), per_shard)
+
+
+METADATA = Catalog.of(
+    [
+        _state(_ORDERS),
+        _state(_ACCOUNTS),
+        _state(_STORES),
+        _state(_ITEMS, _ITEMS_S1),
+        TableState("shop", "invoices", ("s0", "s1"), {"s0": None, "s1": None}),
+    ]
+)
+
+
 def _read_cases() -> list[tuple[str, list[str]]]:
     cases: list[tuple[str, list[str]]] = []
     for block in GOLDEN.read_text(encoding="utf-8").split("\n\n"):
@@ -59,6 +132,7 @@ def plan_lines(sql: str) -> list[str]:
     statement = analyze(sql)
     planner = Planner(load_config(CONFIG))
     planner.ids = _CountingIds()
+    planner.metadata = METADATA
     template = statement.template if statement.template is not None else sql
     values = list(statement.values) if statement.template is not None else None
     try:

@@ -9,6 +9,7 @@ with an error that says why, never run somewhere it could give a wrong answer.
 from __future__ import annotations
 
 import decimal
+import functools
 import re
 import time
 import zlib
@@ -20,8 +21,9 @@ from sqlglot.tokens import TokenType
 
 from .. import errors
 from ..analysis import Kind, Statement, analyze
-from ..analysis.parse import Parsed
+from ..analysis.parse import Parsed, parse
 from ..config import Config, SchemaConfig, TableConfig
+from ..metadata.model import Catalog, TableMetadata
 from . import plan, sharding
 from .fanout import rewrite_fanout_select
 from .fanout_plans import FanoutPlans
@@ -157,6 +159,8 @@ class Planner:
         self._ast: exp.Expression | None = None
         self._fanout_plans = FanoutPlans()
         self._shapes: OrderedDict[tuple[int, str | None], _Shape] = OrderedDict()
+        # the shards' table definitions; replaced whole by the session layer on each reload
+        self.metadata = Catalog()
 
     def default_shard(self, database: str | None) -> str:
         schema = self.config.schema(database) if database else None
@@ -199,6 +203,10 @@ class Planner:
         self._remember = remember
         self._sql = sql
         ast = parsed.ast
+        verb = "INSERT"
+        if _is_replace(ast):
+            ast = _replace_as_insert(str(ast.expression.this)) or ast
+            verb = "REPLACE"
         self._ast = ast
         if ast is None or isinstance(ast, exp.Command):
             return self._route_opaque(parsed, sql, database)
@@ -215,7 +223,7 @@ class Planner:
         if ddl:
             return self._route_ddl(placed)
         if isinstance(ast, exp.Insert):
-            return self._route_insert(ast, sql, placed)
+            return self._route_insert(ast, sql, placed, verb)
         if isinstance(ast, (exp.Update, exp.Delete)):
             return self._route_update_delete(ast, placed)
         if isinstance(ast, exp.Select):
@@ -244,9 +252,12 @@ class Planner:
 
     def describe_shard(self, parsed: Parsed, sql: str, database: str | None) -> str:
         """A shard that can describe a statement's result columns (at PREPARE, before values)."""
-        if parsed.ast is None or isinstance(parsed.ast, exp.Command):
+        ast = parsed.ast
+        if _is_replace(ast):
+            ast = _replace_as_insert(str(ast.expression.this)) or ast
+        if ast is None or isinstance(ast, exp.Command):
             return self._route_opaque(parsed, sql, database).shards[0]
-        placed = self._place_tables(parsed.ast, database)
+        placed = self._place_tables(ast, database)
         return placed[0].shards[0] if placed else self.default_shard(database)
 
     # --- table placement ------------------------------------------------------------
@@ -337,87 +348,236 @@ class Planner:
             )
         return targets[0]
 
-    def _route_insert(self, ast: exp.Insert, sql: str, placed: list[_Placed]) -> Plan:
-        target = self._target(placed, "an INSERT")
+    def _route_insert(
+        self, ast: exp.Insert, sql: str, placed: list[_Placed], verb: str = "INSERT"
+    ) -> Plan:
+        target = self._target(placed, "an INSERT" if verb == "INSERT" else "a REPLACE")
         table = target.config
         assert table is not None
         if len(placed) > 1:
             raise errors.not_supported(
-                "INSERT ... SELECT into a sharded or broadcast table",
+                f"{verb} ... SELECT into a sharded or broadcast table",
                 "select the rows first and insert them with VALUES",
             )
         if table.broadcast:
             return self._on_shards(table.shards, "broadcast table", copies=True)
-        schema_node = ast.this
-        if not isinstance(schema_node, exp.Schema) or not schema_node.expressions:
+        values = ast.expression
+        spans = insert_tuple_spans(sql)
+        if (
+            not isinstance(values, exp.Values)
+            or spans is None
+            or len(spans.tuples) != len(values.expressions)
+            or ast.find(exp.Partition) is not None
+        ):
             raise errors.not_supported(
-                f"INSERT into sharded table '{table.name}' without a column list",
-                "name the columns so the proxy can find the shard key",
+                f"{verb} into sharded table '{table.name}' other than with VALUES rows or "
+                "SET assignments (INSERT ... SELECT, PARTITION (...), ...)",
+                "write the rows as VALUES (...) or SET col = value, ...",
             )
-        columns = [c.name.lower() for c in schema_node.expressions]
+        if verb == "REPLACE":
+            self._check_replace(target)
+        schema_node = ast.this
+        named = (
+            [c.name for c in schema_node.expressions]
+            if isinstance(schema_node, exp.Schema)
+            else None
+        )
         key = (table.shard_key or "").lower()
         auto = (table.auto_increment or "").lower()
+        column_list: str | None = None  # the column list the proxy writes for the client
+        if named is None:
+            definition = self._definition(
+                target, f"{verb} into '{table.name}' without a column list"
+            )
+            named = [c.name for c in definition.insert_columns]
+            listed = named + (
+                [table.auto_increment] if auto and auto not in _lowered(named) else []
+            )
+            column_list = "(" + ", ".join(_identifier(n) for n in listed) + ") "
+        columns = _lowered(named)
         conflict = ast.args.get("conflict")
         if conflict is not None:
             for assignment in conflict.expressions:
                 if isinstance(assignment, exp.EQ) and assignment.this.name.lower() == key:
                     raise _shard_key_change(table)
-        generate = bool(auto) and auto not in columns
-        if key not in columns and not (generate and auto == key):
-            raise errors.ProxyError(
-                1364,
-                "HY000",
-                f"Field '{table.shard_key}' doesn't have a default value: the shard key of "
-                f"'{table.name}' must be given in every INSERT",
-            )
-        values = ast.expression
-        if not isinstance(values, exp.Values):
-            raise errors.not_supported(f"this form of INSERT into sharded table '{table.name}'")
-        rows = values.expressions
-        ids = self.ids.next_ids(len(rows)) if generate else []
-        spans = insert_tuple_spans(sql)
-        if spans is None or len(spans.tuples) != len(rows):
-            raise errors.not_supported(f"this form of INSERT into sharded table '{table.name}'")
-        by_shard: dict[str, list[str]] = {}
-        for index, row in enumerate(rows):
-            start, end = spans.tuples[index]
-            text = sql[start:end]
-            if generate:
-                text = text[:-1] + f", {ids[index]})"
-                key_value: object = ids[index] if auto == key else None
-            if not generate or auto != key:
-                key_value = self._row_key(table, row, columns.index(key))
+        append_auto = bool(auto) and auto not in columns
+        auto_at = columns.index(auto) if auto and not append_auto else None
+        key_at = columns.index(key) if key in columns else None
+        if key_at is None and not (append_auto and auto == key):
+            raise self._missing_key(target)
+        generated: list[int] = []
+        edits: list[tuple[int, int, str]] = []  # (start, end, replacement) in `sql`
+        by_shard: dict[str, list[tuple[int, int]]] = {}
+        for index, row in enumerate(values.expressions):
+            items = row.expressions
+            if len(items) != len(columns):
+                if not items and columns:
+                    raise errors.not_supported(
+                        f"an empty VALUES () row in {verb} into sharded table '{table.name}': "
+                        f"shard key '{table.shard_key}' would take its default",
+                        "give the shard key",
+                    )
+                raise errors.ProxyError(
+                    1136, "21S01", f"Column count doesn't match value count at row {index + 1}"
+                )
+            row_id: int | None = None
+            if append_auto or (
+                auto_at is not None
+                and self._generates(target, items[auto_at], sql, spans.items[index][auto_at])
+            ):
+                row_id = self.ids.next_ids(1)[0]
+                generated.append(row_id)
+                if append_auto:
+                    at = spans.tuples[index][1] - (0 if spans.set_form else 1)
+                    text = f", {_identifier(table.auto_increment or '')} = {row_id}"
+                    if not spans.set_form:
+                        text = f"{', ' if items else ''}{row_id}"
+                    edits.append((at, at, text))
+                else:
+                    assert auto_at is not None
+                    edits.append((*spans.items[index][auto_at], str(row_id)))
+            if key_at is None or (row_id is not None and auto == key):
+                key_value: object = row_id
+            else:
+                key_value = self._row_key(table, items[key_at], verb)
             _check_hashable(table, key_value)
             _check_stored_as_given(table, key_value)
             shard = sharding.shard_for(table, key_value)
-            by_shard.setdefault(shard, []).append(text)
+            by_shard.setdefault(shard, []).append(spans.tuples[index])
+        ids = tuple(generated)
+        if spans.set_form:
+            (shard,) = by_shard
+            if not edits:
+                return Plan(sql, plan.Route(shard, write=True, why="shard key"))
+            return Plan(
+                sql, SplitInsert(table.name, ((shard, _edited(sql, 0, len(sql), edits)),), ids)
+            )
         head = sql[: spans.values_end]
-        if generate:
+        if column_list is not None:
+            head = (
+                sql[: spans.values_start] + column_list + sql[spans.values_start : spans.values_end]
+            )
+        elif append_auto:
             close = spans.columns_close
-            head = sql[:close] + f", `{table.auto_increment}`" + sql[close : spans.values_end]
+            separator = ", " if columns else ""
+            head = (
+                sql[:close] + f"{separator}{_identifier(table.auto_increment or '')}" + head[close:]
+            )
         tail = sql[spans.tail_start :]
         tail = " " + tail if tail.strip() else ""
-        per_shard = {
-            shard: head + " " + ", ".join(texts) + tail for shard, texts in by_shard.items()
-        }
-        shards = tuple(s for s in table.shards if s in per_shard)
-        if len(shards) == 1 and not generate:
+        shards = tuple(s for s in table.shards if s in by_shard)
+        if len(shards) == 1 and column_list is None and not edits:
             return Plan(sql, plan.Route(shards[0], write=True, why="shard key"))
-        texts = tuple((shard, per_shard[shard]) for shard in shards)
-        if len(texts) > 1:
-            self._refuse_volatile("an INSERT whose rows go to several shards")
-        return Plan(sql, SplitInsert(table.name, texts, tuple(ids)))
-
-    def _row_key(self, table: TableConfig, row: exp.Expression, position: int) -> object:
-        """The shard key value of one VALUES row (a literal, or a bound parameter)."""
-        if position >= len(row.expressions):
-            raise errors.ProxyError(
-                1136, "21S01", "Column count doesn't match value count at row 1"
+        if len(shards) > 1:
+            self._refuse_volatile(f"an {verb} whose rows go to several shards")
+        texts = tuple(
+            (
+                shard,
+                head
+                + " "
+                + ", ".join(_edited(sql, start, end, edits) for start, end in by_shard[shard])
+                + tail,
             )
-        found, key_value = literal_value(row.expressions[position], self._params)
+            for shard in shards
+        )
+        return Plan(sql, SplitInsert(table.name, texts, ids))
+
+    def _definition(self, target: _Placed, what: str) -> TableMetadata:
+        """The table's definition as every shard holding it has it, or a refusal saying why not."""
+        table = target.config
+        assert table is not None and target.schema is not None
+        name = f"{target.schema.name}.{table.name}"
+        state = self.metadata.table(target.schema.name, table.name)
+        definition = state.definition if state is not None else None
+        if definition is not None:
+            return definition
+        if state is None or state.absent:
+            why = (
+                f"xaproxy has not read the definition of '{name}' from the shards "
+                "(it was created or changed without going through this proxy)"
+            )
+            raise errors.not_supported(f"{what}: {why}", "run XAPROXY RELOAD METADATA")
+        raise errors.not_supported(
+            f"{what}: the definition of '{name}' {state.problem}",
+            "make the table the same on every shard, then run XAPROXY RELOAD METADATA",
+        )
+
+    def _generates(
+        self, target: _Placed, value: exp.Expression, sql: str, span: tuple[int, int]
+    ) -> bool:
+        """True when the auto-increment column's value asks for a new id (DEFAULT, or NULL there).
+
+        The proxy generates it: a shard's own AUTO_INCREMENT would hand out ids that
+        other shards hand out too. A value the shard would replace by its own id
+        (0, or an expression) is refused.
+        """
+        table = target.config
+        assert table is not None
+        if isinstance(value, exp.Var) and value.name.upper() == "DEFAULT":
+            return True
+        found, literal = literal_value(value, self._params)
+        if found and literal is not None and _nonzero_integer(literal):
+            return False
+        column = table.auto_increment or ""
+        given = sql[span[0] : span[1]]
+        definition = self._definition(target, f"value {given} for auto-increment column '{column}'")
+        shard_column = definition.column(column)
+        if shard_column is None or not shard_column.auto_increment:
+            return False  # the shard stores what it is given, as one server would
+        if found and literal is None:
+            return True  # NULL into an AUTO_INCREMENT column: a new id
+        raise errors.not_supported(
+            f"value {given} for auto-increment column "
+            f"'{table.name}.{column}': each shard would generate its own id for it",
+            "omit the column or write DEFAULT (or NULL) to have xaproxy generate the id",
+        )
+
+    def _missing_key(self, target: _Placed) -> errors.ProxyError:
+        table = target.config
+        assert table is not None and target.schema is not None
+        state = self.metadata.table(target.schema.name, table.name)
+        definition = state.definition if state is not None else None
+        column = definition.column(table.shard_key or "") if definition is not None else None
+        if column is not None and (column.default is not None or column.nullable):
+            return errors.not_supported(
+                f"an INSERT into '{table.name}' that leaves shard key '{table.shard_key}' to its "
+                "default",
+                "give the shard key in every row",
+            )
+        return errors.ProxyError(
+            1364,
+            "HY000",
+            f"Field '{table.shard_key}' doesn't have a default value: the shard key of "
+            f"'{table.name}' must be given in every INSERT",
+        )
+
+    def _check_replace(self, target: _Placed) -> None:
+        """REPLACE deletes the rows it conflicts with: they must live on the new row's shard."""
+        table = target.config
+        assert table is not None
+        definition = self._definition(target, f"REPLACE into sharded table '{table.name}'")
+        key = (table.shard_key or "").lower()
+        for unique in definition.all_unique_keys:
+            if key not in _lowered(list(unique)):
+                raise errors.not_supported(
+                    f"REPLACE into sharded table '{table.name}': its unique key "
+                    f"({', '.join(unique)}) does not contain shard key '{table.shard_key}', so "
+                    "the row it replaces may live on another shard",
+                    "DELETE the old row by its key and INSERT the new one",
+                )
+
+    def _row_key(self, table: TableConfig, value: exp.Expression, verb: str = "INSERT") -> object:
+        """The shard key value of one VALUES row (a literal, or a bound parameter)."""
+        if isinstance(value, exp.Var) and value.name.upper() == "DEFAULT":
+            raise errors.not_supported(
+                f"DEFAULT for shard key '{table.name}.{table.shard_key}' in {verb}: the proxy "
+                "places a row by the key it is given",
+                "give the shard key",
+            )
+        found, key_value = literal_value(value, self._params)
         if not found:
             raise errors.not_supported(
-                f"a computed shard key value in INSERT into '{table.name}'",
+                f"a computed shard key value in {verb} into '{table.name}'",
                 "give the shard key as a literal",
             )
         return key_value
@@ -603,6 +763,55 @@ def _describes_a_table(statement: Statement) -> bool:
         and len(tokens) >= 2
         and tokens[1].token_type in (TokenType.VAR, TokenType.IDENTIFIER)
     )
+
+
+def _lowered(names: list[str]) -> list[str]:
+    return [n.lower() for n in names]
+
+
+def _identifier(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _edited(sql: str, start: int, end: int, edits: list[tuple[int, int, str]]) -> str:
+    """`sql[start:end]` with the edits that fall inside it applied."""
+    pieces = []
+    at = start
+    for begin, finish, text in sorted(e for e in edits if start <= e[0] and e[1] <= end):
+        pieces.append(sql[at:begin])
+        pieces.append(text)
+        at = finish
+    pieces.append(sql[at:end])
+    return "".join(pieces)
+
+
+def _nonzero_integer(value: object) -> bool:
+    """An integer other than 0 (an AUTO_INCREMENT column stores it as given)."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, decimal.Decimal):
+        return value == value.to_integral_value() and value != 0
+    if isinstance(value, (str, bytes)):
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        return bool(_INTEGER_TEXT.match(text)) and int(text) != 0
+    return False
+
+
+def _is_replace(ast: exp.Expression | None) -> bool:
+    return (
+        isinstance(ast, exp.Command)
+        and str(ast.this).upper() == "REPLACE"
+        and isinstance(ast.expression, exp.Literal)
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _replace_as_insert(rest: str) -> exp.Insert | None:
+    """`REPLACE <rest>` parsed as `INSERT <rest>`: the same syntax, another conflict rule."""
+    ast = parse("INSERT " + rest).ast
+    return ast if isinstance(ast, exp.Insert) else None
 
 
 def _shard_key_change(table: TableConfig) -> errors.ProxyError:

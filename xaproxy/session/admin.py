@@ -5,6 +5,9 @@ XAPROXY SHOW POOLS          connections per shard: in use, idle
 XAPROXY SHOW SESSIONS       client sessions of this proxy
 XAPROXY SHOW TRANSACTIONS   active transactions here, and in-doubt XA branches on the shards
 XAPROXY EXPLAIN <statement> the shards a statement goes to and the SQL each one gets
+XAPROXY SHOW METADATA       the configured tables' definitions read from the shards, and
+                            the tables whose shards disagree (or lack them)
+XAPROXY RELOAD METADATA     read them again (after DDL that did not go through this proxy)
 XAPROXY RESOLVE '<gtrid>' RESTORE | ACCEPT
                             settle an AT rollback stopped by rows changed outside the
                             transaction: RESTORE writes the before images anyway,
@@ -21,6 +24,7 @@ from sqlglot.tokens import TokenType
 from .. import __version__, errors
 from ..analysis import analyze
 from ..analysis.tokens import tokenize, word
+from ..metadata.model import Catalog
 from ..protocol import wire
 from ..protocol.resultset import column_for
 from ..transactions import at
@@ -34,6 +38,8 @@ _COMMANDS = (
     "XAPROXY SHOW SESSIONS",
     "XAPROXY SHOW TRANSACTIONS",
     "XAPROXY EXPLAIN <statement>",
+    "XAPROXY SHOW METADATA",
+    "XAPROXY RELOAD METADATA",
     "XAPROXY RESOLVE '<gtrid>' RESTORE|ACCEPT",
 )
 
@@ -82,9 +88,53 @@ async def run_admin_command(session: Session, sql: str) -> tuple[Columns, list[l
         )
     if words == "XAPROXY SHOW TRANSACTIONS":
         return await _transactions(session)
+    if words == "XAPROXY SHOW METADATA":
+        return _metadata(ctx.planner.metadata)
+    if words == "XAPROXY RELOAD METADATA":
+        return _metadata(await ctx.reload_metadata())
     raise errors.ProxyError(
         1064, "42000", f"Unknown xaproxy command; available: {', '.join(_COMMANDS)}"
     )
+
+
+def _metadata(catalog: Catalog) -> tuple[Columns, list[list]]:
+    """One row per configured table: its state, columns and keys as the shards gave them."""
+    rows = []
+    for state in catalog.tables.values():
+        definition = state.definition
+        problem = state.problem
+        status = "ok" if problem is None else ("absent" if state.absent else "differs")
+        columns = primary = unique = auto = None
+        if definition is not None:
+            columns = ", ".join(f"{c.name} {c.describe()}" for c in definition.columns)
+            primary = ",".join(definition.primary_key)
+            unique = "; ".join(",".join(k) for k in definition.unique_keys)
+            auto = definition.auto_increment
+        rows.append(
+            [
+                state.schema,
+                state.name,
+                ",".join(state.shards),
+                status,
+                problem,
+                columns,
+                primary,
+                unique,
+                auto,
+            ]
+        )
+    names = [
+        "schema",
+        "table",
+        "shards",
+        "status",
+        "problem",
+        "columns",
+        "primary_key",
+        "unique_keys",
+        "auto_increment",
+    ]
+    return _table(names, [""] * len(names), rows)
 
 
 async def _transactions(session: Session) -> tuple[Columns, list[list]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import ssl
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING
 from ..analysis import analyze
 from ..analysis.parse import Parsed, parse
 from ..config import Config
+from ..metadata.model import Catalog
+from ..metadata.reader import read_catalog
 from ..routing.plan import Plan
 from ..routing.planner import Planner
 from ..shards.pool import Pools
@@ -84,6 +87,19 @@ class ProxyContext:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     _static_routes: OrderedDict = field(default_factory=OrderedDict)
+    _metadata_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def reload_metadata(self) -> Catalog:
+        """Reads the configured tables' definitions from the shards; the planner uses them next.
+
+        Reloads run one at a time, so the snapshot a statement sees after its DDL
+        was read after that DDL.
+        """
+        async with self._metadata_lock:
+            catalog = await read_catalog(self.config, self.pools)
+            self.planner.metadata = catalog
+            self._static_routes.clear()
+            return catalog
 
     def next_connection_id(self) -> int:
         return next(self._ids)

@@ -173,7 +173,11 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
         # planned once at PREPARE; only the values are bound now
         route = s.ctx.planner.route(template, sql, s.database, values if count else None)
     if statements.is_routed(kind) and route is not None:
-        await executor.run(s, s.shards, sql, route, more=False, binary=True)
+        try:
+            await executor.run(s, s.shards, sql, route, more=False, binary=True)
+        finally:
+            if kind is Kind.DDL and statements.changes_definitions(s, kind, analyze(sql)):
+                await s.ctx.reload_metadata()
         return
     await statements.execute_text(
         s,

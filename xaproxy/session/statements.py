@@ -59,10 +59,32 @@ async def execute_text(
     handler = _HANDLERS.get(kind)
     if handler is not None:
         await handler(s, sql, more, binary)
+        if kind is Kind.DROP_DATABASE:
+            await s.ctx.reload_metadata()
         return
     if route is None:
         route = s.ctx.route(sql, s.database)
-    await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+    if kind is not Kind.DDL or not changes_definitions(s, kind, statement or analyze(sql)):
+        await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+        return
+    try:
+        await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+    finally:
+        # also after a failure: DDL on several shards may have applied on some of them
+        await s.ctx.reload_metadata()
+
+
+_DEFINITION_VERBS = frozenset({"CREATE", "ALTER", "DROP", "RENAME"})
+
+
+def changes_definitions(s: SessionState, kind: Kind, statement: Statement) -> bool:
+    """DDL that may change a configured table's columns or keys (TRUNCATE does not)."""
+    if kind is not Kind.DDL or statement.verb not in _DEFINITION_VERBS:
+        return False
+    names = statement.names
+    return any(
+        table in names for schema in s.ctx.config.schemas.values() for table in schema.tables
+    )
 
 
 # Statement kinds the session answers itself, by handler.
