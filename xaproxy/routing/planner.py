@@ -417,9 +417,14 @@ class Planner:
                         f"shard key '{table.shard_key}' would take its default",
                         "give the shard key",
                     )
-                raise errors.ProxyError(
-                    1136, "21S01", f"Column count doesn't match value count at row {index + 1}"
-                )
+                message = f"Column count doesn't match value count at row {index + 1}"
+                if column_list is not None:
+                    message += (
+                        f" (xaproxy read {len(columns)} columns of '{table.name}' from the "
+                        "shards; if the table changed without going through this proxy, run "
+                        "XAPROXY RELOAD METADATA)"
+                    )
+                raise errors.ProxyError(1136, "21S01", message)
             row_id: int | None = None
             if append_auto or (
                 auto_at is not None
