@@ -474,7 +474,9 @@ class Planner:
         if len(shards) == 1 and column_list is None and not edits:
             return Plan(sql, plan.Route(shards[0], write=True, why="shard key"))
         if len(shards) > 1:
-            self._refuse_volatile(f"an {verb} whose rows go to several shards")
+            self._refuse_volatile(
+                f"{'an INSERT' if verb == 'INSERT' else 'a REPLACE'} whose rows go to several shards"
+            )
         texts = tuple(
             (
                 shard,
