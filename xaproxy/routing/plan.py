@@ -132,8 +132,9 @@ class SplitInsert(Primitive):
     """An INSERT whose rows were split by shard key: each shard gets its own rows.
 
     `texts` pairs a shard with its INSERT text, in shard order. `generated_ids`:
-    ids the proxy generated for the auto-increment column, one per row in the
-    client's order (the first is the client's LAST_INSERT_ID()).
+    ids the proxy generated for the auto-increment column, in the client's row
+    order, none for rows that gave their own id (the first is the client's
+    LAST_INSERT_ID()).
     """
 
     table: str
