@@ -299,6 +299,7 @@ class Names:
 
     def __init__(self, tokens: list[Token], words: list[str]) -> None:
         self.tables_found: list[str] = []
+        self.refs_found: list[tuple[str | None, str]] = []
         names: set[str] = set()
         functions: set[str] = set()
         user_variables: set[str] = set()
@@ -333,6 +334,12 @@ class Names:
             if list_after is not None:
                 self._tables_after(tokens, index + 1, list_after)
         self.tables = tuple(dict.fromkeys(self.tables_found))
+        self.table_refs = tuple(dict.fromkeys(self.refs_found))
+        self.qualifiers, self.database_qualifiers = _qualifiers(tokens)
+        self.into_file = any(
+            text == "INTO" and words[index + 1 : index + 2] in (["OUTFILE"], ["DUMPFILE"])
+            for index, text in enumerate(words)
+        )
         self.names = frozenset(names)
         self.functions = frozenset(functions)
         self.user_variables = frozenset(user_variables)
@@ -340,10 +347,14 @@ class Names:
 
     def _tables_after(self, tokens: list[Token], index: int, comma_list: bool) -> None:
         while index < len(tokens):
+            start = index
             name, index = _qualified_name(tokens, index)
             if name is None:
                 return
             self.tables_found.append(name)
+            parts = [t.text for t in tokens[start:index] if t.token_type != TokenType.DOT]
+            schema = parts[-2] if len(parts) >= 2 else None
+            self.refs_found.append((schema, parts[-1]))
             if not comma_list:
                 return
             index = _skip_alias(tokens, index)
@@ -371,6 +382,31 @@ def _qualified_name(tokens: list[Token], index: int) -> tuple[str | None, int]:
     if not parts:
         return None, index
     return ".".join(parts), index
+
+
+def _qualifiers(tokens: list[Token]) -> tuple[frozenset[str], frozenset[str]]:
+    """First parts of dotted names (lower case): all of them, and those surely a database.
+
+    `a.b` may be a database and a table or a table and a column; `a.b.c` and a call
+    `a.f(...)` name database `a`.
+    """
+    every: set[str] = set()
+    databases: set[str] = set()
+    count = len(tokens)
+    for index in range(count - 2):
+        token = tokens[index]
+        if tokens[index + 1].token_type != TokenType.DOT or token.token_type in _VALUE_TYPES:
+            continue
+        if token.token_type == TokenType.DOT or token.token_type == TokenType.STAR:
+            continue
+        if index and tokens[index - 1].token_type == TokenType.DOT:
+            continue  # the middle of a dotted name
+        name = token.text.lower()
+        every.add(name)
+        after = index + 3
+        if after < count and tokens[after].token_type in (TokenType.DOT, TokenType.L_PAREN):
+            databases.add(name)
+    return frozenset(every), frozenset(databases)
 
 
 def _skip_alias(tokens: list[Token], index: int) -> int:

@@ -26,6 +26,8 @@ LOCAL_FUNCTIONS = frozenset({"LAST_INSERT_ID", "CONNECTION_ID"})
 LOCAL_VARIABLES = frozenset(
     {"autocommit", "warning_count", "error_count", "in_transaction", "last_insert_id", "identity"}
 )
+# The client's account, which a shard would answer with its own: the proxy answers these.
+ACCOUNT_FUNCTIONS = frozenset({"USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER"})
 # A pooled shard connection may hold another session's database: the proxy answers these.
 _SCHEMA_FUNCTIONS = frozenset({"DATABASE", "SCHEMA"})
 
@@ -65,6 +67,26 @@ class Statement:
         return self._read_names().tables
 
     @property
+    def table_refs(self) -> tuple[tuple[str | None, str], ...]:
+        """The names of `tables` as (database or None, table), unquoted, as written."""
+        return self._read_names().table_refs
+
+    @property
+    def qualifiers(self) -> frozenset[str]:
+        """First parts of every dotted name (`d` of `d.t`, `t` of `t.col`), lower case."""
+        return self._read_names().qualifiers
+
+    @property
+    def database_qualifiers(self) -> frozenset[str]:
+        """Lower-case first parts that surely name a database: `d.t.col`, `d.f(...)`."""
+        return self._read_names().database_qualifiers
+
+    @property
+    def into_file(self) -> bool:
+        """`INTO OUTFILE` / `INTO DUMPFILE`: a file written on the server."""
+        return self._read_names().into_file
+
+    @property
     def names(self) -> frozenset[str]:
         """Every name-like word, lower case (for conservative checks)."""
         return self._read_names().names
@@ -88,10 +110,18 @@ class Statement:
     def uses_session_values(self) -> bool:
         """It reads values the proxy owns (LAST_INSERT_ID(), @@autocommit, DATABASE()...)."""
         if "(" not in self.code and "@" not in self.code:
-            return False  # no call, no variable: the common case, without reading names
+            # no call, no variable: the common case, without reading names
+            return "current_user" in self.code.lower() and self.uses_account
         if self.functions & LOCAL_FUNCTIONS or self.functions & _SCHEMA_FUNCTIONS:
             return True
+        if self.uses_account:
+            return True
         return any(name in LOCAL_VARIABLES for _, name in self.system_variables)
+
+    @property
+    def uses_account(self) -> bool:
+        """It calls USER(), CURRENT_USER (with or without parentheses), SESSION_USER()..."""
+        return bool(self.functions & ACCOUNT_FUNCTIONS) or "current_user" in self.names
 
     @property
     def is_read(self) -> bool:

@@ -20,6 +20,7 @@ import yaml
 from xaproxy.config.model import (
     ALGORITHMS,
     AUTH_PLUGINS,
+    BOOKKEEPING_DATABASE,
     TRANSACTION_MODES,
     Config,
     RangeBound,
@@ -74,7 +75,12 @@ _SHARD_KEYS = frozenset(
         "tls",
     }
 )
-_USER_KEYS = frozenset({"user", "password"})
+_USER_KEYS = frozenset(
+    {"user", "password", "password_hash", "schemas", "read_only", "ddl", "admin"}
+)
+_NATIVE_HASH = re.compile(r"\*[0-9A-Fa-f]{40}")
+# Databases a user may be granted besides the logical schemas (reads of the server's own).
+_GRANTABLE_SYSTEM_SCHEMAS = ("information_schema", "performance_schema", "mysql", "sys")
 _SCHEMA_KEYS = frozenset({"name", "default_shard", "tables"})
 _TABLE_KEYS = frozenset(
     {
@@ -443,6 +449,7 @@ class _Parser:
         shards = self.parse_shards(top.items("shards", required=True))
         users = self.parse_users(top.items("users", required=True))
         schemas = self.parse_schemas(top.items("schemas"))
+        self.check_user_schemas(top.items("users"), users, schemas)
         # `transactions:` left empty means "all defaults", like leaving it out.
         tx_data = top.raw("transactions", {})
         transactions = self.parse_transactions({} if tx_data is None else tx_data)
@@ -548,13 +555,81 @@ class _Parser:
             s = _Section(self.problems, item, path, _USER_KEYS)
             user = s.string("user")
             password = s.password("password")
+            password_hash = s.string("password_hash", None)
+            if password_hash is not None:
+                if s.has("password"):
+                    self.problem(path, "give either password or password_hash, not both")
+                elif not _NATIVE_HASH.fullmatch(password_hash):
+                    self.problem(
+                        s.at("password_hash"),
+                        "expected the mysql_native_password hash: '*' and 40 hex digits, "
+                        "as SELECT PASSWORD('...') prints it",
+                    )
+                    password_hash = None
+                else:
+                    password_hash = password_hash.upper()
+            schemas = self.user_schemas(s)
+            read_only = s.boolean("read_only", False)
+            ddl = s.boolean("ddl", False)
+            admin = s.boolean("admin", False)
+            if read_only and ddl:
+                self.problem(path, "read_only and ddl contradict each other: a DDL changes data")
             if user is None:
                 continue
             if user in users:
                 self.problem(s.at("user"), f"duplicate user {user!r}")
             else:
-                users[user] = UserConfig(user=user, password=password)
+                users[user] = UserConfig(
+                    user=user,
+                    password=password,
+                    password_hash=password_hash,
+                    schemas=schemas,
+                    read_only=read_only,
+                    ddl=ddl,
+                    admin=admin,
+                )
         return users
+
+    def user_schemas(self, s: _Section) -> frozenset[str] | None:
+        """`schemas:` of a user: a list of schema names; absent means every logical schema."""
+        if not s.has("schemas"):
+            return None
+        names = s.items("schemas")
+        found: list[str] = []
+        for j, name in enumerate(names):
+            at = _index(s.at("schemas"), j)
+            if not isinstance(name, str) or not name:
+                self.problem(at, "expected a schema name (a string)")
+            elif name.lower() == BOOKKEEPING_DATABASE:
+                self.problem(
+                    at,
+                    f"'{BOOKKEEPING_DATABASE}' holds the proxy's own bookkeeping tables; "
+                    "no client may be granted it",
+                )
+            else:
+                found.append(name.lower())
+        return frozenset(found)
+
+    def check_user_schemas(
+        self, items: list[Any], users: dict[str, UserConfig], schemas: dict[str, SchemaConfig]
+    ) -> None:
+        """Each schema a user is granted is a logical schema or a system one."""
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("schemas"), list):
+                continue
+            for j, name in enumerate(item["schemas"]):
+                if not isinstance(name, str) or not name:
+                    continue
+                lower = name.lower()
+                if lower in schemas or lower in _GRANTABLE_SYSTEM_SCHEMAS:
+                    continue
+                if lower == BOOKKEEPING_DATABASE:
+                    continue  # reported already
+                self.problem(
+                    _index(f"{_index('users', i)}.schemas", j),
+                    f"unknown schema {name!r}: expected one of the schemas: section "
+                    f"({', '.join(sorted(schemas)) or 'none'}) or {', '.join(_GRANTABLE_SYSTEM_SCHEMAS)}",
+                )
 
     def check_shard(self, path: str, name: object) -> bool:
         """Report ``name`` when it is not a configured shard; True when it is usable."""
@@ -604,6 +679,13 @@ class _Parser:
                 continue
             if name.lower() in schemas:
                 self.problem(s.at("name"), f"duplicate schema {name!r}")
+                continue
+            if name.lower() == BOOKKEEPING_DATABASE:
+                self.problem(
+                    s.at("name"),
+                    f"'{BOOKKEEPING_DATABASE}' is the database of the proxy's own bookkeeping "
+                    "tables; give the logical schema another name",
+                )
                 continue
             schemas[name.lower()] = SchemaConfig(
                 name=name, default_shard=default_shard, tables=tables

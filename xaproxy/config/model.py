@@ -101,12 +101,27 @@ class SchemaConfig:
         return any(t.sharded for t in self.tables.values())
 
 
+BOOKKEEPING_DATABASE = "xaproxy"
+"""The database of the proxy's own tables (decisions, undo log, global locks) on every shard."""
+
+
 @dataclass(frozen=True, slots=True)
 class UserConfig:
-    """A client account the proxy accepts (independent of the shards' accounts)."""
+    """A client account the proxy accepts (independent of the shards' accounts).
+
+    What it may do is least privilege by default: reads and writes in its schemas,
+    no DDL, no operator commands (xaproxy/authz/ enforces it).
+    """
 
     user: str
     password: str
+    # the mysql_native_password hash ("*" + 40 hex digits, SHA1(SHA1(password))), when the
+    # config gives that instead of the clear text
+    password_hash: str | None = None
+    schemas: frozenset[str] | None = None  # lower-case logical schema names; None: all of them
+    read_only: bool = False
+    ddl: bool = False
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,7 +118,7 @@ def demo_config(cluster: LocalCluster, listen_port: int = 3307) -> dict[str, Any
         cluster,
         listen_port=listen_port,
         proxy_id=DEMO_PROXY_ID,
-        users=[{"user": DEMO_USER, "password": DEMO_PASSWORD}],
+        users=[{"user": DEMO_USER, "password": DEMO_PASSWORD, "ddl": True, "admin": True}],
         schemas=[
             {
                 "name": DEMO_SCHEMA,

@@ -52,7 +52,13 @@ def proxy_config(
     config: dict[str, Any] = {
         "listen": f"127.0.0.1:{port}",
         "proxy_id": proxy_id,
-        "users": users if users is not None else [{"user": PROXY_USER, "password": PROXY_PASSWORD}],
+        # test users run DDL and operator commands: both granted unless a test says otherwise
+        "users": [
+            {"ddl": True, "admin": True, **user}
+            for user in (
+                users if users is not None else [{"user": PROXY_USER, "password": PROXY_PASSWORD}]
+            )
+        ],
         "shards": [
             {
                 "name": server.name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 from sqlglot import exp
 
@@ -24,7 +25,8 @@ from ..analysis.clauses import (
     use_target,
 )
 from ..analysis.spans import select_item_texts
-from ..analysis.statement import LOCAL_FUNCTIONS
+from ..analysis.statement import ACCOUNT_FUNCTIONS, LOCAL_FUNCTIONS
+from ..authz.rules import check_database_access
 from ..execution import executor
 from ..protocol import wire
 from ..protocol.constants import (
@@ -172,14 +174,19 @@ def use(s: SessionState, database: str) -> None:
 
 
 def check_database(s: SessionState, database: str) -> None:
-    if database.lower() in SYSTEM_SCHEMAS:
-        return
-    if s.ctx.config.schema(database) is None:
+    if database.lower() not in SYSTEM_SCHEMAS and s.ctx.config.schema(database) is None:
         raise errors.unknown_database(database)
+    check_database_access(s.grants, database)
 
 
 async def show_databases(s: SessionState, sql: str, more: bool, binary: bool) -> None:
-    names = sorted(["information_schema", *(s.name for s in s.ctx.config.schemas.values())])
+    granted = s.grants.schemas
+    names = sorted(
+        [
+            "information_schema",
+            *(x.name for x in s.ctx.config.schemas.values() if x.name.lower() in granted),
+        ]
+    )
     like = show_options(sql).like
     if like is not None:
         names = [n for n in names if _like(like, n)]
@@ -265,17 +272,19 @@ async def show_warning_count(s: SessionState, sql: str, more: bool, binary: bool
 
 
 async def local_select(s: SessionState, sql: str, more: bool, binary: bool) -> bool:
-    """Answers SELECTs of values the proxy owns (autocommit, LAST_INSERT_ID(), ...)."""
+    """Answers SELECTs of values the proxy owns (autocommit, LAST_INSERT_ID(), USER(), ...)."""
     parsed = s.ctx.parse_cache.get(sql)
     ast = parsed.ast
 
     if not isinstance(ast, exp.Select) or ast.args.get("from_") or ast.args.get("where"):
+        _refuse_account_functions(sql)
         return False
     values = []
     for item in ast.expressions:
         node = item.this if isinstance(item, exp.Alias) else item
         found, value = _local_value(s, node)
         if not found:
+            _refuse_account_functions(sql)
             return False
         values.append(value)
     texts = select_item_texts(sql)
@@ -294,12 +303,36 @@ async def local_select(s: SessionState, sql: str, more: bool, binary: bool) -> b
     return True
 
 
+def _refuse_account_functions(sql: str) -> None:
+    """USER() & co. on a shard would name the shard's account, not the client's."""
+    statement = analyze(sql)
+    if statement.kind in _DATA_KINDS and statement.uses_account:
+        raise errors.not_supported(
+            "USER()/CURRENT_USER()/SESSION_USER()/SYSTEM_USER() inside a statement the proxy "
+            "sends to a shard (the shard would answer its own account)",
+            "select the function alone (SELECT USER()), which the proxy answers",
+        )
+
+
+_DATA_KINDS = frozenset(
+    {Kind.SELECT, Kind.INSERT, Kind.UPDATE, Kind.DELETE, Kind.REPLACE, Kind.DO, Kind.CALL}
+)
+
+
 def _local_value(s: SessionState, node) -> tuple[bool, object]:
 
     if isinstance(node, exp.Literal):
         return True, node.this if node.is_string else _number(node.this)
     if isinstance(node, exp.Null):
         return True, None
+    if isinstance(node, (exp.CurrentUser, exp.SessionUser)) or (
+        isinstance(node, exp.Anonymous)
+        and str(node.this).upper() in ACCOUNT_FUNCTIONS
+        and not node.expressions
+    ):
+        if isinstance(node, exp.CurrentUser):
+            return True, f"{s.user}@%"  # the account matched: proxy users are any-host
+        return True, f"{s.user}@{s.peer_host}"
     if isinstance(node, exp.CurrentSchema):
         # a pooled shard connection may still have another session's database
         return True, s.database
@@ -350,11 +383,60 @@ async def kill(s: SessionState, session_id: int, query_only: bool) -> None:
     target = s.ctx.sessions.get(session_id)
     if target is None:
         raise errors.ProxyError(1094, "HY000", f"Unknown thread id: {session_id}")
+    if target.user != s.user and not s.grants.admin:
+        # MariaDB's answer without the PROCESS/CONNECTION ADMIN privilege
+        raise errors.ProxyError(1095, "HY000", f"You are not owner of thread {session_id}")
     if target is s:
         return  # a session's own statement is this KILL itself
     await cancel_session_queries(session_id, s.ctx.config.shards)
     if not query_only:
         target.out.close()
+
+
+async def show_processlist(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    """The proxy's own sessions (never the shard connections): one's own, or all for admins."""
+    full = analyze(sql).words[1:2] == ("FULL",)
+    now = time.monotonic()
+    rows = []
+    for other in list(s.ctx.sessions.values()):
+        if not other.user:
+            continue  # still logging in
+        own = other.user == s.user
+        if not own and not s.grants.admin:
+            continue
+        busy = other.busy or other is s
+        info = None
+        if other is s:
+            info = sql
+        elif other.info is not None:
+            info = other.decode(other.info[1:])
+        if info is not None and not full:
+            info = info[:100]
+        rows.append(
+            [
+                other.id,
+                other.user,
+                other.peer_host,
+                other.database,
+                "Query" if busy else "Sleep",
+                int(now - ((other.command_started if busy else other.idle_since) or other.started)),
+                "executing" if busy else "",
+                info if busy else None,
+                0.0,
+            ]
+        )
+    columns = [
+        wire.ColumnDef("Id", type=FieldType.LONGLONG, charset=63, length=21, flags=0x21),
+        wire.ColumnDef("User", length=128),
+        wire.ColumnDef("Host", length=64),
+        wire.ColumnDef("db", length=64),
+        wire.ColumnDef("Command", length=16),
+        wire.ColumnDef("Time", type=FieldType.LONG, charset=63, length=7, flags=0x21),
+        wire.ColumnDef("State", length=30),
+        wire.ColumnDef("Info", length=100 if not full else 65535),
+        wire.ColumnDef("Progress", type=FieldType.NEWDECIMAL, charset=63, length=7, decimals=3),
+    ]
+    reply.rows(s, columns, rows, more, binary)
 
 
 async def database_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:

@@ -12,6 +12,7 @@ import struct
 from .. import errors
 from ..analysis import Kind, analyze
 from ..analysis.spans import placeholder_offsets
+from ..authz import authorize
 from ..execution import executor
 from ..protocol import wire
 from ..protocol.binary import decode_params, parse_execute
@@ -45,6 +46,7 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
             "You have an error in your SQL syntax: a prepared statement "
             "holds exactly one statement",
         )
+    authorize(analysis, s.grants, s.database)  # before the shard sees the text
     kind = analysis.kind
     offsets = placeholder_offsets(sql)
     statement = PreparedStatement(s.next_statement_id, sql, kind, offsets)
@@ -135,6 +137,8 @@ def stmt_send_long_data(s: SessionState, payload: bytes) -> None:
 
 async def stmt_execute(s: SessionState, payload: bytes) -> None:
     statement = statement_of(s, _statement_id(payload), "mysqld_stmt_execute")
+    if s.database != statement.database_at_prepare:
+        authorize(analyze(statement.sql), s.grants, s.database)  # its names resolve anew
     count = len(statement.offsets)
     request = parse_execute(payload[1:], count)
     if statement.long_data_too_large:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from .. import errors
+from ..authz import grants_for
 from ..protocol import auth, handshake, wire
 from ..protocol.constants import (
     CACHING_SHA2_PASSWORD,
@@ -135,6 +136,9 @@ async def _command_loop(s: SessionState) -> None:
         if command == Command.QUIT:
             return
         s.busy = True
+        s.command_started = time.monotonic()
+        if command == Command.QUERY:
+            s.info = payload
         try:
             handler = commands.get(command)
             if handler is None:
@@ -156,6 +160,7 @@ async def _command_loop(s: SessionState) -> None:
         finally:
             s.busy = False
             s.idle_since = time.monotonic()
+            s.info = None
         if out.pending or out._out:
             await out.flush()
         if s.ctx.shutting_down and s.txn is None:
@@ -266,14 +271,19 @@ async def authenticate(
     s: SessionState, user: str, plugin: str, scramble: bytes, response: bytes
 ) -> bool:
     """Checks the client's proof of password, switching plugins when needed."""
-    if plugin not in auth.SUPPORTED_PLUGINS:
+    account = s.ctx.config.users.get(user)
+    hashed = account is not None and account.password_hash is not None
+    if plugin not in auth.SUPPORTED_PLUGINS or (hashed and plugin != NATIVE_PASSWORD):
         scramble = auth.new_scramble()
         plugin = NATIVE_PASSWORD
         s.out.write(handshake.auth_switch_request(plugin, scramble))
         await s.out.flush()
         response = await s.out.read_packet()
-    account = s.ctx.config.users.get(user)
-    if account is None or not auth.verify(plugin, account.password, scramble, response):
+    if account is None or not (
+        auth.verify_native_hash(account.password_hash, scramble, response)
+        if account.password_hash is not None
+        else auth.verify(plugin, account.password, scramble, response)
+    ):
         delay = s.ctx.login_guard.failed(s.peer_host)
         log.warning("failed login of %r from %s (answer delayed %gs)", user, s.peer_host, delay)
         raise LoginRefused(errors.access_denied(user, s.peer_host, bool(response)), delay)
@@ -281,6 +291,7 @@ async def authenticate(
     if plugin == CACHING_SHA2_PASSWORD:
         s.out.write(b"\x01\x03")  # fast authentication succeeded
     s.user = user
+    s.grants = grants_for(account, s.ctx.config, s.peer_host)
     return True
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import errors
+from ..authz import UserGrants
 from ..protocol.constants import Status
 from ..protocol.stream import PacketStream
 from ..shards.backend import Backend
@@ -32,12 +33,16 @@ class SessionState:
     id: int
     peer_host: str = "localhost"
     user: str = ""
+    # what the user may do (users[] of the config); nothing until it has logged in
+    grants: UserGrants = field(default_factory=lambda: UserGrants("", "", frozenset()))
     capabilities: int = 0
     deprecate_eof: bool = False
     found_rows: bool = False
     busy: bool = False
     idle_since: float = 0.0  # monotonic time the last command ended (or the login)
     wait_timeout_s: float = 28800  # @@wait_timeout of the session: idle longer, it is closed
+    info: bytes | None = None  # the statement running now (COM_QUERY), for SHOW PROCESSLIST
+    command_started: float = 0.0  # when the current command began
     started: float = field(default_factory=time.monotonic)
     database: str | None = None
     autocommit: bool = True

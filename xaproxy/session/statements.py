@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..analysis import Kind, Statement, analyze, split_statements
+from ..authz import authorize
 from ..execution import executor
 from ..protocol.constants import Capability
 from ..routing.plan import Plan
@@ -49,10 +50,12 @@ async def execute_text(
 ) -> None:
     """Runs one statement and queues its result (one result, or an error raised)."""
     if kind is None:
-        kind = (statement or analyze(sql)).kind
+        statement = statement or analyze(sql)
+        authorize(statement, s.grants, s.database)  # the allowlist, before anything runs
+        kind = statement.kind
         if (
             kind not in _HANDLERS
-            and (statement or analyze(sql)).uses_session_values
+            and statement.uses_session_values
             and await local.local_select(s, sql, more, binary)
         ):
             return
@@ -102,6 +105,7 @@ _HANDLERS = {
     Kind.SHOW_ERRORS: local.show_warnings,
     Kind.SHOW_WARNING_COUNT: local.show_warning_count,
     Kind.SHOW_ERROR_COUNT: local.show_warning_count,
+    Kind.SHOW_PROCESSLIST: local.show_processlist,
     Kind.XA: local.xa_statement,
     Kind.KILL: local.kill_statement,
     Kind.CREATE_DATABASE: local.database_statement,
