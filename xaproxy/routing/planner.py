@@ -752,9 +752,11 @@ class Planner:
         pins = (
             statement.kind in (Kind.LOCK_TABLES, Kind.PREPARE) or "GET_LOCK" in statement.functions
         )
+        # A statement not parsed writes unless it is surely a read (REPLACE, CALL, ... are
+        # parsed as commands): a branch not marked as a writer is not committed with the rest.
         root = plan.Route(
             self.default_shard(database),
-            write=ddl,
+            write=ddl or not statement.is_read,
             implicit_commit=ddl,
             pins_session=pins,
             why="not parsed: the default shard",
