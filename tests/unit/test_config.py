@@ -540,6 +540,92 @@ def test_unknown_user_key_is_reported() -> None:
     assert problems_of(data) == ["users[0].passwd: unknown key"]
 
 
+def test_user_grants_default_to_least_privilege() -> None:
+    user = parse_config(base()).users["app"]
+    assert (user.schemas, user.read_only, user.ddl, user.admin) == (None, False, False, False)
+    assert user.password_hash is None
+
+
+def test_user_grants_are_read_when_given() -> None:
+    data = base()
+    data["users"][0].update({"schemas": ["Shop", "performance_schema"], "ddl": True, "admin": True})
+    data["users"].append({"user": "reader", "password": "r", "read_only": True})
+    users = parse_config(data).users
+    assert users["app"].schemas == frozenset({"shop", "performance_schema"})
+    assert users["app"].ddl and users["app"].admin and not users["app"].read_only
+    assert users["reader"].read_only and users["reader"].schemas is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("read_only", "yes", "users[0].read_only: expected true or false"),
+        ("ddl", 1, "users[0].ddl: expected true or false"),
+        ("admin", None, "users[0].admin: expected true or false"),
+        ("schemas", "shop", "users[0].schemas: expected a list"),
+        ("schemas", [3], "users[0].schemas[0]: expected a schema name (a string)"),
+    ],
+)
+def test_bad_user_grants_are_reported(key: str, value: object, message: str) -> None:
+    data = base()
+    data["users"][0][key] = value
+    assert problems_of(data) == [message]
+
+
+def test_a_user_granted_an_unknown_schema_is_reported() -> None:
+    data = base()
+    data["users"][0]["schemas"] = ["shop", "shpo"]
+    (problem,) = problems_of(data)
+    assert problem.startswith("users[0].schemas[1]: unknown schema 'shpo'")
+
+
+def test_no_user_may_be_granted_the_bookkeeping_database() -> None:
+    data = base()
+    data["users"][0]["schemas"] = ["XAPROXY"]
+    (problem,) = problems_of(data)
+    assert problem.startswith("users[0].schemas[0]: 'xaproxy' holds the proxy's own bookkeeping")
+
+
+def test_no_logical_schema_may_be_called_like_the_bookkeeping_database() -> None:
+    data = base()
+    data["schemas"][0]["name"] = "xaproxy"
+    (problem,) = problems_of(data)
+    assert problem.startswith("schemas[0].name: 'xaproxy' is the database of the proxy's own")
+
+
+def test_read_only_and_ddl_together_are_reported() -> None:
+    data = base()
+    data["users"][0].update({"read_only": True, "ddl": True})
+    assert problems_of(data) == [
+        "users[0]: read_only and ddl contradict each other: a DDL changes data"
+    ]
+
+
+def test_a_password_hash_is_accepted_instead_of_the_password() -> None:
+    data = base()
+    del data["users"][0]["password"]
+    data["users"][0]["password_hash"] = "*27fa2108d4ba1e19c8e7385d0f9d18568bac0ca0"
+    user = parse_config(data).users["app"]
+    assert user.password_hash == "*27FA2108D4BA1E19C8E7385D0F9D18568BAC0CA0"
+
+
+@pytest.mark.parametrize(
+    "value", ["27FA2108D4BA1E19C8E7385D0F9D18568BAC0CA0", "*27FA", "*" + "g" * 40]
+)
+def test_a_malformed_password_hash_is_reported(value: str) -> None:
+    data = base()
+    del data["users"][0]["password"]
+    data["users"][0]["password_hash"] = value
+    (problem,) = problems_of(data)
+    assert problem.startswith("users[0].password_hash: expected the mysql_native_password hash")
+
+
+def test_password_and_password_hash_together_are_reported() -> None:
+    data = base()
+    data["users"][0]["password_hash"] = "*27FA2108D4BA1E19C8E7385D0F9D18568BAC0CA0"
+    assert problems_of(data) == ["users[0]: give either password or password_hash, not both"]
+
+
 # --- validation: transactions ---------------------------------------------------------------
 
 

@@ -17,6 +17,9 @@ class UserGrants:
     read_only: bool = False
     ddl: bool = False
     admin: bool = False
+    # every logical schema of the config (lower case): a database outside these, the server's
+    # and the bookkeeping one is unknown (1049), as the proxy shows no other
+    known: frozenset[str] = frozenset()
 
     @property
     def account(self) -> str:
@@ -34,4 +37,5 @@ def grants_for(account: UserConfig, config: Config, host: str) -> UserGrants:
         read_only=account.read_only,
         ddl=account.ddl,
         admin=account.admin,
+        known=frozenset(config.schemas),
     )

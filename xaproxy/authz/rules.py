@@ -147,6 +147,8 @@ class Needs:
     unqualified: tuple[str, ...] = ()
     qualifiers: frozenset[str] = frozenset()  # first parts of dotted names (maybe databases)
     inner: tuple[Statement, ...] = field(default=())  # texts it runs: PREPARE ... FROM '...'
+    # CREATE/DROP DATABASE: a name the config does not know is the session's to refuse (1235)
+    unknown_ok: bool = False
 
 
 def _refused(what: str, why: str, code: int = 1227) -> Needs:
@@ -199,6 +201,8 @@ def authorize(statement: Statement, grants: UserGrants, current_db: str | None) 
             "the user is read_only in the proxy config",
         )
     for database, table in needs.databases:
+        if needs.unknown_ok and _unknown(grants, database):
+            continue
         _check_database(statement, grants, access, database, table)
     if needs.unqualified:
         if current_db is None:
@@ -220,7 +224,18 @@ def check_database_access(grants: UserGrants, database: str) -> None:
     raise _database_denied(grants, database)
 
 
+def _unknown(grants: UserGrants, name: str) -> bool:
+    return (
+        name not in grants.known
+        and name not in SERVER_DATABASES
+        and name != BOOKKEEPING_DATABASE
+        and name != INFORMATION_SCHEMA
+    )
+
+
 def _database_denied(grants: UserGrants, database: str) -> errors.ProxyError:
+    if _unknown(grants, database.lower()):
+        return errors.unknown_database(database)
     return errors.ProxyError(
         1044,
         "42000",
@@ -409,6 +424,8 @@ def _routine(st: Statement) -> Needs:
     program_schema, _ = name
     body_refs = _insert_targets(tokens[after:])
     needs = _names(st, DDL, refs=False, extra_refs=[name])
+    if needs.refusal is not None:
+        return needs
     databases = dict.fromkeys(needs.databases)
     unqualified = dict.fromkeys(needs.unqualified)
     # names in the body resolve in the program's database
@@ -522,7 +539,7 @@ def _database(st: Statement) -> Needs:
     target = database_target(st.effective)
     if target is None:
         return Needs(access=DDL)
-    return Needs(access=DDL, databases=((target[1].lower(), None),))
+    return Needs(access=DDL, databases=((target[1].lower(), None),), unknown_ok=True)
 
 
 def _show_tables(st: Statement) -> Needs:
@@ -703,6 +720,7 @@ _KINDS = {
     Kind.SHOW_WARNING_COUNT: _none,
     Kind.SHOW_ERROR_COUNT: _none,
     Kind.SHOW_PROCESSLIST: _none,
+    Kind.SHOW_SESSION_STATUS: _none,  # the session answers it (TLS status) or a shard does
     Kind.SHOW: _show,
     Kind.SELECT: _read,
     Kind.DO: _read,

@@ -72,6 +72,7 @@ ANSWERED_LOCALLY = frozenset(
         Kind.SHOW_ERRORS,
         Kind.SHOW_WARNING_COUNT,
         Kind.SHOW_ERROR_COUNT,
+        Kind.SHOW_PROCESSLIST,
         Kind.XA,
         Kind.KILL,
         Kind.CREATE_DATABASE,
