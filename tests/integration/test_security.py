@@ -376,6 +376,17 @@ def test_init_db_of_the_bookkeeping_or_a_server_database_is_refused(proxy: Proxy
         assert caught.value.args[0] in (1044, 1049)
 
 
+def test_field_list_without_a_current_database_is_refused(proxy: ProxyProcess) -> None:
+    # a pooled shard connection could still be in another session's database
+    with rc.connect(proxy.host, proxy.port, "app", "app-pw") as client:
+        client.command(rc.COM_FIELD_LIST, b"secrets\0")
+        result = client.read_result()
+        assert isinstance(result.end, rc.Err) and result.end.code == 1046
+        client.query("SELECT * FROM secrets")
+        result = client.read_result()
+        assert isinstance(result.end, rc.Err) and result.end.code == 1046
+
+
 def test_other_databases_are_refused(proxy: ProxyProcess, cluster: LocalCluster) -> None:
     conn = connect(proxy)
     try:

@@ -310,6 +310,9 @@ async def _init_db(s: SessionState, payload: bytes) -> None:
 async def _field_list(s: SessionState, payload: bytes) -> None:
     """COM_FIELD_LIST (old clients' column listing), relayed from the table's shard."""
     table = s.decode(payload[1:].split(b"\0", 1)[0])
+    if s.database is None:
+        # a pooled shard connection may still be in another session's database
+        raise errors.no_database_selected()
     parsed = s.ctx.parse_cache.get(f"SELECT * FROM `{table}`")
     route = s.ctx.planner.route(parsed, "", s.database)
     backend, borrowed = await s.shards.connection_outside_writes(route.shards[0])
