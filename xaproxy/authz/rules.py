@@ -99,6 +99,16 @@ _NOT_IN_PROGRAMS = frozenset(
         "DUMPFILE",
     }
 )
+# Words a MariaDB statement can begin with: anything else is a syntax error there too.
+_STATEMENT_HEADS = _NOT_IN_PROGRAMS | frozenset(
+    {
+        "BEGIN", "CALL", "CHECK", "CLOSE", "COMMIT", "DECLARE", "DELETE", "DESC", "DESCRIBE",
+        "DO", "EXPLAIN", "FETCH", "GET", "HANDLER", "IF", "CASE", "INSERT", "ITERATE", "LEAVE",
+        "LOCK", "LOOP", "OPEN", "RELEASE", "REPEAT", "REPLACE", "RESIGNAL", "RETURN",
+        "ROLLBACK", "SAVEPOINT", "SELECT", "SET", "SIGNAL", "START", "TABLE", "UPDATE",
+        "VALUES", "WHILE", "WITH", "(", "XAPROXY",
+    }
+)  # fmt: skip
 _ROUTINE_OBJECTS = frozenset({"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT"})
 
 # SHOW forms an application reads (after FULL/EXTENDED/GLOBAL/SESSION/LOCAL).
@@ -303,6 +313,16 @@ def _needs(st: Statement) -> Needs:
         return _refused("several statements in one", "send them one at a time")
     kind = st.kind
     handler = _KINDS.get(kind)
+    if handler is None and st.verb not in _STATEMENT_HEADS:
+        near = " ".join(st.effective.split())[:80]
+        return Needs(
+            refusal=errors.ProxyError(
+                1064,
+                "42000",
+                "You have an error in your SQL syntax; check the manual that corresponds to "
+                f"your MariaDB server version for the right syntax to use near '{near}' at line 1",
+            )
+        )
     if handler is None:
         return _refused(
             f"{st.verb or 'this statement'} ({kind.value})",
