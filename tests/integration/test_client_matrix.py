@@ -306,7 +306,6 @@ _add("php_pdo_emulated", "sharded", {
     "'non-constant LIMIT ... several shards' where MariaDB answers 1064 (syntax error)",
 })  # fmt: skip
 _add("php_pdo_native", "sharded", {
-    "err.syntax": PREPARE_PARSE_MESSAGE,
     "prepared.limit_string": SHARDED_LIMIT_PARAMETER,
 })  # fmt: skip
 _add("php_pdo_native", "unsharded", {"prepared.limit_string": STRING_LIMIT_PARAMETER})
