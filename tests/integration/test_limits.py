@@ -28,6 +28,7 @@ SCHEMA = "xp_limits"
 MAX_CONNECTIONS = 3
 MAX_PREPARED = 5
 COM_STMT_SEND_LONG_DATA = 0x18
+CAPPED = "capped"
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,10 @@ def proxy(
         max_connections=MAX_CONNECTIONS,
         login_timeout_s=1,
         max_prepared_statements=MAX_PREPARED,
+        users=[
+            {"user": PROXY_USER, "password": PROXY_PASSWORD},
+            {"user": CAPPED, "password": PROXY_PASSWORD, "max_connections": 1},
+        ],
     )
     process = ProxyProcess(config, tmp_path_factory.mktemp("limits"), name="limits")
     process.start()
@@ -181,3 +186,22 @@ def test_a_session_idle_past_its_wait_timeout_is_closed_and_its_transaction_roll
     while cluster["s0"].execute(f"SELECT id FROM {SCHEMA}.idle"):
         assert time.monotonic() < deadline, "the closed session's transaction was not rolled back"
         time.sleep(0.2)
+
+
+def test_a_users_own_max_connections_is_kept(proxy: ProxyProcess) -> None:
+    first = _connect(proxy, user=CAPPED)
+    try:
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            _connect(proxy, user=CAPPED)
+        assert info.value.args[0] == 1226
+        _connect(proxy).close()  # other users are not limited by it
+    finally:
+        first.close()
+    deadline = time.monotonic() + 30  # the proxy notices the close asynchronously
+    while True:
+        try:
+            _connect(proxy, user=CAPPED).close()
+            break
+        except pymysql.err.OperationalError:
+            assert time.monotonic() < deadline, "the user's closed session still counted"
+            time.sleep(0.2)

@@ -27,6 +27,7 @@ from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA = "xp_tls"
 USER, PASSWORD = "app", "app-secret"
+TLS_ONLY = "tls_only"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,10 @@ def _proxy(
     config = proxy_config(
         cluster,
         schemas=[{"name": SCHEMA, "default_shard": "s0"}],
-        users=[{"user": USER, "password": PASSWORD}],
+        users=[
+            {"user": USER, "password": PASSWORD},
+            {"user": TLS_ONLY, "password": PASSWORD, "require_tls": True},
+        ],
         **extra,
     )
     return ProxyProcess(config, folder, name=name)
@@ -359,3 +363,15 @@ def test_a_shard_connection_without_trusted_tls_is_never_made(
         with pytest.raises(pymysql.err.MySQLError) as info:
             _query_through(proxy, "SELECT 1")
         assert "s0" in str(info.value), info.value
+
+
+def test_a_user_that_requires_tls_cannot_log_in_over_plaintext(
+    proxy: ProxyProcess, certificate: tuple
+) -> None:
+    cert, _ = certificate
+    with pytest.raises(rc.ProtocolError, match="1045.*require_tls"):
+        rc.connect(proxy.host, proxy.port, TLS_ONLY, PASSWORD)  # plaintext: no SSLRequest
+    conn = pymysql.connect(
+        host=proxy.host, port=proxy.port, user=TLS_ONLY, password=PASSWORD, ssl_ca=str(cert)
+    )
+    conn.close()

@@ -76,7 +76,17 @@ _SHARD_KEYS = frozenset(
     }
 )
 _USER_KEYS = frozenset(
-    {"user", "password", "password_hash", "schemas", "read_only", "ddl", "admin"}
+    {
+        "user",
+        "password",
+        "password_hash",
+        "schemas",
+        "read_only",
+        "ddl",
+        "admin",
+        "require_tls",
+        "max_connections",
+    }
 )
 _NATIVE_HASH = re.compile(r"\*[0-9A-Fa-f]{40}")
 # Databases a user may be granted besides the logical schemas (reads of the server's own).
@@ -572,6 +582,8 @@ class _Parser:
             read_only = s.boolean("read_only", False)
             ddl = s.boolean("ddl", False)
             admin = s.boolean("admin", False)
+            require_tls = s.boolean("require_tls", False)
+            max_connections = s.integer("max_connections", None, minimum=1)
             if read_only and ddl:
                 self.problem(path, "read_only and ddl contradict each other: a DDL changes data")
             if user is None:
@@ -587,6 +599,8 @@ class _Parser:
                     read_only=read_only,
                     ddl=ddl,
                     admin=admin,
+                    require_tls=require_tls,
+                    max_connections=max_connections,
                 )
         return users
 

@@ -122,6 +122,8 @@ class UserConfig:
     read_only: bool = False
     ddl: bool = False
     admin: bool = False
+    require_tls: bool = False  # a login of this user over plaintext is refused
+    max_connections: int | None = None  # sessions of this user at a time (None: no own limit)
 
 
 @dataclass(frozen=True, slots=True)

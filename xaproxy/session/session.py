@@ -248,6 +248,23 @@ def _start_session(s: SessionState, response: handshake.HandshakeResponse) -> No
         s.database = response.database
     if len(s.ctx.sessions) >= s.ctx.config.max_connections:
         raise errors.ProxyError(1040, "08004", "Too many connections")
+    account = s.ctx.config.users[s.user]
+    if account.require_tls and s.tls is None:
+        raise errors.ProxyError(
+            1045,
+            "28000",
+            f"Access denied for user '{s.user}'@'{s.peer_host}': this user must connect "
+            "with TLS (require_tls)",
+        )
+    if account.max_connections is not None:
+        mine = sum(1 for other in s.ctx.sessions.values() if other.user == s.user)
+        if mine >= account.max_connections:
+            raise errors.ProxyError(
+                1226,
+                "42000",
+                f"User '{s.user}' has exceeded the 'max_user_connections' resource "
+                f"(current value: {account.max_connections})",
+            )
 
 
 class LoginRefused(Exception):
