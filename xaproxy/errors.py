@@ -25,6 +25,12 @@ class BackendError(ProxyError):
     """An error packet a shard sent back, passed to the client unchanged."""
 
 
+class EndsTransaction(BackendError):
+    """An error the proxy itself raises for a statement after which it rolls the whole
+    transaction back, as MariaDB does after a deadlock: its own 1205s (a possible
+    cross-shard deadlock broken, an AT global lock not granted)."""
+
+
 class ShardUnavailable(ProxyError):
     """A shard could not be reached or the connection to it broke."""
 

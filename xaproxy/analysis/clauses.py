@@ -6,7 +6,7 @@ SHOW's LIKE / FROM / LIMIT / FULL: the session answers these itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot.tokens import Token, TokenType
 
@@ -25,6 +25,8 @@ class Assignment:
     scope: str
     name: str  # lower case ('' for NAMES / CHARACTER SET)
     value: str  # the value's code text, stripped (quotes kept)
+    # the whole assignment's code text, as written (`@@session.x = 1`)
+    text: str = field(default="", compare=False)
 
 
 def _tokens(sql: str) -> tuple[str, list[Token]]:
@@ -76,7 +78,8 @@ def _assignment(code: str, part: list[Token]) -> Assignment | None:
     if words[0] == "NAMES" or words[:2] == ["CHARACTER", "SET"] or words[0] == "CHARSET":
         skip = 2 if words[0] == "CHARACTER" else 1
         value = _text(code, part[skip:])
-        return Assignment("names" if words[0] == "NAMES" else "charset", "", value)
+        kind = "names" if words[0] == "NAMES" else "charset"
+        return Assignment(kind, "", value, _text(code, part))
     scope = ""
     index = 0
     if part[0].token_type == TokenType.PARAMETER:
@@ -92,7 +95,13 @@ def _assignment(code: str, part: list[Token]) -> Assignment | None:
         TokenType.COLON_EQ,
     ):
         return None
-    return Assignment(scope, part[index].text.lower(), _text(code, part[index + 2 :]))
+    value = _text(code, part[index + 2 :])
+    return Assignment(scope, part[index].text.lower(), value, _text(code, part))
+
+
+def reads_user_variables(assignment: Assignment) -> bool:
+    """The value reads a user variable (`@x`, not `@@x`): its text cannot be replayed elsewhere."""
+    return any(t.token_type == TokenType.PARAMETER for t in tokenize(assignment.value))
 
 
 def _text(code: str, tokens: list[Token]) -> str:
@@ -106,6 +115,37 @@ def unquoted(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"`":
         return value[1:-1]
     return value
+
+
+@dataclass(slots=True, frozen=True)
+class SavepointCommand:
+    """`SAVEPOINT x`, `ROLLBACK [WORK] TO [SAVEPOINT] x` or `RELEASE SAVEPOINT x`."""
+
+    action: str  # "SAVEPOINT" | "ROLLBACK" | "RELEASE"
+    name: str  # unquoted, as written (compared without regard to case, as MariaDB does)
+
+
+def savepoint_command(sql: str) -> SavepointCommand | None:
+    """The action and the savepoint name (backticks removed), or None if not exactly that."""
+    _, tokens = _tokens(sql)
+    words = [word(t) for t in tokens]
+    if words[:1] == ["SAVEPOINT"]:
+        action, rest = "SAVEPOINT", tokens[1:]
+    elif words[:2] == ["RELEASE", "SAVEPOINT"]:
+        action, rest = "RELEASE", tokens[2:]
+    elif words[:1] == ["ROLLBACK"]:
+        index = 2 if words[1:2] == ["WORK"] else 1
+        if words[index : index + 1] != ["TO"]:
+            return None
+        index += (
+            2 if words[index + 1 : index + 2] == ["SAVEPOINT"] and len(tokens) > index + 2 else 1
+        )
+        action, rest = "ROLLBACK", tokens[index:]
+    else:
+        return None
+    if len(rest) != 1 or rest[0].token_type in (TokenType.STRING, TokenType.NUMBER):
+        return None
+    return SavepointCommand(action, rest[0].text)
 
 
 def use_target(sql: str) -> str | None:

@@ -32,6 +32,7 @@ ACCOUNT_FUNCTIONS = frozenset({"USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_U
 _SCHEMA_FUNCTIONS = frozenset({"DATABASE", "SCHEMA"})
 
 _HUGE_STATEMENT = 256 * 1024
+_NAMED_LOCK_FUNCTIONS = frozenset({"GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS"})
 
 
 @dataclass(slots=True, frozen=True)
@@ -47,6 +48,7 @@ class Statement:
     is_locking_read: bool = False  # FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE
     multiple: bool = False  # more than one statement (multi-statement text)
     set_statement: str | None = None  # the `SET STATEMENT ... FOR` prefix, when there is one
+    body_start: int = 0  # offset of the statement after that prefix (0 without one)
     template: str | None = None  # code with :pN for each literal (plan cache key)
     values: tuple[object, ...] | None = None  # the literal values, in :pN order
     skeleton: str | None = None  # huge statements: code with long string literals emptied
@@ -124,6 +126,27 @@ class Statement:
         return bool(self.functions & ACCOUNT_FUNCTIONS) or "current_user" in self.names
 
     @property
+    def connection_state(self) -> str | None:
+        """The connection-local state this statement may create or depend on that the
+        proxy does not reproduce on another connection, named; None when there is none.
+
+        A session that runs such a statement is pinned to the connection (ProxySQL's
+        rules: user variables, named locks, temporary tables, LOCK TABLES, PREPARE).
+        """
+        if "@" in self.code and self.user_variables:
+            return "user variables"
+        kind = self.kind
+        if kind is Kind.PREPARE:
+            return "PREPARE"
+        if kind is Kind.LOCK_TABLES:
+            return "LOCK TABLES"
+        if "(" in self.code and self.functions & _NAMED_LOCK_FUNCTIONS:
+            return "GET_LOCK"
+        if kind is Kind.DDL and self.words[1:2] == ("TEMPORARY",):
+            return "temporary table"
+        return None
+
+    @property
     def is_read(self) -> bool:
         return self.kind in (Kind.SELECT, Kind.SHOW, Kind.EXPLAIN, Kind.DO) and not (
             self.is_locking_read
@@ -188,11 +211,12 @@ def _build(text: str, lexed, tokens: list[Token]) -> Statement:
         kind = Kind.COMMENT if lexed.has_comment and not has_semicolon else Kind.EMPTY
         return Statement(kind, text, lexed.effective, code, "", error=error)
     set_statement = None
-    start = 0
+    start = body_start = 0
     if words[0] == "SET" and len(words) > 1 and words[1] == "STATEMENT":
         start = classify.set_statement_end(words)
         if start is not None:
             set_statement = code[first[0].start : first[start - 1].end + 1].strip()
+            body_start = first[start].start
         else:
             start = 0
     kind = classify.kind_of(words[start:])
@@ -213,6 +237,7 @@ def _build(text: str, lexed, tokens: list[Token]) -> Statement:
         is_locking_read=classify.is_locking_read(words[start:], kind),
         multiple=multiple,
         set_statement=set_statement,
+        body_start=body_start,
         template=template,
         values=values,
         skeleton=skeleton,

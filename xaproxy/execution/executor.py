@@ -12,6 +12,8 @@ sends text, relays or collects results, and keeps the session's result state.
 
 from __future__ import annotations
 
+import logging
+
 from .. import errors
 from ..protocol import wire
 from ..protocol.binary import make_row_converter
@@ -22,7 +24,10 @@ from .cursor import Client, Cursor
 from .forward import ResultSummary, forward_result
 from .scatter import WriteSummary, scatter_read, scatter_write, summarize_writes
 
+log = logging.getLogger(__name__)
+
 _MORE = int(Status.MORE_RESULTS_EXISTS)
+_IN_TRANS = int(Status.IN_TRANS)
 _NO_BACKSLASH_ESCAPES = int(Status.NO_BACKSLASH_ESCAPES)
 
 
@@ -77,9 +82,9 @@ async def run(
             await capture_warnings(client, backend)
         if summary.error is not None:
             client.note_error(summary.error)
-            await cursor.after_error(summary.error)
+            await cursor.after_error(summary.error, backend)
     except errors.BackendError as exc:
-        await cursor.after_error(exc)
+        await cursor.after_error(exc, backend)
         raise
     except errors.ShardUnavailable:
         backend.usable = False
@@ -172,26 +177,33 @@ async def run_merged(
     client: Client, cursor: Cursor, sql: str, route: Plan, *, more: bool, binary: bool
 ) -> None:
     """A SELECT every target runs, merged into one answer (a locking read in the transaction)."""
+    implicit = client.txn is None and client.autocommit and route.write
     if client.txn is None and (not client.autocommit or route.write):
-        cursor.start(implicit=client.autocommit)
+        cursor.start(implicit=implicit)
     backends: list[tuple[str, Backend]] = []
     borrowed: list[Backend] = []
+    guard = None
     try:
         await _connect_all(cursor, route, backends, borrowed)
+        guard = await cursor.guard_statement(backends, False)
+        status = client.status()
         warnings = await scatter_read(
             backends,
             route,
             sql,
             client.out,
-            session_status=client.status(),
+            # an autocommit locking read is its own transaction, ended before the reply
+            session_status=status & ~_IN_TRANS if implicit else status,
             more_follows=more,
             client_deprecate_eof=client.deprecate_eof,
             binary=binary,
         )
         client.warnings = [] if not warnings else client.warnings
+        if implicit:
+            await _end_locking_read(cursor)
     except BaseException as exc:
-        # a failed locking read may hold some shards' locks: its transaction ends
-        await _after_scatter_failure(client, cursor, backends, exc, undo=route.write)
+        # a failed locking read may hold some shards' locks: an implicit transaction ends
+        await _after_scatter_failure(client, cursor, backends, exc, guard)
         raise
     finally:
         for backend in borrowed:
@@ -207,15 +219,17 @@ async def run_scattered_write(
         cursor.start(implicit=implicit)
     backends: list[tuple[str, Backend]] = []
     borrowed: list[Backend] = []
+    guard = None
     try:
         await _connect_all(cursor, route, backends, borrowed)
+        guard = await cursor.guard_statement(backends, True)
         if cursor.at_mode():
             results = await cursor.at_scatter_write(backends, route, sql)
             summary = summarize_writes(results, route.root)
         else:
             summary = await scatter_write(backends, route, sql)
     except BaseException as exc:
-        await _after_scatter_failure(client, cursor, backends, exc, undo=True)
+        await _after_scatter_failure(client, cursor, backends, exc, guard)
         raise
     finally:
         for backend in borrowed:
@@ -228,8 +242,7 @@ async def _after_scatter_failure(
     cursor: Cursor,
     backends: list[tuple[str, Backend]],
     exc: BaseException,
-    *,
-    undo: bool,
+    guard: object,
 ) -> None:
     """What a failed fan-out leaves: lost shards' connections dropped, partial writes undone."""
     if isinstance(exc, errors.ShardUnavailable):
@@ -239,12 +252,23 @@ async def _after_scatter_failure(
         if client.txn is not None:
             await cursor.end(commit=False, reason="shard_lost")
     elif isinstance(exc, errors.BackendError):
-        if client.txn is not None and undo:
+        if client.txn is not None:
             # part of the statement may have applied on other shards: undo all of it
-            await cursor.end(commit=False, reason="statement_failed")
+            # (the statement alone, or the transaction where MariaDB would end it)
+            await cursor.statement_failed(guard, exc, [b for _, b in backends])
     else:
         for _, backend in backends:
             backend.usable = False  # a result stream was cut: the connections are desynced
+
+
+async def _end_locking_read(cursor: Cursor) -> None:
+    """Commits the implicit transaction of an autocommit SELECT ... FOR UPDATE over several
+    shards (its locks released before the client reads on); its rows are already queued,
+    so a failure here is logged, not answered."""
+    try:
+        await cursor.end(commit=True)
+    except errors.ProxyError as exc:
+        log.warning("ending an autocommit locking read failed: %s", exc)
 
 
 async def _answer_write(

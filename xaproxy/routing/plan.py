@@ -405,6 +405,9 @@ class Plan:
     sql: str
     root: Primitive
     static: bool = False
+    # `SET STATEMENT ... FOR `: the plan is the inner statement's (`sql`), each shard's
+    # text gets this prefix; the one-shard case sends the client's text as it is
+    prefix: str = ""
 
     def describe(self) -> str:
         """The plan as an indented tree, one primitive or merge step a line."""
@@ -434,6 +437,8 @@ class Plan:
 
     def sql_for(self, shard: str, original: str | None = None) -> str:
         """The text `shard` is sent for this plan (`original`: the client's text)."""
+        if self.prefix:
+            return self.prefix + self.root.text_for(shard, self.sql)
         return self.root.text_for(shard, self.sql if original is None else original)
 
 

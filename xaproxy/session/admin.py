@@ -80,11 +80,22 @@ async def run_admin_command(session: Session, sql: str) -> tuple[Columns, list[l
     if words == "XAPROXY SHOW SESSIONS":
         now = time.monotonic()
         rows = [
-            [s.id, s.user, s.peer_host, s.database, int(now - s.started), int(s.txn is not None)]
+            [
+                s.id,
+                s.user,
+                s.peer_host,
+                s.database,
+                int(now - s.started),
+                int(s.txn is not None),
+                ",".join(sorted(s.pinned)),
+                ", ".join(s.pin_causes),
+            ]
             for s in ctx.sessions.values()
         ]
         return _table(
-            ["id", "user", "host", "db", "age_s", "in_transaction"], [0, "", "", "", 0, 0], rows
+            ["id", "user", "host", "db", "age_s", "in_transaction", "pinned_to", "pinned_for"],
+            [0, "", "", "", 0, 0, "", ""],
+            rows,
         )
     if words == "XAPROXY SHOW TRANSACTIONS":
         return await _transactions(session)

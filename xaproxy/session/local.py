@@ -13,12 +13,13 @@ import time
 from sqlglot import exp
 
 from .. import errors
-from ..analysis import Kind, analyze
+from ..analysis import Kind, Statement, analyze
 from ..analysis.clauses import (
     Assignment,
     database_target,
     is_set_transaction,
     kill_target,
+    reads_user_variables,
     set_assignments,
     show_options,
     unquoted,
@@ -40,6 +41,7 @@ from ..shards.cancel import cancel_session_queries
 from . import reply
 from .admin import run_admin_command
 from .charsets import UNREADABLE_CLIENT_CHARSETS, refuse_client_charset
+from .connection_state import USER_VARIABLES, place_user_variables
 from .state import SessionState
 
 log = logging.getLogger(__name__)
@@ -49,24 +51,53 @@ _SESSION_SCOPES = ("", "session", "local")
 
 
 async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> None:
+    statement = analyze(sql)
+    if statement.set_statement is not None:
+        raise errors.not_supported("SET STATEMENT ... FOR SET", "run the SET on its own")
     assignments = set_assignments(sql)
-    only = assignments[0] if len(assignments) == 1 else None
-    if only is not None and only.name == "autocommit" and only.scope in _SESSION_SCOPES:
-        written = unquoted(only.value)
-        value = _TRUE_WORDS.get(written.lower())
-        if value is None:
-            raise errors.ProxyError(
-                1231,
-                "42000",
-                f"Variable 'autocommit' can't be set to the value of '{written}'",
+    ours = [a for a in assignments if a.name == "autocommit" and a.scope in _SESSION_SCOPES]
+    if ours:
+        # autocommit is the session's; the other variables of the same SET (a JDBC
+        # driver's connect) are set as any SET, before autocommit changes
+        value = [_autocommit_value(a) for a in ours][-1]
+        others = [a for a in assignments if a not in ours]
+        warnings = 0
+        if others:
+            warnings = await _other_settings(
+                s, "SET " + ", ".join(a.text for a in others), others, statement
             )
-        if value and not s.autocommit:
-            await s.shards.check_timeout()  # it would commit: report a timeout
-        if value and not s.autocommit and s.txn is not None:
-            await s.shards.end(commit=True)
-        s.autocommit = value
-        reply.ok(s, more)
+        await _set_autocommit(s, value)
+        reply.ok(s, more, warnings=warnings)
         return
+    warnings = await _other_settings(s, sql, assignments, statement)
+    reply.ok(s, more, warnings=warnings)
+
+
+def _autocommit_value(assignment: Assignment) -> bool:
+    written = unquoted(assignment.value)
+    value = _TRUE_WORDS.get(written.lower())
+    if value is None:
+        raise errors.ProxyError(
+            1231, "42000", f"Variable 'autocommit' can't be set to the value of '{written}'"
+        )
+    return value
+
+
+async def _set_autocommit(s: SessionState, value: bool) -> None:
+    if value and not s.autocommit:
+        await s.shards.check_timeout()  # it would commit: report a timeout
+    if value and not s.autocommit and s.txn is not None:
+        await s.shards.end(commit=True)
+    if value:
+        s.pending_savepoints = []  # autocommit on commits: savepoints are gone
+    s.autocommit = value
+
+
+async def _other_settings(
+    s: SessionState, sql: str, assignments: list[Assignment], statement: Statement
+) -> int:
+    """Every SET but autocommit's; returns its warning count."""
+    only = assignments[0] if len(assignments) == 1 else None
     mode = (
         unquoted(only.value).lower()
         if only is not None
@@ -83,13 +114,7 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
                 "set xaproxy_transaction_mode before BEGIN",
             )
         s.txn_mode = mode
-        reply.ok(s, more)
-        return
-    if len(assignments) > 1 and any(a.name == "autocommit" for a in assignments):
-        raise errors.not_supported(
-            "SET of autocommit together with other variables",
-            "set autocommit in a statement of its own",
-        )
+        return 0
     if any(a.scope in ("global", "persist") for a in assignments):
         raise errors.ProxyError(
             1227,
@@ -100,12 +125,13 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
         s.charset_setting = None
         s.client_charset = "utf8mb4"
         rebuild_settings(s, list(plain_settings(s)))
-        reply.ok(s, more)
-        return
+        return 0
     if is_set_transaction(sql):
         s.next_txn_characteristics = sql.strip().rstrip(";")
-        reply.ok(s, more)
-        return
+        return 0
+    _refuse_placed_tables(s, statement)
+    if "@" in statement.code and statement.user_variables:
+        return await _set_with_user_variables(s, sql, assignments, statement)
     # Everything else: let a shard validate it, then remember it for replay.
     shard = s.ctx.planner.default_shard(s.database)
     backend, borrowed = await s.shards.connection_outside_writes(shard)
@@ -122,18 +148,80 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
                 backend.usable = False  # it now reads statements in that set: not reused
                 raise refuse_client_charset(charset)
             s.client_charset = charset
-        key = sql.strip().rstrip(";")
-        settings = [x for x in plain_settings(s) if x != key]
-        if assignments and assignments[0].scope in ("names", "charset"):
-            s.charset_setting = key
-        else:
-            settings.append(key)
-        rebuild_settings(s, settings)
+        _remember(s, sql.strip().rstrip(";"), assignments)
         backend.settings = s.settings
     finally:
         if borrowed:
             s.shards.release(backend)
-    reply.ok(s, more, warnings=ok.warnings)
+    return ok.warnings
+
+
+def _remember(s: SessionState, key: str, assignments: list[Assignment]) -> None:
+    """Records a SET of session variables for replay on the session's other connections."""
+    settings = [x for x in plain_settings(s) if x != key]
+    if assignments and assignments[0].scope in ("names", "charset"):
+        s.charset_setting = key
+    else:
+        settings.append(key)
+    rebuild_settings(s, settings)
+
+
+def _refuse_placed_tables(s: SessionState, statement: Statement) -> None:
+    """A SET that reads a sharded or broadcast table (a subquery) would read one shard."""
+    schema = s.ctx.config.schema(s.database) if s.database else None
+    if schema is None or not statement.tables:
+        return
+    for table in schema.tables.values():
+        if (table.sharded or table.broadcast) and table.name.lower() in statement.names:
+            raise errors.not_supported(
+                f"SET with a subquery on sharded or broadcast table '{schema.name}.{table.name}'",
+                "use SELECT ... INTO @variable, which the proxy routes",
+            )
+
+
+async def _set_with_user_variables(
+    s: SessionState, sql: str, assignments: list[Assignment], statement: Statement
+) -> int:
+    """A SET that assigns or reads user variables runs on the connection they live on,
+    which the session is pinned to; the session variables it sets are recorded as
+    their resulting values (a value read from a user variable cannot be replayed)."""
+    if any(_sets_client_charset(a) for a in assignments):
+        raise errors.not_supported(
+            "a SET of the client character set together with user variables",
+            "set the character set in a statement of its own",
+        )
+    default = s.ctx.planner.default_shard(s.database)
+    route = place_user_variables(s, statement, on_shard(default, "user variables"))
+    shard = route.shards[0]
+    backend = await s.shards.pinned_connection(shard, USER_VARIABLES)
+    ok = await backend.execute_ok(sql)
+    s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
+    for assignment in assignments:
+        if assignment.scope == "user":
+            continue
+        if assignment.scope in ("names", "charset"):
+            if reads_user_variables(assignment):
+                raise errors.not_supported(  # cannot happen in valid SQL; never replay it
+                    "SET NAMES from a user variable", "name the character set"
+                )
+            _remember(s, f"SET {assignment.text}", [assignment])
+        elif reads_user_variables(assignment):
+            rows = await backend.query_rows(f"SELECT @@session.`{assignment.name}`")
+            _remember(s, f"SET @@session.`{assignment.name}` = {_literal(rows[0][0])}", [])
+        else:
+            _remember(s, f"SET {assignment.text}", [assignment])
+    backend.settings = s.settings
+    return ok.warnings
+
+
+def _literal(value: bytes | None) -> str:
+    """A variable's value, read back as text, as the literal that sets it again."""
+    if value is None:
+        return "NULL"
+    text = value.decode("utf-8", "surrogateescape")
+    if text.lstrip("-").replace(".", "", 1).isdigit():
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _sets_client_charset(assignment: Assignment) -> bool:

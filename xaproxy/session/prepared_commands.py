@@ -13,12 +13,11 @@ from .. import errors
 from ..analysis import Kind, analyze
 from ..analysis.spans import placeholder_offsets
 from ..authz import authorize
-from ..execution import executor
 from ..protocol import wire
 from ..protocol.binary import decode_params, parse_execute
 from ..protocol.constants import Command
 from ..protocol.resultset import parse_prepare_ok, write_prepare_ok
-from . import local, reply, statements
+from . import connection_state, local, reply, statements
 from .prepared import PreparedStatement
 from .state import SessionState
 
@@ -178,7 +177,9 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
         route = s.ctx.planner.route(template, sql, s.database, values if count else None)
     if statements.is_routed(kind) and route is not None:
         try:
-            await executor.run(s, s.shards, sql, route, more=False, binary=True)
+            await connection_state.run_routed(
+                s, sql, analyze(statement.sql), route, more=False, binary=True
+            )
         finally:
             if kind is Kind.DDL and statements.changes_definitions(s, kind, analyze(sql)):
                 await s.ctx.reload_metadata()

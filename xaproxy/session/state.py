@@ -50,6 +50,15 @@ class SessionState:
     timed_out: bool = False
     txn: Transaction | None = None
     pinned: dict[str, Backend] = field(default_factory=dict)
+    # why the session is pinned ("user variables", "LOCK TABLES"...), in order of first cause
+    pin_causes: list[str] = field(default_factory=list)
+    # set around one statement that creates state only its connection can hold: the
+    # connection it runs on is pinned with this cause (transactions/access.py)
+    pin_request: str | None = None
+    # SAVEPOINTs set with autocommit off before the transaction's first statement
+    pending_savepoints: list[str] = field(default_factory=list)
+    # user variable (lower case) -> the shard whose pinned connection holds it
+    variable_homes: dict[str, str] = field(default_factory=dict)
     settings: tuple[str, ...] = ()
     charset_setting: str | None = None
     # character_set_client as the shard reports it: parameters inlined into text are
@@ -78,6 +87,10 @@ class SessionState:
         self.timed_out = False
         self.txn = None
         self.pinned = {}
+        self.pin_causes = []
+        self.pin_request = None
+        self.pending_savepoints = []
+        self.variable_homes = {}
         self.settings = ()
         self.charset_setting = None
         self.client_charset = "utf8mb4"

@@ -10,11 +10,10 @@ from __future__ import annotations
 from .. import errors
 from ..analysis import Kind, Statement, analyze, split_statements
 from ..authz import authorize
-from ..execution import executor
 from ..protocol.constants import Capability
 from ..routing.plan import Plan
 from ..routing.planner import ANSWERED_LOCALLY
-from . import local, transaction_control
+from . import connection_state, local, transaction_control
 from .state import SessionState
 
 _MULTI_STATEMENTS = int(Capability.MULTI_STATEMENTS)
@@ -61,17 +60,20 @@ async def execute_text(
             return
     handler = _HANDLERS.get(kind)
     if handler is not None:
+        if kind is not Kind.SET and (statement or analyze(sql)).set_statement is not None:
+            raise errors.not_supported(
+                f"SET STATEMENT ... FOR {kind.value.upper()}", "run the statement without it"
+            )
         await handler(s, sql, more, binary)
         if kind is Kind.DROP_DATABASE:
             await s.ctx.reload_metadata()
         return
-    if route is None:
-        route = s.ctx.route(sql, s.database)
-    if kind is not Kind.DDL or not changes_definitions(s, kind, statement or analyze(sql)):
-        await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+    statement = statement or analyze(sql)
+    if kind is not Kind.DDL or not changes_definitions(s, kind, statement):
+        await connection_state.run_routed(s, sql, statement, route, more=more, binary=binary)
         return
     try:
-        await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+        await connection_state.run_routed(s, sql, statement, route, more=more, binary=binary)
     finally:
         # also after a failure: DDL on several shards may have applied on some of them
         await s.ctx.reload_metadata()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..analysis import analyze
+from ..analysis.clauses import savepoint_command
 from ..transactions import statements as tsql
 from . import reply
 from .state import SessionState
@@ -19,6 +20,7 @@ async def begin(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     await s.shards.check_timeout()
     if s.txn is not None:
         await s.shards.end(commit=True)
+    s.pending_savepoints = []  # BEGIN commits: savepoints set with autocommit off are gone
     statement = analyze(sql)
     body = " ".join(statement.code.split()).rstrip(";").rstrip()  # comments are blanked
     s.shards.start(implicit=False, begin_sql=body if statement.verb == "START" else tsql.START)
@@ -51,24 +53,17 @@ async def expire_transaction(s: SessionState) -> bool:
 
 
 async def savepoint(s: SessionState, sql: str, more: bool, binary: bool) -> None:
-    txn = s.txn
-    words = sql.split()
-    verb = words[0].upper()
-    name = words[-1].rstrip(";")
-    if txn is None:
-        if verb == "SAVEPOINT":
-            reply.ok(s, more)  # MySQL accepts it outside a transaction and forgets it at once
-            return
-        raise errors.ProxyError(1305, "42000", f"SAVEPOINT {name} does not exist")
-    if verb != "SAVEPOINT" and name.lower() not in (n.lower() for n in txn.savepoints):
-        raise errors.ProxyError(1305, "42000", f"SAVEPOINT {name} does not exist")
-    await s.shards.on_branches(sql)
-    lowered = [n.lower() for n in txn.savepoints]
-    if verb == "SAVEPOINT":
-        if name.lower() in lowered:
-            del txn.savepoints[lowered.index(name.lower())]
-        txn.savepoints.append(name)
-    else:
-        keep = lowered.index(name.lower()) + (1 if verb == "ROLLBACK" else 0)
-        del txn.savepoints[keep:]
+    """SAVEPOINT, ROLLBACK TO and RELEASE SAVEPOINT however the transaction started
+    (BEGIN, autocommit off, an implicit one), names quoted or bare alike."""
+    command = savepoint_command(sql)
+    if command is None:
+        raise errors.parse_error(
+            "expected SAVEPOINT name, ROLLBACK [WORK] TO [SAVEPOINT] name or RELEASE SAVEPOINT name"
+        )
+    if command.name.lower() == tsql.STATEMENT_SAVEPOINT:
+        raise errors.not_supported(
+            f"the savepoint name {command.name}", "it is the proxy's own: choose another name"
+        )
+    await s.shards.check_timeout()
+    await s.shards.savepoint(command.action, command.name)
     reply.ok(s, more)

@@ -9,7 +9,9 @@ marked as written here, and the transaction is started and ended here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlglot import exp
@@ -26,6 +28,18 @@ from . import statements as tsql
 from .coordinator import Coordinator, Transaction
 from .lockwait import bounded_lock_wait
 
+log = logging.getLogger(__name__)
+
+# Errors after which MariaDB has rolled back the whole transaction on that server (a
+# deadlock; an XA branch rolled back); a lock wait timeout too when the shard runs with
+# innodb_rollback_on_timeout=ON (asked on the shard when it happens).
+_ENDS_TRANSACTION = frozenset({1213, 1614, 1402})
+_LOCK_WAIT_TIMEOUT = 1205
+_WHOLE_TRANSACTION_ROLLED_BACK = (
+    " (xaproxy: the whole transaction was rolled back on every shard, as MariaDB does "
+    "after this error; the session is no longer in a transaction: start it again)"
+)
+
 
 class SessionFacts(Protocol):
     """The session state the transaction layer reads and keeps (session/state.py)."""
@@ -41,6 +55,36 @@ class SessionFacts(Protocol):
     last_insert_id: int
     warnings: list[tuple[str, int, str]]
     found_rows: bool
+    pending_savepoints: list[str]
+    pin_request: str | None
+    pin_causes: list[str]
+
+
+@dataclass(slots=True)
+class StatementGuard:
+    """What undoes a failed multi-shard statement inside a transaction: the proxy's
+    savepoint on each shard it runs on (`savepoint`) and, for AT mode, how many images
+    each branch had before it."""
+
+    shards: list[str]
+    savepoint: bool
+    marks: dict[str, int] = field(default_factory=dict)
+
+
+def apply_savepoint(names: list[str], action: str, name: str) -> None:
+    """SAVEPOINT / ROLLBACK TO / RELEASE on a list of savepoint names, as MariaDB keeps them:
+    names compare without case; setting an existing name moves it last; ROLLBACK TO keeps
+    the savepoint and drops the later ones; RELEASE drops it and the later ones."""
+    lowered = [n.lower() for n in names]
+    key = name.lower()
+    if action == "SAVEPOINT":
+        if key in lowered:
+            del names[lowered.index(key)]
+        names.append(name)
+        return
+    if key not in lowered:
+        raise errors.ProxyError(1305, "42000", f"SAVEPOINT {name} does not exist")
+    del names[lowered.index(key) + (1 if action == "ROLLBACK" else 0) :]
 
 
 class ShardAccess:
@@ -80,8 +124,8 @@ class ShardAccess:
             if branch is not None:
                 if route.write:
                     branch.wrote = True
-                if route.pins_session:  # e.g. PREPARE in a transaction: keep it after COMMIT
-                    state.pinned.setdefault(shard, branch.backend)
+                if self._pins(route):  # e.g. PREPARE in a transaction: keep it after COMMIT
+                    self._pin(shard, branch.backend, route)
                 if state.database and branch.backend.database != state.database:
                     # USE inside the transaction: the branch must read the new database
                     await branch.backend.init_db(state.database)
@@ -96,11 +140,25 @@ class ShardAccess:
         if txn is not None:
             return backend, False, await self._join(txn, shard, backend, route, pinned, defer_join)
         if pinned is not None:
+            if self._pins(route):
+                self._pin(shard, pinned, route)
             return pinned, False, None
-        if route.pins_session:
-            state.pinned[shard] = backend
+        if self._pins(route):
+            self._pin(shard, backend, route)
             return backend, False, None
         return backend, True, None
+
+    def _pins(self, route: Any) -> bool:
+        return route.pins_session or self.state.pin_request is not None
+
+    def _pin(self, shard: str, backend: Backend, route: Any = None, cause: str = "") -> None:
+        """Keeps `backend` for the rest of the session: it holds state no other connection
+        has (user variables, a temporary table, a named lock...); noted with its cause."""
+        state = self.state
+        state.pinned.setdefault(shard, backend)
+        cause = cause or state.pin_request or "temporary table or named lock"
+        if cause not in state.pin_causes:
+            state.pin_causes.append(cause)
 
     async def _join(
         self,
@@ -124,8 +182,8 @@ class ShardAccess:
                 self.pools.release(backend)
             raise
         branch.wrote = route.write
-        if route.pins_session:
-            self.state.pinned.setdefault(shard, backend)
+        if self._pins(route):
+            self._pin(shard, backend, route)
         return opening
 
     async def _borrow(self, shard: str, urgent: bool) -> Backend:
@@ -146,6 +204,22 @@ class ShardAccess:
         if shard in state.pinned:
             return state.pinned[shard], False
         return await self._borrow(shard, False), True
+
+    async def pinned_connection(self, shard: str, cause: str) -> Backend:
+        """The connection on `shard` the session keeps from now on (for `cause`), for a
+        statement that joins no branch (a SET of user variables)."""
+        state = self.state
+        txn = state.txn
+        if txn is not None and shard in txn.branches:
+            backend = txn.branches[shard].backend
+        elif shard in state.pinned:
+            backend = state.pinned[shard]
+            await self.sync(backend)
+        else:
+            urgent = bool(state.pinned) or (txn is not None and bool(txn.branches))
+            backend = await self._borrow(shard, urgent)
+        self._pin(shard, backend, cause=cause)
+        return backend
 
     async def autocommit_connection(self, shard: str, holding: bool) -> Backend:
         """A pooled connection outside the transaction (DDL commits on its own)."""
@@ -173,6 +247,10 @@ class ShardAccess:
         if have != wanted:
             if have == wanted[: len(have)]:
                 todo = wanted[len(have) :]
+            elif state.pinned.get(backend.shard) is backend:
+                # a reset would drop what the session is pinned for: the settings in
+                # order on top give the same final values
+                todo = wanted
             else:
                 await backend.reset()
                 backend.database = None
@@ -222,12 +300,16 @@ class ShardAccess:
             state.next_txn_characteristics, begin_sql, implicit=implicit, mode=state.txn_mode
         )
         state.next_txn_characteristics = None
+        if not implicit:
+            # savepoints set with autocommit off before the transaction's first statement
+            state.txn.savepoints, state.pending_savepoints = state.pending_savepoints, []
         return state.txn
 
     async def end(self, commit: bool, reason: str = "client") -> list[str]:
         """Commits or rolls back on every branch; returns warnings for the client."""
         state = self.state
         txn, state.txn = state.txn, None
+        state.pending_savepoints = []
         if txn is None:
             return []
         coordinator = self.coordinator
@@ -267,17 +349,104 @@ class ShardAccess:
             txn is not None and time.monotonic() - txn.started > self.config.transactions.timeout_s
         )
 
-    async def on_branches(self, sql: str) -> None:
-        """A client's SAVEPOINT / ROLLBACK TO / RELEASE SAVEPOINT, on every branch."""
-        txn = self.state.txn
-        if txn is not None:
-            for branch in txn.branches.values():
-                await branch.backend.execute_ok(sql)
+    async def savepoint(self, action: str, name: str) -> None:
+        """A client's SAVEPOINT / ROLLBACK TO / RELEASE SAVEPOINT (action SAVEPOINT,
+        ROLLBACK or RELEASE), on every branch, with MariaDB's answers (1305)."""
+        state = self.state
+        txn = state.txn
+        if txn is None:
+            if not state.autocommit:
+                # MariaDB keeps it for the transaction the next statement starts
+                apply_savepoint(state.pending_savepoints, action, name)
+            elif action != "SAVEPOINT":  # with autocommit on MariaDB forgets it at once
+                raise errors.ProxyError(1305, "42000", f"SAVEPOINT {name} does not exist")
+            return
+        names = list(txn.savepoints)
+        apply_savepoint(names, action, name)  # 1305 before anything is sent
+        text = {"SAVEPOINT": tsql.savepoint, "ROLLBACK": tsql.rollback_to}.get(
+            action, tsql.release
+        )(name)
+        await _on_each([b.backend for b in txn.branches.values()], text)
+        txn.savepoints = names
+        key = name.lower()
+        if action == "SAVEPOINT":
+            txn.image_marks[key] = {s: len(b.images) for s, b in txn.branches.items()}
+        elif action == "ROLLBACK":
+            marks = txn.image_marks.get(key, {})
+            for shard, branch in txn.branches.items():
+                del branch.images[marks.get(shard, 0) :]
 
-    async def after_error(self, exc: errors.ProxyError) -> None:
-        """A deadlock or lock wait timeout ends the whole transaction, as in MySQL."""
-        if self.state.txn is not None and exc.code in (1213, 1205, 1614, 1402):
-            await self.end(commit=False, reason="deadlock_or_timeout")
+    async def guard_statement(
+        self, backends: list[tuple[str, Backend]], writes: bool
+    ) -> StatementGuard | None:
+        """Before a multi-shard statement inside a transaction: the proxy's savepoint on
+        each of its shards, so that a failure on one undoes it on all and the transaction
+        goes on, as MariaDB's statement atomicity has it. None outside a transaction (an
+        implicit transaction is the statement itself: it is rolled back whole)."""
+        txn = self.state.txn
+        if txn is None or txn.implicit:
+            return None
+        shards = [shard for shard, _ in backends]
+        guard = StatementGuard(shards, writes)
+        if writes:
+            guard.marks = {s: len(txn.branches[s].images) for s in shards if s in txn.branches}
+            await _on_each([b for _, b in backends], tsql.savepoint(tsql.STATEMENT_SAVEPOINT))
+        return guard
+
+    async def statement_failed(
+        self, guard: StatementGuard | None, exc: errors.ProxyError, backends: list[Backend]
+    ) -> None:
+        """A multi-shard statement failed: undone on every shard it ran on (the transaction
+        goes on), or the whole transaction rolled back where MariaDB would do that too
+        (and the client's error says so)."""
+        txn = self.state.txn
+        if txn is None:
+            return
+        if txn.implicit:  # the statement was the transaction
+            await self.end(commit=False, reason="statement_failed")
+            return
+        if await self._ends_transaction(exc, backends):
+            await self._end_after(exc)
+            return
+        if guard is None or not guard.savepoint:
+            return  # it failed before it ran, or a read: nothing to undo
+        try:
+            await _on_each(backends, tsql.rollback_to(tsql.STATEMENT_SAVEPOINT))
+        except errors.ProxyError as undo_failure:
+            log.warning("could not undo a failed statement on every shard: %s", undo_failure)
+            await self._end_after(exc)
+            return
+        for shard in guard.shards:
+            branch = txn.branches.get(shard)
+            if branch is not None:
+                del branch.images[guard.marks.get(shard, 0) :]
+
+    async def _ends_transaction(self, exc: errors.ProxyError, backends: list[Backend]) -> bool:
+        if exc.code in _ENDS_TRANSACTION or isinstance(exc, errors.EndsTransaction):
+            return True
+        if exc.code != _LOCK_WAIT_TIMEOUT or not isinstance(exc, errors.BackendError):
+            return False
+        for backend in backends:  # a shard's own lock wait timeout: as that shard is set up
+            try:
+                rows = await backend.query_rows("SELECT @@innodb_rollback_on_timeout")
+            except errors.ProxyError:
+                return True
+            if rows and rows[0][0] not in (b"0", None):
+                return True
+        return False
+
+    async def _end_after(self, exc: errors.ProxyError) -> None:
+        await self.end(commit=False, reason="deadlock_or_timeout")
+        exc.message += _WHOLE_TRANSACTION_ROLLED_BACK
+        exc.args = (exc.message,)
+
+    async def after_error(self, exc: errors.ProxyError, backend: Backend | None = None) -> None:
+        """After a single-shard statement failed in a transaction: the shard undid the
+        statement itself; the proxy ends the whole transaction only where MariaDB did."""
+        if self.state.txn is not None and await self._ends_transaction(
+            exc, [backend] if backend is not None else []
+        ):
+            await self._end_after(exc)
 
     async def after_shard_loss(self, lost: Backend) -> None:
         state = self.state
@@ -297,9 +466,24 @@ class ShardAccess:
                 await asyncio.shield(self.end(commit=False, reason="disconnect"))
             except (Exception, asyncio.CancelledError):
                 pass
-        for backend in state.pinned.values():
-            self.pools.discard(backend)
+        pinned = list(state.pinned.values())
         state.pinned.clear()
+        state.pin_causes.clear()
+        for backend in pinned:
+            await self._reset_for_reuse(backend)
+
+    async def _reset_for_reuse(self, backend: Backend) -> None:
+        """A connection that carried a session's own state goes back to the pool only
+        after COM_RESET_CONNECTION (user variables, temporary tables, locks all gone)."""
+        try:
+            if backend.broken:
+                raise errors.shard_lost(backend.shard, "broken")
+            await asyncio.shield(backend.reset())
+            backend.database = None
+        except (Exception, asyncio.CancelledError):
+            self.pools.discard(backend)
+            return
+        self.pools.release(backend)
 
     # --- AT mode ------------------------------------------------------------------
 
@@ -361,3 +545,11 @@ class ShardAccess:
             if isinstance(result, BaseException):
                 raise result
         return results
+
+
+async def _on_each(backends: list[Backend], sql: str) -> None:
+    """`sql` on every connection at once; the first failure raised after all answered."""
+    results = await asyncio.gather(*(b.execute_ok(sql) for b in backends), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -439,8 +439,8 @@ async def _wait_until_free(
 
 
 def _lock_timeout(holder: str) -> errors.ProxyError:
-    # A BackendError, as the shard's own 1205 would be: the session ends the transaction.
-    return errors.BackendError(
+    # A BackendError, as the shard's own 1205 would be; the session ends the transaction.
+    return errors.EndsTransaction(
         1205,
         "HY000",
         f"Lock wait timeout exceeded; try restarting transaction (xaproxy AT global lock {holder})",

@@ -53,6 +53,8 @@ class Transaction:
     mode: str = "xa"  # "xa" | "at"
     branches: dict[str, Branch] = field(default_factory=dict)
     savepoints: list[str] = field(default_factory=list)
+    # AT mode: per savepoint (lower case), how many images each branch had when it was set
+    image_marks: dict[str, dict[str, int]] = field(default_factory=dict)
     gid: GlobalId | None = None
     started: float = field(default_factory=time.monotonic)
     started_wall: float = field(default_factory=time.time)

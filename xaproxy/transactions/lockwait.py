@@ -43,7 +43,7 @@ async def bounded_lock_wait(pools: Pools, backend: Backend, limit_s: float) -> A
         yield
     except errors.BackendError as exc:
         if exc.code == _ER_QUERY_INTERRUPTED and killed.is_set():
-            raise errors.BackendError(
+            raise errors.EndsTransaction(
                 1205,
                 "HY000",
                 "Lock wait timeout exceeded; try restarting transaction (xaproxy: waited "

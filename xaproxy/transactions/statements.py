@@ -53,5 +53,25 @@ def xa_commit_one_phase(xid: str) -> str:
     return join(xa_end(xid), f"{xa_commit(xid)} ONE PHASE")
 
 
+def quoted(name: str) -> str:
+    """A savepoint name as an identifier (MariaDB compares savepoint names without case)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def savepoint(name: str) -> str:
-    return f"SAVEPOINT {name}"
+    return f"SAVEPOINT {quoted(name)}"
+
+
+def rollback_to(name: str) -> str:
+    return f"ROLLBACK TO SAVEPOINT {quoted(name)}"
+
+
+def release(name: str) -> str:
+    return f"RELEASE SAVEPOINT {quoted(name)}"
+
+
+# The savepoint the proxy sets before each multi-shard statement inside a transaction,
+# rolled back to when the statement fails on some shard: the failed statement is undone
+# on every shard and the transaction goes on, as MariaDB does for one server. A client's
+# own savepoints cannot take this name (the proxy refuses it).
+STATEMENT_SAVEPOINT = "xaproxy_statement"

@@ -1,0 +1,109 @@
+"""A routed statement and the connection-local state it creates: pins, user variables,
+`SET STATEMENT ... FOR`.
+
+State the proxy cannot reproduce on another connection (user variables, temporary
+tables, named locks, LOCK TABLES, SQL-level PREPARE; Statement.connection_state)
+pins the session to the connection it was created on, for the rest of the session;
+at the end such a connection is reset (COM_RESET_CONNECTION) before it goes back to
+the pool (transactions/access.py). A user variable lives on one shard's connection:
+a statement that uses it runs there, or is refused when it cannot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .. import errors
+from ..analysis import Kind, Statement
+from ..execution import executor
+from ..routing.planner import Route
+from .state import SessionState
+
+USER_VARIABLES = "user variables"
+
+# Statements without tables that the proxy may run on any shard: they go where the
+# session's user variables live.
+_MOVABLE = (Kind.SELECT, Kind.DO, Kind.SET)
+
+
+async def run_routed(
+    s: SessionState,
+    sql: str,
+    statement: Statement,
+    route: Route | None,
+    *,
+    more: bool,
+    binary: bool,
+) -> None:
+    """Plans (unless `route` is given) and runs a statement, pinning the session to the
+    connection it runs on when it creates state only that connection can hold."""
+    if statement.set_statement is not None:
+        route = _one_statement_settings(s, statement, route)
+    elif route is None:
+        route = s.ctx.route(sql, s.database)
+    cause = statement.connection_state
+    if cause is None:
+        await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+        return
+    if cause == USER_VARIABLES:
+        route = place_user_variables(s, statement, route)
+    s.pin_request = cause
+    try:
+        await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+    finally:
+        s.pin_request = None
+
+
+def _one_statement_settings(s: SessionState, statement: Statement, route: Route | None) -> Route:
+    """`SET STATEMENT var=value, ... FOR <stmt>`: routed as <stmt>; every shard's text
+    keeps the prefix, so the settings apply to that statement alone, and they are
+    never recorded as the session's."""
+    if route is None:
+        inner = statement.effective[statement.body_start :]
+        route = s.ctx.route(inner, s.database)
+        route = dataclasses.replace(
+            route, sql=inner, prefix=statement.effective[: statement.body_start]
+        )
+    if route.write and (s.txn_mode == "at" or (s.txn is not None and s.txn.mode == "at")):
+        raise errors.not_supported(
+            "SET STATEMENT ... FOR a write in AT mode",
+            "run the write without SET STATEMENT, or in XA mode",
+        )
+    return route
+
+
+def place_user_variables(s: SessionState, statement: Statement, route: Route) -> Route:
+    """The route of a statement that uses user variables: the shard where they live.
+
+    A statement without tables moves there; one that runs elsewhere or on several
+    shards is refused (its variables would be another connection's, or NULL).
+    """
+    names = statement.user_variables
+    homes = s.variable_homes
+    placed = {homes[name] for name in names if name in homes}
+    shards = route.shards
+    if len(placed) > 1:
+        raise errors.not_supported(
+            "a statement using user variables that live on different shards' connections "
+            f"({', '.join(sorted(placed))})",
+            "use variables set by statements on the same shard, or pass values as literals",
+        )
+    home = next(iter(placed), None)
+    if home is not None and shards != (home,):
+        if statement.tables or statement.kind not in _MOVABLE:
+            raise errors.not_supported(
+                f"user variables here: they live on the connection to shard '{home}' and "
+                f"this statement runs on {', '.join(shards) or 'no shard'}",
+                "use them in statements on that shard's tables, or pass values as literals",
+            )
+        route = Route((home,))
+        shards = route.shards
+    if len(shards) != 1:
+        raise errors.not_supported(
+            "user variables in a statement that runs on several shards "
+            f"({', '.join(shards)}): each shard would have its own values",
+            "narrow it to one shard (its shard key), or pass values as literals",
+        )
+    for name in names:
+        homes[name] = shards[0]
+    return route
