@@ -294,6 +294,26 @@ _NAMING_WORDS = frozenset(
 _TRIGGER_EVENTS = frozenset({"INSERT", "UPDATE", "DELETE"})
 
 
+_ASSIGNS_ANY = frozenset(
+    {"CALL", "EXECUTE", "BEGIN", "IF", "WHILE", "LOOP", "REPEAT", "FOR", "CASE"}
+)
+
+
+def _assigns(tokens: list[Token], words: list[str], index: int) -> bool:
+    """The user variable whose `@` is at `index` is assigned: `@v := x`, `SET @v = x`,
+    `INTO @v` (and the next variables of that INTO list)."""
+    after = tokens[index + 2].token_type if index + 2 < len(tokens) else None
+    if after == TokenType.COLON_EQ:
+        return True
+    before = words[index - 1] if index else ""
+    if after == TokenType.EQ and words[:1] == ["SET"] and before in ("SET", ",", "STATEMENT"):
+        return True
+    back = index - 1
+    while back >= 2 and words[back] == "," and tokens[back - 2].token_type == TokenType.PARAMETER:
+        back -= 3  # INTO @a, @b, @c
+    return back >= 0 and words[back] == "INTO"
+
+
 class Names:
     """Tables, variables, functions and every other name a statement's tokens hold."""
 
@@ -303,6 +323,7 @@ class Names:
         names: set[str] = set()
         functions: set[str] = set()
         user_variables: set[str] = set()
+        assigned: set[str] = set()
         system_variables: set[tuple[str, str]] = set()
         last = len(tokens) - 1
         for index, token in enumerate(tokens):
@@ -311,7 +332,10 @@ class Names:
             if index < last:
                 if kind == TokenType.PARAMETER:
                     if not _user_at_host(tokens[index - 1] if index else None, token):
-                        user_variables.add(tokens[index + 1].text.lower())
+                        name = tokens[index + 1].text.lower()
+                        user_variables.add(name)
+                        if _assigns(tokens, words, index):
+                            assigned.add(name)
                 elif kind == TokenType.SESSION_PARAMETER:
                     system_variables.add(_system_variable(tokens, index + 1))
                 elif (
@@ -343,6 +367,9 @@ class Names:
         self.names = frozenset(names)
         self.functions = frozenset(functions)
         self.user_variables = frozenset(user_variables)
+        # CALL (OUT parameters), EXECUTE and compound statements may assign any of them
+        everything = bool(words) and (words[0] in _ASSIGNS_ANY or words[1:2] == [":"])
+        self.assigned_user_variables = frozenset(user_variables if everything else assigned)
         self.system_variables = frozenset(system_variables)
 
     def _tables_after(self, tokens: list[Token], index: int, comma_list: bool) -> None:

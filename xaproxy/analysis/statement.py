@@ -104,6 +104,12 @@ class Statement:
         return self._read_names().user_variables
 
     @property
+    def assigned_user_variables(self) -> frozenset[str]:
+        """The @x this statement may assign (`:=`, SET @x =, INTO @x; all of them in a CALL
+        or a compound statement), lower case."""
+        return self._read_names().assigned_user_variables
+
+    @property
     def system_variables(self) -> frozenset[tuple[str, str]]:
         """(scope or '', name) of each @@x."""
         return self._read_names().system_variables

@@ -27,6 +27,23 @@ from .mariadb_sql import mariadb_sql
 from .merge_spec import Aggregate, MergeSpec, SortKey
 from .plan import Distinct, DropHidden, Group, Having, Limit, MergeStep, Sort, merge_spec_of
 
+
+def _mariadb_text(query: exp.Expression) -> str:
+    """The query as MariaDB 10.11 reads it: sqlglot writes a shared lock as FOR SHARE,
+    which MariaDB does not know; it is LOCK IN SHARE MODE there (always last)."""
+    locks = query.args.get("locks") or []
+    if len(locks) != 1:
+        return mariadb_sql(query)
+    lock = locks[0]
+    if lock.args.get("update") or lock.args.get("key") or lock.expressions:
+        return mariadb_sql(query)
+    if lock.args.get("wait") is not None:
+        return mariadb_sql(query)
+    bare = query.copy()
+    bare.set("locks", None)
+    return mariadb_sql(bare) + " LOCK IN SHARE MODE"
+
+
 _AGGREGATES = {
     exp.Count: "COUNT",
     exp.Sum: "SUM",
@@ -119,7 +136,7 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
     _check_star(state, star)
     place = _placement(star, state.visible + len(state.hidden))
     return FanoutRewrite(
-        mariadb_sql(query),
+        _mariadb_text(query),
         _steps(state, place, limit, offset),
         _count_distinct_columns(state, place),
     )

@@ -281,6 +281,8 @@ class Planner:
             name = table.name
             if not name or (not table.db and name.lower() in ctes):
                 continue
+            if isinstance(table.this, exp.Parameter):  # SELECT ... INTO @variable
+                continue
             db = table.db or database
             if db is None:
                 raise errors.no_database_selected()

@@ -46,7 +46,10 @@ async def run_routed(
         await executor.run(s, s.shards, sql, route, more=more, binary=binary)
         return
     if cause == USER_VARIABLES:
-        route = place_user_variables(s, statement, route)
+        route, keeps = place_user_variables(s, statement, route)
+        if not keeps:  # it only reads variables this session never set: NULL anywhere
+            await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+            return
     s.pin_request = cause
     try:
         await executor.run(s, s.shards, sql, route, more=more, binary=binary)
@@ -72,15 +75,18 @@ def _one_statement_settings(s: SessionState, statement: Statement, route: Route 
     return route
 
 
-def place_user_variables(s: SessionState, statement: Statement, route: Route) -> Route:
-    """The route of a statement that uses user variables: the shard where they live.
+def place_user_variables(s: SessionState, statement: Statement, route: Route) -> tuple[Route, bool]:
+    """The route of a statement that uses user variables: the shard where they live; and
+    whether its connection must be kept (it assigns some, or reads ones set before).
 
     A statement without tables moves there; one that runs elsewhere or on several
     shards is refused (its variables would be another connection's, or NULL).
     """
-    names = statement.user_variables
     homes = s.variable_homes
-    placed = {homes[name] for name in names if name in homes}
+    placed = {homes[name] for name in statement.user_variables if name in homes}
+    assigned = statement.assigned_user_variables
+    if not placed and not assigned:
+        return route, False
     shards = route.shards
     if len(placed) > 1:
         raise errors.not_supported(
@@ -104,6 +110,6 @@ def place_user_variables(s: SessionState, statement: Statement, route: Route) ->
             f"({', '.join(shards)}): each shard would have its own values",
             "narrow it to one shard (its shard key), or pass values as literals",
         )
-    for name in names:
+    for name in assigned:
         homes[name] = shards[0]
-    return route
+    return route, True

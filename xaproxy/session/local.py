@@ -191,7 +191,7 @@ async def _set_with_user_variables(
             "set the character set in a statement of its own",
         )
     default = s.ctx.planner.default_shard(s.database)
-    route = place_user_variables(s, statement, on_shard(default, "user variables"))
+    route, _ = place_user_variables(s, statement, on_shard(default, "user variables"))
     shard = route.shards[0]
     backend = await s.shards.pinned_connection(shard, USER_VARIABLES)
     ok = await backend.execute_ok(sql)

@@ -6,6 +6,8 @@ layer's (transactions/access.py, coordinator.py); this is the statements' side.
 
 from __future__ import annotations
 
+import itertools
+
 from .. import errors
 from ..analysis import analyze
 from ..analysis.clauses import savepoint_command
@@ -23,7 +25,12 @@ async def begin(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     s.pending_savepoints = []  # BEGIN commits: savepoints set with autocommit off are gone
     statement = analyze(sql)
     body = " ".join(statement.code.split()).rstrip(";").rstrip()  # comments are blanked
-    s.shards.start(implicit=False, begin_sql=body if statement.verb == "START" else tsql.START)
+    words = statement.words
+    s.shards.start(
+        implicit=False,
+        begin_sql=body if statement.verb == "START" else tsql.START,
+        read_only=("READ", "ONLY") in itertools.pairwise(words),
+    )
     reply.ok(s, more)
 
 

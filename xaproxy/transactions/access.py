@@ -294,10 +294,16 @@ class ShardAccess:
 
     # --- the transaction ----------------------------------------------------------
 
-    def start(self, implicit: bool, begin_sql: str = tsql.START) -> Transaction:
+    def start(
+        self, implicit: bool, begin_sql: str = tsql.START, read_only: bool = False
+    ) -> Transaction:
         state = self.state
         state.txn = Transaction(
-            state.next_txn_characteristics, begin_sql, implicit=implicit, mode=state.txn_mode
+            state.next_txn_characteristics,
+            begin_sql,
+            implicit=implicit,
+            read_only=read_only,
+            mode=state.txn_mode,
         )
         state.next_txn_characteristics = None
         if not implicit:

@@ -50,6 +50,7 @@ class Transaction:
     characteristics: str | None = None  # a pending `SET TRANSACTION ...` for this transaction
     begin_sql: str = tsql.START
     implicit: bool = False  # one autocommit statement that spans shards
+    read_only: bool = False  # START TRANSACTION READ ONLY: XA branches are made read-only too
     mode: str = "xa"  # "xa" | "at"
     branches: dict[str, Branch] = field(default_factory=dict)
     savepoints: list[str] = field(default_factory=list)
@@ -122,6 +123,8 @@ class Coordinator:
                 txn.gid = new_global_id(self.proxy_id, local.shard)
                 self.active[txn.gid.gtrid] = txn
             xid = txn.gid.branch(shard)
+            if txn.read_only:
+                statements.append(tsql.NEXT_READ_ONLY)
             statements.append(tsql.xa_start(xid.sql()))
         statements.extend(tsql.savepoint(name) for name in txn.savepoints)
         return statements, xid

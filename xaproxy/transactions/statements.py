@@ -12,6 +12,8 @@ START = "START TRANSACTION"
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 XA_RECOVER = "XA RECOVER"
+# XA START has no READ ONLY: a branch of a read-only transaction is made so beforehand
+NEXT_READ_ONLY = "SET TRANSACTION READ ONLY"
 
 
 def join(*statements: str) -> str:
