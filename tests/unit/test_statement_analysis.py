@@ -13,10 +13,13 @@ import pytest
 from xaproxy.analysis import Kind, analyze, split_statements
 from xaproxy.analysis.clauses import (
     Assignment,
+    SavepointCommand,
     ShowOptions,
     database_target,
     is_set_transaction,
     kill_target,
+    reads_user_variables,
+    savepoint_command,
     set_assignments,
     show_options,
     use_target,
@@ -320,3 +323,65 @@ def test_show_options_are_read_from_tokens() -> None:
     assert options == ShowOptions(True, "bank", "a\\_%", None)
     assert show_options("SHOW WARNINGS LIMIT 1, 2").limit == (1, 2)
     assert show_options("SHOW WARNINGS LIMIT 3").limit == (3, None)
+
+
+def test_savepoint_commands_are_read_with_their_names_unquoted() -> None:
+    assert savepoint_command("SAVEPOINT `a b`;") == SavepointCommand("SAVEPOINT", "a b")
+    assert savepoint_command("ROLLBACK WORK TO SAVEPOINT `x``y`") == SavepointCommand(
+        "ROLLBACK", "x`y"
+    )
+    assert savepoint_command("rollback to a") == SavepointCommand("ROLLBACK", "a")
+    assert savepoint_command("RELEASE SAVEPOINT A -- c") == SavepointCommand("RELEASE", "A")
+    assert savepoint_command("SAVEPOINT 'a'") is None
+    assert savepoint_command("SAVEPOINT a b") is None
+
+
+def test_set_assignments_keep_their_text_and_say_when_they_read_user_variables() -> None:
+    first, second, third = set_assignments(
+        "SET autocommit=1, sql_mode = concat(@@sql_mode,',X'), @@session.time_zone = @old"
+    )
+    assert first.text == "autocommit=1"
+    assert second.text == "sql_mode = concat(@@sql_mode,',X')"
+    assert not reads_user_variables(second)
+    assert reads_user_variables(third)
+
+
+@pytest.mark.parametrize(
+    ("sql", "assigned"),
+    [
+        ("SELECT @v := balance FROM a", {"v"}),
+        ("SELECT 1, 2 INTO @w, @x", {"w", "x"}),
+        ("SELECT b INTO @w FROM a WHERE id = @k", {"w"}),
+        ("SET @a = 1, @b := 2, @c = @d", {"a", "b", "c"}),
+        ("SET sql_mode = @m", set()),
+        ("SELECT @a = 1, @b", set()),
+        ("CALL p(@o, @i)", {"o", "i"}),
+        ("SET STATEMENT max_statement_time = 1 FOR SELECT @a := 1", {"a"}),
+    ],
+)
+def test_user_variables_a_statement_may_assign_are_told_apart(sql: str, assigned: set) -> None:
+    assert analyze(sql).assigned_user_variables == assigned
+
+
+@pytest.mark.parametrize(
+    ("sql", "cause"),
+    [
+        ("SELECT @v", "user variables"),
+        ("CREATE TEMPORARY TABLE t (a INT)", "temporary table"),
+        ("SELECT GET_LOCK('a', 1)", "GET_LOCK"),
+        ("LOCK TABLES t READ", "LOCK TABLES"),
+        ("PREPARE s FROM 'SELECT 1'", "PREPARE"),
+        ("SELECT @@sql_mode", None),
+        ("CREATE TABLE t (a INT)", None),
+        ("SELECT 'a@b'", None),
+    ],
+)
+def test_connection_local_state_a_statement_creates_is_named(sql: str, cause: str | None) -> None:
+    assert analyze(sql).connection_state == cause
+
+
+def test_set_statement_prefix_and_body_are_located() -> None:
+    statement = analyze("SET STATEMENT max_statement_time=1 FOR UPDATE t SET a = 1")
+    assert statement.kind is Kind.UPDATE
+    assert statement.effective[statement.body_start :] == "UPDATE t SET a = 1"
+    assert statement.effective[: statement.body_start] == "SET STATEMENT max_statement_time=1 FOR "

@@ -23,7 +23,7 @@ from ..protocol.constants import Command
 from ..routing.keys import bind_placeholders
 from ..shards.backend import Backend
 from ..shards.pool import Pools
-from . import at
+from . import at, metrics
 from . import statements as tsql
 from .coordinator import Coordinator, Transaction
 from .lockwait import bounded_lock_wait
@@ -159,6 +159,7 @@ class ShardAccess:
         cause = cause or state.pin_request or "temporary table or named lock"
         if cause not in state.pin_causes:
             state.pin_causes.append(cause)
+            metrics.PINNED.labels(cause).inc()
 
     async def _join(
         self,

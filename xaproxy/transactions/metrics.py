@@ -12,3 +12,8 @@ RECOVERIES = Counter(
 DEFERRED = Counter(
     "xaproxy_deferred_commits", "Branches left to finish in the background after the decision"
 )
+PINNED = Counter(
+    "xaproxy_pinned_sessions",
+    "Sessions pinned to their shard connections (state only that connection holds), by cause",
+    ["cause"],
+)
