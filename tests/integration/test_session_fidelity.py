@@ -190,6 +190,24 @@ def test_savepoints_work_however_the_transaction_started(
     assert mine[4] == 1003 and mine[5] == 1000 and mine[0] == 1000, mine
 
 
+@pytest.mark.parametrize(
+    "start", [["BEGIN"], ["SET autocommit=0"]], ids=["begin", "autocommit-off"]
+)
+def test_savepoints_in_at_mode_work_as_in_xa_mode(
+    shards: LocalCluster, proxy: ProxyProcess, start: list[str]
+) -> None:
+    script = [*start, *SAVEPOINT_SCRIPT]
+    conns = [direct(shards), through(proxy)]
+    try:
+        bank.run(conns[1], "SET xaproxy_transaction_mode = 'at'")
+        mine, theirs = (transcript(conn, script) for conn in conns)
+    finally:
+        for conn in conns:
+            conn.close()
+    assert theirs == mine
+    assert_same_rows_left(shards)
+
+
 def test_savepoints_in_a_read_only_transaction_and_outside_one(
     shards: LocalCluster, proxy: ProxyProcess
 ) -> None:
