@@ -16,7 +16,7 @@ import dataclasses
 from .. import errors
 from ..analysis import Kind, Statement
 from ..execution import executor
-from ..routing.planner import Route
+from ..routing.plan import Plan, on_shard
 from .state import SessionState
 
 USER_VARIABLES = "user variables"
@@ -30,7 +30,7 @@ async def run_routed(
     s: SessionState,
     sql: str,
     statement: Statement,
-    route: Route | None,
+    route: Plan | None,
     *,
     more: bool,
     binary: bool,
@@ -57,7 +57,7 @@ async def run_routed(
         s.pin_request = None
 
 
-def _one_statement_settings(s: SessionState, statement: Statement, route: Route | None) -> Route:
+def _one_statement_settings(s: SessionState, statement: Statement, route: Plan | None) -> Plan:
     """`SET STATEMENT var=value, ... FOR <stmt>`: routed as <stmt>; every shard's text
     keeps the prefix, so the settings apply to that statement alone, and they are
     never recorded as the session's."""
@@ -75,7 +75,7 @@ def _one_statement_settings(s: SessionState, statement: Statement, route: Route 
     return route
 
 
-def place_user_variables(s: SessionState, statement: Statement, route: Route) -> tuple[Route, bool]:
+def place_user_variables(s: SessionState, statement: Statement, route: Plan) -> tuple[Plan, bool]:
     """The route of a statement that uses user variables: the shard where they live; and
     whether its connection must be kept (it assigns some, or reads ones set before).
 
@@ -102,7 +102,7 @@ def place_user_variables(s: SessionState, statement: Statement, route: Route) ->
                 f"this statement runs on {', '.join(shards) or 'no shard'}",
                 "use them in statements on that shard's tables, or pass values as literals",
             )
-        route = Route((home,))
+        route = on_shard(home, "where the session's user variables live")
         shards = route.shards
     if len(shards) != 1:
         raise errors.not_supported(
