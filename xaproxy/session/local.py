@@ -185,17 +185,19 @@ async def _set_with_user_variables(
     """A SET that assigns or reads user variables runs on the connection they live on,
     which the session is pinned to; the session variables it sets are recorded as
     their resulting values (a value read from a user variable cannot be replayed)."""
-    if any(_sets_client_charset(a) for a in assignments):
-        raise errors.not_supported(
-            "a SET of the client character set together with user variables",
-            "set the character set in a statement of its own",
-        )
     default = s.ctx.planner.default_shard(s.database)
     route, _ = place_user_variables(s, statement, on_shard(default, "user variables"))
     shard = route.shards[0]
     backend = await s.shards.pinned_connection(shard, USER_VARIABLES)
     ok = await backend.execute_ok(sql)
     s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
+    if any(_sets_client_charset(a) for a in assignments):  # mariadb-dump's restore of it
+        rows = await backend.query_rows("SELECT @@character_set_client")
+        charset = (rows[0][0] or b"utf8mb4").decode().lower()
+        if charset in UNREADABLE_CLIENT_CHARSETS:
+            backend.usable = False  # it now reads statements in that set: not reused
+            raise refuse_client_charset(charset)
+        s.client_charset = charset
     for assignment in assignments:
         if assignment.scope == "user":
             continue
