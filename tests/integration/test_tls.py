@@ -369,7 +369,7 @@ def test_a_user_that_requires_tls_cannot_log_in_over_plaintext(
     proxy: ProxyProcess, certificate: tuple
 ) -> None:
     cert, _ = certificate
-    with pytest.raises(rc.ProtocolError, match="1045.*require_tls"):
+    with pytest.raises(rc.ProtocolError, match=r"1045.*require_tls"):
         rc.connect(proxy.host, proxy.port, TLS_ONLY, PASSWORD)  # plaintext: no SSLRequest
     conn = pymysql.connect(
         host=proxy.host, port=proxy.port, user=TLS_ONLY, password=PASSWORD, ssl_ca=str(cert)
