@@ -14,7 +14,8 @@ import re
 import time
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.tokens import TokenType
@@ -113,6 +114,48 @@ class _Shape:
     ast: exp.Expression
     pins: bool
     placed: list[_Placed]
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertShape:
+    """What the planner read off an INSERT before placing its rows."""
+
+    target: _Placed
+    table: TableConfig
+    spans: Any
+    verb: str
+    columns: list[str]
+    column_list: str | None  # the column list the proxy writes when the client gave none
+    key: str
+    auto: str
+    append_auto: bool  # the auto-increment column is not given: the proxy appends it
+    auto_at: int | None
+    key_at: int | None
+
+
+@dataclass(slots=True)
+class _PlacedRows:
+    generated: list[int] = field(default_factory=list)
+    edits: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, text) in sql
+    by_shard: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+
+
+def _value_count_mismatch(shape: _InsertShape, index: int, has_items: bool) -> errors.ProxyError:
+    table = shape.table
+    if not has_items and shape.columns:
+        return errors.not_supported(
+            f"an empty VALUES () row in {shape.verb} into sharded table '{table.name}': "
+            f"shard key '{table.shard_key}' would take its default",
+            "give the shard key",
+        )
+    message = f"Column count doesn't match value count at row {index + 1}"
+    if shape.column_list is not None:
+        message += (
+            f" (xaproxy read {len(shape.columns)} columns of '{table.name}' from the "
+            "shards; if the table changed without going through this proxy, run "
+            "XAPROXY RELOAD METADATA)"
+        )
+    return errors.ProxyError(1136, "21S01", message)
 
 
 class IdGenerator:
@@ -379,6 +422,16 @@ class Planner:
             )
         if verb == "REPLACE":
             self._check_replace(target)
+        shape = self._insert_shape(ast, target, spans, verb)
+        rows = self._place_insert_rows(shape, values, sql)
+        return self._insert_plan(shape, rows, sql)
+
+    def _insert_shape(
+        self, ast: exp.Insert, target: _Placed, spans: Any, verb: str
+    ) -> _InsertShape:
+        """The columns an INSERT gives, where its key and auto-increment values are."""
+        table = target.config
+        assert table is not None
         schema_node = ast.this
         named = (
             [c.name for c in schema_node.expressions]
@@ -404,55 +457,62 @@ class Planner:
                 if isinstance(assignment, exp.EQ) and assignment.this.name.lower() == key:
                     raise _shard_key_change(table)
         append_auto = bool(auto) and auto not in columns
-        auto_at = columns.index(auto) if auto and not append_auto else None
         key_at = columns.index(key) if key in columns else None
         if key_at is None and not (append_auto and auto == key):
             raise self._missing_key(target)
-        generated: list[int] = []
-        edits: list[tuple[int, int, str]] = []  # (start, end, replacement) in `sql`
-        by_shard: dict[str, list[tuple[int, int]]] = {}
+        return _InsertShape(
+            target=target,
+            table=table,
+            spans=spans,
+            verb=verb,
+            columns=columns,
+            column_list=column_list,
+            key=key,
+            auto=auto,
+            append_auto=append_auto,
+            auto_at=columns.index(auto) if auto and not append_auto else None,
+            key_at=key_at,
+        )
+
+    def _place_insert_rows(self, shape: _InsertShape, values: exp.Values, sql: str) -> _PlacedRows:
+        """Each row's shard, and the ids the proxy generates with the text edits they need."""
+        table, spans, verb, columns = shape.table, shape.spans, shape.verb, shape.columns
+        rows = _PlacedRows()
         for index, row in enumerate(values.expressions):
             items = row.expressions
             if len(items) != len(columns):
-                if not items and columns:
-                    raise errors.not_supported(
-                        f"an empty VALUES () row in {verb} into sharded table '{table.name}': "
-                        f"shard key '{table.shard_key}' would take its default",
-                        "give the shard key",
-                    )
-                message = f"Column count doesn't match value count at row {index + 1}"
-                if column_list is not None:
-                    message += (
-                        f" (xaproxy read {len(columns)} columns of '{table.name}' from the "
-                        "shards; if the table changed without going through this proxy, run "
-                        "XAPROXY RELOAD METADATA)"
-                    )
-                raise errors.ProxyError(1136, "21S01", message)
+                raise _value_count_mismatch(shape, index, bool(items))
             row_id: int | None = None
-            if append_auto or (
+            auto_at = shape.auto_at
+            if shape.append_auto or (
                 auto_at is not None
-                and self._generates(target, items[auto_at], sql, spans.items[index][auto_at])
+                and self._generates(shape.target, items[auto_at], sql, spans.items[index][auto_at])
             ):
                 row_id = self.ids.next_ids(1)[0]
-                generated.append(row_id)
-                if append_auto:
+                rows.generated.append(row_id)
+                if shape.append_auto:
                     at = spans.tuples[index][1] - (0 if spans.set_form else 1)
                     text = f", {_identifier(table.auto_increment or '')} = {row_id}"
                     if not spans.set_form:
                         text = f"{', ' if items else ''}{row_id}"
-                    edits.append((at, at, text))
+                    rows.edits.append((at, at, text))
                 else:
                     assert auto_at is not None
-                    edits.append((*spans.items[index][auto_at], str(row_id)))
-            if key_at is None or (row_id is not None and auto == key):
+                    rows.edits.append((*spans.items[index][auto_at], str(row_id)))
+            if shape.key_at is None or (row_id is not None and shape.auto == shape.key):
                 key_value: object = row_id
             else:
-                key_value = self._row_key(table, items[key_at], verb)
+                key_value = self._row_key(table, items[shape.key_at], verb)
             _check_hashable(table, key_value)
             _check_stored_as_given(table, key_value)
             shard = sharding.shard_for(table, key_value)
-            by_shard.setdefault(shard, []).append(spans.tuples[index])
-        ids = tuple(generated)
+            rows.by_shard.setdefault(shard, []).append(spans.tuples[index])
+        return rows
+
+    def _insert_plan(self, shape: _InsertShape, rows: _PlacedRows, sql: str) -> Plan:
+        """One shard's text relayed, or each shard's rows as its own INSERT."""
+        table, spans, edits, by_shard = shape.table, shape.spans, rows.edits, rows.by_shard
+        ids = tuple(rows.generated)
         if spans.set_form:
             (shard,) = by_shard
             if not edits:
@@ -461,24 +521,27 @@ class Planner:
                 sql, SplitInsert(table.name, ((shard, _edited(sql, 0, len(sql), edits)),), ids)
             )
         head = sql[: spans.values_end]
-        if column_list is not None:
+        if shape.column_list is not None:
             head = (
-                sql[: spans.values_start] + column_list + sql[spans.values_start : spans.values_end]
+                sql[: spans.values_start]
+                + shape.column_list
+                + sql[spans.values_start : spans.values_end]
             )
-        elif append_auto:
+        elif shape.append_auto:
             close = spans.columns_close
-            separator = ", " if columns else ""
+            separator = ", " if shape.columns else ""
             head = (
                 sql[:close] + f"{separator}{_identifier(table.auto_increment or '')}" + head[close:]
             )
         tail = sql[spans.tail_start :]
         tail = " " + tail if tail.strip() else ""
         shards = tuple(s for s in table.shards if s in by_shard)
-        if len(shards) == 1 and column_list is None and not edits:
+        if len(shards) == 1 and shape.column_list is None and not edits:
             return Plan(sql, plan.Route(shards[0], write=True, why="shard key"))
         if len(shards) > 1:
             self._refuse_volatile(
-                f"{'an INSERT' if verb == 'INSERT' else 'a REPLACE'} whose rows go to several shards"
+                f"{'an INSERT' if shape.verb == 'INSERT' else 'a REPLACE'} whose rows go to "
+                "several shards"
             )
         texts = tuple(
             (
