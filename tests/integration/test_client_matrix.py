@@ -190,11 +190,6 @@ DOUBLE_LIMIT_PARAMETER = (
     "mysql2's execute() binds JS numbers as doubles: LIMIT ? fails with 1064 near '3.0e0' "
     "(the proxy writes the double into the statement); MariaDB accepts it"
 )
-PREPARE_PARSE_MESSAGE = (
-    "a server-side prepare of a statement with a syntax error in a sharded schema answers "
-    "1064 with the proxy's parser message ('xaproxy could not parse the statement: ...') "
-    "instead of MariaDB's ('You have an error in your SQL syntax ...')"
-)
 PROCEDURE_IN_SHARDED_SCHEMA = (
     "CREATE PROCEDURE in a sharded schema is refused with 1064 'xaproxy could not parse the "
     "statement: Expecting )'; the CALL then answers 1305 'PROCEDURE ... does not exist'"
@@ -269,7 +264,6 @@ _add("node_mysql2", "sharded", {
     "crud.update": NO_OK_INFO,
     "execute.limit_number": SHARDED_LIMIT_PARAMETER,
     "execute.limit_string": SHARDED_LIMIT_PARAMETER,
-    "execute.syntax_error": PREPARE_PARSE_MESSAGE,
 })  # fmt: skip
 _add("node_mysql2", "unsharded", {
     "execute.limit_number": DOUBLE_LIMIT_PARAMETER,
