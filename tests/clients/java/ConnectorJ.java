@@ -61,7 +61,10 @@ public class ConnectorJ {
         // Connector/J prefixes the server's message with its own context; keep the server's part.
         String msg = String.valueOf(e.getMessage());
         int nl = msg.indexOf('\n');
-        m.put("message", nl >= 0 ? msg.substring(0, nl) : msg);
+        msg = nl >= 0 ? msg.substring(0, nl) : msg;
+        // "(conn=N) " names the connection, which differs between any two connections
+        // (and sometimes happens to be equal): it is not part of what is compared
+        m.put("message", msg.replaceFirst("^\\(conn=\\d+\\) ", ""));
         m.put("sqlstate", e.getSQLState());
         return m;
     }
