@@ -15,9 +15,10 @@ from .recovery.resolver import Resolver
 from .routing.planner import Planner
 from .session.context import ProxyContext
 from .session.session import Session
-from .shards.backend import Backend, expire_stalled_reads
+from .shards.backend import expire_stalled_reads
 from .shards.grants import check_accounts
 from .shards.pool import Pools
+from .shards.survey import ShardSurvey, survey
 from .transactions.coordinator import Coordinator
 
 log = logging.getLogger(__name__)
@@ -25,21 +26,12 @@ log = logging.getLogger(__name__)
 _FALLBACK_VERSION = "10.11.0-MariaDB-xaproxy"
 
 
-async def _discover_backend(config: Config) -> tuple[str, int]:
+def _backend_facts(surveys: list[ShardSurvey]) -> tuple[str, int]:
     """The version string and max_allowed_packet of the first reachable shard."""
-    for shard in config.shards.values():
-        try:
-            backend = await Backend.connect(shard, found_rows=False)
-        except errors.ProxyError as exc:
-            log.warning("shard %s not reachable at start: %s", shard.name, exc.message)
-            continue
-        try:
-            rows = await backend.query_rows("SELECT @@global.max_allowed_packet")
-            return backend.conn.get_server_info(), int(rows[0][0])
-        except errors.ProxyError:
-            return backend.conn.get_server_info(), 16 * 1024 * 1024
-        finally:
-            backend.close()
+    for found in surveys:
+        if found.unreachable is None:
+            return found.version, found.max_allowed_packet
+        log.warning("shard %s not reachable at start: %s", found.shard, found.unreachable)
     return _FALLBACK_VERSION, 16 * 1024 * 1024
 
 
@@ -47,26 +39,24 @@ async def _discover_backend(config: Config) -> tuple[str, int]:
 _OTHER_CONNECTIONS = 4
 
 
-async def check_shard_connection_limits(config: Config) -> None:
+async def check_shard_connection_limits(
+    config: Config, surveys: list[ShardSurvey] | None = None
+) -> None:
     """Refuses to start when the pools could take a shard's last connection slots.
 
     Each worker's pool may open pool_size connections and as many overflow ones;
     together they must leave room below the shard's max_connections, so the DBA
-    can still log in when the proxy is at its busiest.
+    can still log in when the proxy is at its busiest. A shard unreachable now is
+    checked when it is reachable at the next start.
     """
+    if surveys is None:
+        surveys = await survey(config)
     problems = []
-    for shard in config.shards.values():
-        try:
-            backend = await Backend.connect(shard, found_rows=False)
-        except errors.ProxyError:
-            continue  # unreachable now: checked when it is reachable at the next start
-        try:
-            rows = await backend.query_rows("SELECT @@global.max_connections")
-        except errors.ProxyError:
+    for found in surveys:
+        shard = config.shards[found.shard]
+        limit = found.max_connections
+        if limit is None:
             continue
-        finally:
-            backend.close()
-        limit = int(rows[0][0])
         needed = 2 * shard.pool_size * config.workers + _OTHER_CONNECTIONS
         if needed >= limit:
             problems.append(
@@ -100,10 +90,11 @@ class ProxyServer:
 
     async def start(self) -> None:
         config = self.config
-        await check_shard_connection_limits(config)
-        for finding in await check_accounts(config):
+        surveys = await survey(config)  # one visit per shard for every start-up check
+        await check_shard_connection_limits(config, surveys)
+        for finding in await check_accounts(config, surveys):
             log.warning("%s", finding)
-        version, max_packet = await _discover_backend(config)
+        version, max_packet = _backend_facts(surveys)
         pools = Pools(config)
         coordinator = Coordinator(config, pools)
         self.ctx = ProxyContext(

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import errors
-from ..config import Config, ShardConfig
-from .backend import Backend
+from ..config import Config
+from .survey import ShardSurvey, survey
 
 DATA = ("SELECT", "INSERT", "UPDATE", "DELETE")
 DDL = ("CREATE", "ALTER", "DROP", "INDEX")
@@ -84,38 +83,19 @@ def review(
     return found
 
 
-async def check_account(shard: ShardConfig, schemas: list[str]) -> list[Finding]:
-    """Connects to `shard` as the proxy does and reviews its account's privileges."""
-    try:
-        backend = await Backend.connect(shard, found_rows=False)
-    except errors.ProxyError as exc:
-        return [Finding(shard.name, "unreachable", exc.message)]
-    try:
-        global_rows = await backend.query_rows(
-            "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES"
-        )
-        schema_rows = await backend.query_rows(
-            "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE "
-            "FROM information_schema.SCHEMA_PRIVILEGES"
-        )
-    finally:
-        backend.close()
-    return review(
-        shard.name,
-        schemas,
-        [(_text(p), _text(g) == "YES") for p, g in global_rows],
-        [(_text(s), _text(p), _text(g) == "YES") for s, p, g in schema_rows],
-    )
+def review_survey(found: ShardSurvey, schemas: list[str]) -> list[Finding]:
+    """The findings for one surveyed shard (an unreachable one is a finding too)."""
+    if found.unreachable is not None:
+        return [Finding(found.shard, "unreachable", found.unreachable)]
+    return review(found.shard, schemas, found.global_privileges, found.schema_privileges)
 
 
-async def check_accounts(config: Config) -> list[Finding]:
-    """Every shard's account against the schemas of the config."""
+async def check_accounts(config: Config, surveys: list[ShardSurvey] | None = None) -> list[Finding]:
+    """Every shard's account against the schemas of the config (surveyed now unless given)."""
     schemas = [schema.name for schema in config.schemas.values()]
+    if surveys is None:
+        surveys = await survey(config)
     found: list[Finding] = []
-    for shard in config.shards.values():
-        found += await check_account(shard, schemas)
+    for one in surveys:
+        found += review_survey(one, schemas)
     return found
-
-
-def _text(value: bytes | None) -> str:
-    return (value or b"").decode("utf-8", "replace")
