@@ -65,14 +65,8 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
     if caps & Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA:
         auth, pos = read_lenenc_bytes(payload, pos)
         auth = auth or b""
-    elif caps & Capability.SECURE_CONNECTION:
-        if pos >= len(payload):
-            raise errors.malformed_packet("missing auth response")
-        n = payload[pos]
-        auth = payload[pos + 1 : pos + 1 + n]
-        pos += 1 + n
     else:
-        auth, pos = read_nul_bytes(payload, pos)
+        auth, pos = _read_auth_response(payload, pos, caps)
     database = None
     if caps & Capability.CONNECT_WITH_DB and pos < len(payload):
         db_raw, pos = read_nul_bytes(payload, pos)
@@ -121,14 +115,7 @@ class ChangeUser:
 def parse_change_user(payload: bytes, caps: int) -> ChangeUser:
     """COM_CHANGE_USER body (without the command byte)."""
     user_raw, pos = read_nul_bytes(payload, 0)
-    if caps & Capability.SECURE_CONNECTION:
-        if pos >= len(payload):
-            raise errors.malformed_packet("missing auth response")
-        n = payload[pos]
-        auth = payload[pos + 1 : pos + 1 + n]
-        pos += 1 + n
-    else:
-        auth, pos = read_nul_bytes(payload, pos)
+    auth, pos = _read_auth_response(payload, pos, caps)
     db_raw, pos = read_nul_bytes(payload, pos) if pos < len(payload) else (b"", pos)
     charset = None
     if pos + 2 <= len(payload):
@@ -146,3 +133,13 @@ def parse_change_user(payload: bytes, caps: int) -> ChangeUser:
         charset,
         plugin,
     )
+
+
+def _read_auth_response(payload: bytes, pos: int, caps: int) -> tuple[bytes, int]:
+    """The auth response as a one-byte-length string (SECURE_CONNECTION) or NUL-ended."""
+    if not caps & Capability.SECURE_CONNECTION:
+        return read_nul_bytes(payload, pos)
+    if pos >= len(payload):
+        raise errors.malformed_packet("missing auth response")
+    n = payload[pos]
+    return payload[pos + 1 : pos + 1 + n], pos + 1 + n
