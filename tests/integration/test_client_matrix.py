@@ -208,10 +208,6 @@ SCENARIO_CLIENTS = (
     "sqlalchemy", "sqlalchemy_mysqldb", "php_pdo_native", "php_pdo_emulated", "php_mysqli",
     "perl_dbd_mariadb", "node_mysql", "node_mysql2", "mariadb_cli",
 )  # fmt: skip
-LOCAL_VALUE_TYPE = (
-    "a value the proxy answers itself (LAST_INSERT_ID(), @@in_transaction) has INT column "
-    "metadata where MariaDB's is BIGINT: Connector/J returns Integer, not BigInteger"
-)
 SCENARIO_BOTH: dict[str, str] = {}
 SCENARIO_SHARDED = {}
 
@@ -225,16 +221,6 @@ def _add(client: str, schema: str, entries: dict[str, str]) -> None:
     EXPECTED_DIFFERENCES.setdefault((client, schema), {}).update(entries)
 
 
-for _name in ("connectorj_default", "connectorj_serverprep", "connectorj_clientprep"):
-    _add(_name, "*", {
-        "crud.last_insert_id": LOCAL_VALUE_TYPE,
-        "tx.error.in_transaction": LOCAL_VALUE_TYPE,
-    })  # fmt: skip
-
-_add("mariadb_cli", "unsharded", {
-    "tx.error.in_transaction": "SELECT @@in_transaction is answered with other column "
-    "metadata (display width): the CLI draws '| t |' instead of '| t    |'",
-})  # fmt: skip
 _add("mariadb_cli", "sharded", {
     "crud.insert": NO_OK_INFO,
     "crud.update": NO_OK_INFO,
@@ -264,11 +250,6 @@ _add("node_mysql2", "unsharded", {
     "execute.limit_string": STRING_LIMIT_PARAMETER,
 })  # fmt: skip
 _add("perl_dbd_mariadb", "sharded", {"prepared.limit": SHARDED_LIMIT_PARAMETER})
-_add("mariadb_cli", "sharded", {
-    "tx.error.in_transaction": "a SELECT of a value the proxy answers itself "
-    "(@@in_transaction) has a column display width of 1, MariaDB's is 21: the CLI draws a "
-    "narrower table (same value)",
-})  # fmt: skip
 _add("perl_dbd_mariadb", "unsharded", {
     "prepared.limit": STRING_LIMIT_PARAMETER + " (DBD::MariaDB binds untyped values as strings)",
 })  # fmt: skip

@@ -248,6 +248,17 @@ def column_type_and_flags(coldef: bytes | memoryview) -> tuple[int, int, int]:
     return ftype, flags, charset
 
 
+def column_charset_and_length(coldef: bytes | memoryview) -> tuple[int, int]:
+    """(collation id, length in bytes) of a column definition packet."""
+    pos = 0
+    for _ in range(6):
+        length, pos = read_lenenc_int(coldef, pos)
+        pos += length or 0
+    _, pos = read_lenenc_int(coldef, pos)
+    charset, length = struct.unpack_from("<HI", coldef, pos)
+    return charset, length
+
+
 def column_org_name(coldef: bytes | memoryview) -> str:
     """The underlying column name (empty for expressions)."""
     pos = 0

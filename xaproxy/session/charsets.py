@@ -5,9 +5,11 @@ from __future__ import annotations
 from asyncmy.charset import charset_by_id
 
 from .. import errors
+from .local_columns import maxlen_of
 
 # Shard connections are opened with utf8mb4; a client asking for it needs nothing.
 _BACKEND_CHARSET = "utf8mb4"
+BACKEND_COLLATION = 45  # utf8mb4_general_ci, what asyncmy asks for
 
 
 # Character sets in which the second byte of a two-byte character can be 0x5c, the
@@ -52,3 +54,13 @@ def names_setting(collation_id: int) -> str | None:
     if name == "utf8":
         name = "utf8mb3"
     return f"SET NAMES {name}"
+
+
+def handshake_collation(collation_id: int) -> tuple[int, int]:
+    """collation_connection after a login asking for `collation_id`, and its bytes per
+    character (the server's default utf8mb4 one when the id is unknown)."""
+    try:
+        name = charset_by_id(collation_id).name
+    except Exception:
+        return BACKEND_COLLATION, 4
+    return collation_id, maxlen_of(name)

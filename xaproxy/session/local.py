@@ -34,14 +34,14 @@ from ..protocol.constants import (
     FieldType,
     Status,
 )
-from ..protocol.resultset import column_for
 from ..routing.plan import on_shard
 from ..routing.planner import SYSTEM_SCHEMAS
 from ..shards.cancel import cancel_session_queries
 from . import reply
 from .admin import run_admin_command
-from .charsets import UNREADABLE_CLIENT_CHARSETS, refuse_client_charset
+from .charsets import BACKEND_COLLATION, UNREADABLE_CLIENT_CHARSETS, refuse_client_charset
 from .connection_state import USER_VARIABLES, place_user_variables
+from .local_columns import describe, variable_column
 from .state import SessionState
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ async def _other_settings(
     if only is not None and only.scope == "names" and unquoted(only.value).lower() == "utf8mb4":
         s.charset_setting = None
         s.client_charset = "utf8mb4"
+        s.literal_charset = s.function_charset = (BACKEND_COLLATION, 4)
         rebuild_settings(s, list(plain_settings(s)))
         return 0
     if is_set_transaction(sql):
@@ -142,12 +143,7 @@ async def _other_settings(
             rows = await backend.query_rows("SELECT @@session.wait_timeout")
             s.wait_timeout_s = float(rows[0][0] or s.ctx.config.wait_timeout_s)
         if any(_sets_client_charset(a) for a in assignments):
-            rows = await backend.query_rows("SELECT @@character_set_client")
-            charset = (rows[0][0] or b"utf8mb4").decode().lower()
-            if charset in UNREADABLE_CLIENT_CHARSETS:
-                backend.usable = False  # it now reads statements in that set: not reused
-                raise refuse_client_charset(charset)
-            s.client_charset = charset
+            await _read_back_charsets(s, backend)
         _remember(s, sql.strip().rstrip(";"), assignments)
         backend.settings = s.settings
     finally:
@@ -192,12 +188,7 @@ async def _set_with_user_variables(
     ok = await backend.execute_ok(sql)
     s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
     if any(_sets_client_charset(a) for a in assignments):  # mariadb-dump's restore of it
-        rows = await backend.query_rows("SELECT @@character_set_client")
-        charset = (rows[0][0] or b"utf8mb4").decode().lower()
-        if charset in UNREADABLE_CLIENT_CHARSETS:
-            backend.usable = False  # it now reads statements in that set: not reused
-            raise refuse_client_charset(charset)
-        s.client_charset = charset
+        await _read_back_charsets(s, backend)
     for assignment in assignments:
         if assignment.scope == "user":
             continue
@@ -228,8 +219,32 @@ def _literal(value: bytes | None) -> str:
 
 def _sets_client_charset(assignment: Assignment) -> bool:
     """SET NAMES, SET CHARACTER SET and character_set_client itself change how the
-    server reads the bytes of a statement."""
-    return assignment.scope in ("names", "charset") or assignment.name == "character_set_client"
+    server reads the bytes of a statement; the connection's ones how it describes strings."""
+    return assignment.scope in ("names", "charset") or assignment.name in (
+        "character_set_client",
+        "character_set_connection",
+        "collation_connection",
+    )
+
+
+# What the shard describes a one-character literal and DATABASE() in: the character set
+# and collation a client sees for them (character_set_results, or when that is NULL the
+# literal's connection charset and the system charset) is the server's own answer.
+_CHARSET_PROBE = "SELECT @@character_set_client, 'a', DATABASE()"
+
+
+async def _read_back_charsets(s: SessionState, backend) -> None:
+    """What a SET of character sets left on the shard: statements' parameters are escaped
+    for character_set_client, the proxy's own string answers described as the shard does."""
+    coldefs, rows = await backend.query_table(_CHARSET_PROBE)
+    charset = (rows[0][0] or b"utf8mb4").decode().lower()
+    if charset in UNREADABLE_CLIENT_CHARSETS:
+        backend.usable = False  # it now reads statements in that set: not reused
+        raise refuse_client_charset(charset)
+    s.client_charset = charset
+    s.literal_charset = wire.column_charset_and_length(coldefs[1])
+    collation, length = wire.column_charset_and_length(coldefs[2])
+    s.function_charset = (collation, length // 64)
 
 
 def plain_settings(s: SessionState) -> tuple[str, ...]:
@@ -358,7 +373,7 @@ async def show_warning_count(s: SessionState, sql: str, more: bool, binary: bool
     errors_only = analyze(sql).kind is Kind.SHOW_ERROR_COUNT
     count = sum(1 for w in s.warnings if not errors_only or w[0] == "Error")
     name = "@@session.error_count" if errors_only else "@@session.warning_count"
-    reply.rows(s, [column_for(name, count)], [[count]], more, binary)
+    reply.rows(s, [variable_column(name, "warning_count")], [[count]], more, binary)
 
 
 async def local_select(s: SessionState, sql: str, more: bool, binary: bool) -> bool:
@@ -382,9 +397,21 @@ async def local_select(s: SessionState, sql: str, more: bool, binary: bool) -> b
     for index, item in enumerate(ast.expressions):
         if isinstance(item, exp.Alias):
             names.append(item.alias)
+        elif isinstance(item, exp.Literal) and item.is_string:
+            names.append(item.this)  # MariaDB names a string literal by its value
         else:
             names.append(texts[index] if index < len(texts) else item.sql("mysql"))
-    columns = [column_for(n, v) for n, v in zip(names, values, strict=True)]
+    columns = []
+    for name, item in zip(names, ast.expressions, strict=True):
+        node = item.this if isinstance(item, exp.Alias) else item
+        column = describe(name, node, s.literal_charset, s.function_charset)
+        if column is None:
+            raise errors.not_supported(
+                f"{name} beside values the proxy answers itself (LAST_INSERT_ID(), "
+                "@@autocommit, USER() ...)",
+                "select the value in a statement of its own",
+            )
+        columns.append(column)
     limit = ast.args.get("limit")
     rows = [values]
     if limit is not None and limit.expression is not None and limit.expression.name == "0":

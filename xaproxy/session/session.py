@@ -33,6 +33,7 @@ from . import local, prepared_commands, reply, statements, transaction_control
 from .charsets import (
     UNREADABLE_CLIENT_CHARSETS,
     client_charset,
+    handshake_collation,
     names_setting,
     refuse_client_charset,
 )
@@ -242,6 +243,7 @@ def _start_session(s: SessionState, response: handshake.HandshakeResponse) -> No
         raise refuse_client_charset(charset)
     s.charset_setting = names_setting(response.charset)
     s.client_charset = charset
+    s.literal_charset = s.function_charset = handshake_collation(response.charset)
     local.rebuild_settings(s, [])
     if response.database:
         local.check_database(s, response.database)
@@ -377,6 +379,7 @@ async def _change_user(s: SessionState, payload: bytes) -> None:
             raise refuse_client_charset(client_charset(request.charset))
         s.charset_setting = names_setting(request.charset)
         s.client_charset = client_charset(request.charset)
+        s.literal_charset = s.function_charset = handshake_collation(request.charset)
     local.rebuild_settings(s, [])
     if database:
         local.use(s, database)

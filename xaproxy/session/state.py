@@ -64,6 +64,10 @@ class SessionState:
     # character_set_client as the shard reports it: parameters inlined into text are
     # escaped for it (a multi-byte character may end in 0x5c in gbk, big5, sjis, cp932)
     client_charset: str = "utf8mb4"
+    # (collation id, bytes per character) a client sees on a string literal and on a
+    # string function (DATABASE(), USER()): the proxy's own answers are described so
+    literal_charset: tuple[int, int] = (45, 4)
+    function_charset: tuple[int, int] = (45, 4)
     # (cipher, protocol version) once the client upgraded to TLS; kept across resets
     tls: tuple[str, str] | None = None
     next_txn_characteristics: str | None = None
@@ -94,6 +98,7 @@ class SessionState:
         self.settings = ()
         self.charset_setting = None
         self.client_charset = "utf8mb4"
+        self.literal_charset = self.function_charset = (45, 4)
         self.next_txn_characteristics = None
         self.last_insert_id = 0
         self.warnings = []
