@@ -124,3 +124,26 @@ def test_local_strings_are_described_in_the_connections_collation(
     finally:
         direct.close()
         proxied.close()
+
+
+def test_set_wait_timeout_is_the_sessions_and_validated_as_mariadb_does(
+    cluster: LocalCluster, proxy: ProxyProcess
+) -> None:
+    """The proxy keeps the session's timeouts itself (it closes idle sessions) and leaves
+    the server's on the shard connection, which a short client timeout would otherwise
+    have the shard close while it waits in the pool; the SET is still validated by the
+    shard, with MariaDB's warnings."""
+    direct, proxied = _pair(cluster, proxy)
+    try:
+        for sql in ("SET wait_timeout = 0", "SET SESSION wait_timeout = 31536001, sql_mode = ''"):
+            for conn in (direct, proxied):
+                bank.run(conn, sql)
+            assert bank.warnings(proxied) == bank.warnings(direct), sql
+            for read in ("SELECT @@wait_timeout", "SELECT @@session.wait_timeout AS w"):
+                _compare(direct, proxied, read)
+        for conn in (direct, proxied):
+            bank.run(conn, "SET interactive_timeout = 77")
+        _compare(direct, proxied, "SELECT @@interactive_timeout, @@wait_timeout")
+    finally:
+        direct.close()
+        proxied.close()

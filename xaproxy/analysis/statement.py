@@ -24,7 +24,16 @@ from .tokens import tokenize, word
 # Names whose value the proxy owns, so a SELECT of them is answered locally.
 LOCAL_FUNCTIONS = frozenset({"LAST_INSERT_ID", "CONNECTION_ID"})
 LOCAL_VARIABLES = frozenset(
-    {"autocommit", "warning_count", "error_count", "in_transaction", "last_insert_id", "identity"}
+    {
+        "autocommit",
+        "warning_count",
+        "error_count",
+        "in_transaction",
+        "last_insert_id",
+        "identity",
+        "wait_timeout",
+        "interactive_timeout",
+    }
 )
 # The client's account, which a shard would answer with its own: the proxy answers these.
 ACCOUNT_FUNCTIONS = frozenset({"USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER"})

@@ -139,17 +139,50 @@ async def _other_settings(
     try:
         ok = await backend.execute_ok(sql)
         s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
-        if any(a.name == "wait_timeout" and a.scope in ("", "session") for a in assignments):
-            rows = await backend.query_rows("SELECT @@session.wait_timeout")
-            s.wait_timeout_s = float(rows[0][0] or s.ctx.config.wait_timeout_s)
+        s.warnings = []
+        if ok.warnings:  # read before anything else runs on the connection
+            await executor.capture_warnings(s, backend)
+        timeouts = [a for a in assignments if _is_timeout(a)]
+        if timeouts:
+            await _take_timeouts(s, backend, {a.name for a in timeouts})
         if any(_sets_client_charset(a) for a in assignments):
             await _read_back_charsets(s, backend)
-        _remember(s, sql.strip().rstrip(";"), assignments)
+        if not timeouts:
+            _remember(s, sql.strip().rstrip(";"), assignments)
+        elif len(timeouts) < len(assignments):
+            rest = [a for a in assignments if not _is_timeout(a)]
+            _remember(s, "SET " + ", ".join(a.text for a in rest), rest)
         backend.settings = s.settings
     finally:
         if borrowed:
             s.shards.release(backend)
     return ok.warnings
+
+
+def _is_timeout(assignment: Assignment) -> bool:
+    return assignment.name in ("wait_timeout", "interactive_timeout") and (
+        assignment.scope in _SESSION_SCOPES
+    )
+
+
+_TIMEOUTS = "SELECT @@session.wait_timeout, @@session.interactive_timeout"
+_GLOBAL_TIMEOUTS = (
+    "SET SESSION wait_timeout = @@global.wait_timeout, "
+    "interactive_timeout = @@global.interactive_timeout"
+)
+
+
+async def _take_timeouts(s: SessionState, backend, assigned: set[str]) -> None:
+    """The session's wait_timeout is the proxy's to keep: the shard validated the SET
+    (range, warnings), the session takes the values, and the shard connection gets the
+    server's own back, so a pooled connection is never closed by the shard for a
+    client's short timeout."""
+    wait, interactive = (await backend.query_rows(_TIMEOUTS))[0]
+    if "wait_timeout" in assigned:
+        s.wait_timeout_s = float(wait or s.ctx.config.wait_timeout_s)
+    if "interactive_timeout" in assigned and interactive is not None:
+        s.interactive_timeout = int(interactive)
+    await backend.execute_ok(_GLOBAL_TIMEOUTS)
 
 
 def _remember(s: SessionState, key: str, assignments: list[Assignment]) -> None:
@@ -473,6 +506,10 @@ def _local_value(s: SessionState, node) -> tuple[bool, object]:
             return True, sum(1 for w in s.warnings if w[0] == "Error")
         if name == "in_transaction":
             return True, int(s.txn is not None)
+        if name == "wait_timeout":
+            return True, int(s.wait_timeout_s)
+        if name == "interactive_timeout" and s.interactive_timeout is not None:
+            return True, s.interactive_timeout
     return False, None
 
 

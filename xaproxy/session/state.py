@@ -41,6 +41,8 @@ class SessionState:
     busy: bool = False
     idle_since: float = 0.0  # monotonic time the last command ended (or the login)
     wait_timeout_s: float = 28800  # @@wait_timeout of the session: idle longer, it is closed
+    # @@interactive_timeout once the session set it (else the shard's answers it)
+    interactive_timeout: int | None = None
     info: bytes | None = None  # the statement running now (COM_QUERY), for SHOW PROCESSLIST
     command_started: float = 0.0  # when the current command began
     started: float = field(default_factory=time.monotonic)
@@ -89,6 +91,8 @@ class SessionState:
         self.autocommit = True
         self.txn_mode = self.ctx.config.transactions.mode
         self.timed_out = False
+        self.wait_timeout_s = self.ctx.config.wait_timeout_s
+        self.interactive_timeout = None
         self.txn = None
         self.pinned = {}
         self.pin_causes = []
