@@ -7,6 +7,7 @@ single-shard result can be forwarded to the client without decoding its rows.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 import weakref
@@ -33,6 +34,73 @@ class _RawPacket:
         return False
 
 
+# A shard connection stops being read while this much of what the shard sent has
+# not been consumed yet (the client reads slower than the shard sends, or a merge
+# waits for another shard); reading resumes below the low-water mark, and always
+# when a read needs more bytes than are buffered.
+READ_HIGH_WATER = 256 * 1024
+READ_LOW_WATER = 64 * 1024
+
+
+class ReadGate(asyncio.BufferedProtocol):
+    """The shard transport's protocol in front of asyncmy's: pauses reading at a high-water mark.
+
+    asyncmy's receive buffer grows with whatever the socket delivers, so a
+    result nobody consumes would pile up in the proxy. The gate pauses the
+    transport (the shard then blocks on its TCP window) once the unconsumed bytes
+    reach READ_HIGH_WATER. asyncmy waits for bytes only through its protocol's
+    `wait_for_data`; the gate wraps it on that instance and resumes first, so a
+    read never waits on a paused transport.
+    """
+
+    def __init__(self, proto: asyncio.BufferedProtocol, transport: asyncio.Transport) -> None:
+        self.state = proto
+        self.transport = transport
+        self.paused = False
+        # the hot callbacks go straight to asyncmy's protocol
+        self.get_buffer = proto.get_buffer  # type: ignore[method-assign]
+        self._buffer_updated = proto.buffer_updated
+        self.eof_received = proto.eof_received  # type: ignore[method-assign]
+        self.connection_lost = proto.connection_lost  # type: ignore[method-assign]
+        self.pause_writing = proto.pause_writing  # type: ignore[method-assign]
+        self.resume_writing = proto.resume_writing  # type: ignore[method-assign]
+        wait_for_data = proto.wait_for_data  # type: ignore[attr-defined]
+
+        def wait_resumed(need: int):  # returns asyncmy's coroutine: no extra frame per wait
+            if self.paused:
+                self.resume()
+            return wait_for_data(need)
+
+        proto.wait_for_data = wait_resumed  # type: ignore[attr-defined]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._buffer_updated(nbytes)
+        state = self.state
+        if not self.paused and state.length - state.pos >= READ_HIGH_WATER:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes the shard sent that the proxy has not consumed yet."""
+        return self.state.length - self.state.pos
+
+
+def _install_gate(conn: asyncmy.Connection) -> ReadGate | None:
+    transport, proto = conn._transport, conn._proto
+    if transport is None or proto is None:
+        return None
+    gate = ReadGate(proto, transport)
+    transport.set_protocol(gate)
+    return gate
+
+
 class Backend:
     """A pooled shard connection plus the session state last applied to it."""
 
@@ -42,6 +110,7 @@ class Backend:
         "database",
         "deprecate_eof",
         "found_rows",
+        "gate",
         "last_insert_id",
         "last_used",
         "overflow",
@@ -73,6 +142,7 @@ class Backend:
         self.read_since = 0.0  # when the pending read began (0: no read pending)
         self.read_timeout_s = read_timeout_s
         self.stalled = False  # closed by expire_stalled_reads
+        self.gate = _install_gate(conn)
         _LIVE.add(self)
 
     @classmethod
@@ -100,6 +170,9 @@ class Backend:
     # --- raw command I/O ------------------------------------------------------
 
     async def send(self, command: int, argument: bytes = b"") -> None:
+        gate = self.gate
+        if gate is not None and gate.paused:
+            gate.resume()  # a new command: whatever was left unread is not waited for
         try:
             await self.conn._execute_command(command, argument)
         except (asyncmy_errors.Error, OSError) as exc:
@@ -108,6 +181,9 @@ class Backend:
 
     async def read(self) -> bytes:
         self.read_since = time.monotonic()
+        gate = self.gate
+        if gate is not None and gate.paused and gate.buffered < READ_LOW_WATER:
+            gate.resume()
         try:
             packet = await self.conn.read_packet(_RawPacket)
         except (asyncmy_errors.Error, OSError) as exc:
