@@ -126,7 +126,7 @@ def _shard_progress(cluster: LocalCluster, shards: list[str]) -> tuple | None:
     for name in shards:
         rows = cluster[name].execute(
             "SELECT STATE, EXAMINED_ROWS FROM information_schema.PROCESSLIST "
-            f"WHERE INFO LIKE '%RPAD(CONCAT(%' AND INFO NOT LIKE '%PROCESSLIST%'"
+            "WHERE INFO LIKE '%RPAD(CONCAT(%' AND INFO NOT LIKE '%PROCESSLIST%'"
         )
         found.append(tuple(rows[0]) if rows else None)
     return None if all(f is None for f in found) else tuple(found)
