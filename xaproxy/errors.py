@@ -31,6 +31,15 @@ class EndsTransaction(BackendError):
     cross-shard deadlock broken, an AT global lock not granted)."""
 
 
+class MergeAborted(ProxyError):
+    """A fan-out SELECT's merge stopped midway (memory cap, an order it cannot trust).
+
+    The shards' answers are read to their end (their connections and the
+    transaction stay as they were) and the client gets the error in place of
+    the rest of the result.
+    """
+
+
 class ShardUnavailable(ProxyError):
     """A shard could not be reached or the connection to it broke."""
 
@@ -56,6 +65,30 @@ def not_supported(what: str, hint: str = "") -> ProxyError:
     if hint:
         message += f"; {hint}"
     return ProxyError(1235, "42000", message)
+
+
+def merge_memory_exceeded(limit: int, what: str) -> MergeAborted:
+    """ER_OUT_OF_SORTMEMORY (1038): the merge would hold more than max_merge_memory_mb."""
+    return MergeAborted(
+        1038,
+        "HY001",
+        f"Out of sort memory: merging this SELECT over several shards would hold more "
+        f"{what} in xaproxy than max_merge_memory_mb ({limit // (1024 * 1024)} MiB) allows; "
+        "add the shard key to the WHERE clause, a LIMIT, or ORDER BY the GROUP BY columns "
+        "(then groups stream), or raise max_merge_memory_mb",
+    )
+
+
+def merge_order_unknown() -> MergeAborted:
+    """A shard sorted rows in an order the proxy's collation model disagrees with."""
+    return MergeAborted(
+        1235,
+        "42000",
+        "xaproxy does not support this GROUP BY or DISTINCT over several shards: a shard "
+        "sorted its values in an order xaproxy does not reproduce (a collation other than "
+        "the utf8mb4_general_ci or _bin rules it models); add the shard key to the WHERE "
+        "clause so one shard answers, or group by a value with such a collation",
+    )
 
 
 def unsupported_prepare(what: str) -> ProxyError:

@@ -16,7 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xaproxy import errors
 from xaproxy.execution.merge import (
+    MergeBudget,
     column_decimals,
     decimal_average,
     decimal_text,
@@ -814,13 +816,16 @@ GROUP_ROW = st.tuples(
     shard_count=st.integers(1, 4),
     placement=st.randoms(use_true_random=False),
     grouped=st.booleans(),
+    shards_sorted=st.booleans(),
 )
 def test_property_grouped_aggregates_equal_aggregating_everything(
     rows: list[tuple[int | None, int | None, str | None]],
     shard_count: int,
     placement: random.Random,
     grouped: bool,
+    shards_sorted: bool,
 ) -> None:
+    """Also when the shards sort their groups (ORDER BY the group column): streamed merge."""
     if not grouped:
         rows = [(0, v, s) for _, v, s in rows]  # one group; the shard query has no GROUP BY
     shards: list[list[tuple[int | None, int | None, str | None]]] = [[] for _ in range(shard_count)]
@@ -840,8 +845,13 @@ def test_property_grouped_aggregates_equal_aggregating_everything(
             Aggregate("MIN", 7),
             Aggregate("MAX", 8),
         ),
+        group_order=(SortKey(0, False),) if shards_sorted and grouped else (),
     )
-    merged = run(spec, coldefs, [partial_aggregates(s) for s in shards])
+    partials = [partial_aggregates(s) for s in shards]
+    if shards_sorted:
+        for partial in partials:
+            partial.sort(key=lambda r: null_low(r[0]))
+    merged = run(spec, coldefs, partials)
 
     expected = sorted(partial_aggregates(rows), key=lambda r: null_low(r[0]))
     if not grouped and not rows:
@@ -858,16 +868,30 @@ def test_property_grouped_aggregates_equal_aggregating_everything(
     rows=st.lists(st.tuples(st.integers(0, 2), st.one_of(st.none(), WORD)), max_size=30),
     shard_count=st.integers(1, 4),
     placement=st.randoms(use_true_random=False),
+    shards_sorted=st.booleans(),
 )
 def test_property_count_distinct_equals_counting_everything(
-    rows: list[tuple[int, str | None]], shard_count: int, placement: random.Random
+    rows: list[tuple[int, str | None]],
+    shard_count: int,
+    placement: random.Random,
+    shards_sorted: bool,
 ) -> None:
+    """Also with the shards' rows sorted by (group, value): distinct values counted as changes."""
     shards: list[dict[tuple[int, object], list[object]]] = [{} for _ in range(shard_count)]
     for g, s in rows:
         # each shard: SELECT g, s FROM t GROUP BY g, s (one row per collation class)
         shards[placement.randrange(shard_count)].setdefault((g, model_key(s)), [g, s])
-    spec = MergeSpec(2, group_by=(0,), aggregates=(Aggregate("COUNT_DISTINCT", 1),))
-    merged = run(spec, [INT, CI], [list(s.values()) for s in shards])
+    spec = MergeSpec(
+        2,
+        group_by=(0,),
+        aggregates=(Aggregate("COUNT_DISTINCT", 1),),
+        group_order=(SortKey(0, False), SortKey(1, False)) if shards_sorted else (),
+    )
+    partials = [list(s.values()) for s in shards]
+    if shards_sorted:
+        for partial in partials:
+            partial.sort(key=lambda r: (r[0], null_low(model_key(r[1]))))
+    merged = run(spec, [INT, CI], partials)
     expected = {}
     for g, s in rows:
         expected.setdefault(g, set())
@@ -916,3 +940,117 @@ def test_bit_aggregates_over_no_rows_are_the_operators_identity() -> None:
     all_ones = str((1 << 64) - 1)
     rows = run(spec, [UINT, UINT, UINT], [[["0", all_ones, "0"]], [["0", all_ones, "0"]]])
     assert rows == [["0", all_ones, "0"]]
+
+
+# --- bounded memory and fairness ----------------------------------------------------------------
+
+
+def run_with(
+    spec: MergeSpec, coldefs: list[bytes], shards: list[Shard], budget: MergeBudget
+) -> list[bytes]:
+    async def collect() -> list[bytes]:
+        return [payload async for payload in merge(spec, coldefs, shards, budget)]
+
+    return asyncio.run(collect())
+
+
+def test_groups_the_shards_sorted_stream_and_a_limit_stops_reading() -> None:
+    spec = MergeSpec(
+        2,
+        group_by=(0,),
+        aggregates=(Aggregate("COUNT", 1),),
+        group_order=(SortKey(0, False),),
+        limit=3,
+    )
+    shards = [Shard([[g, 1] for g in range(0, 2000, 2)]), Shard([[g, 1] for g in range(2000)])]
+    merged = run(spec, [INT, COUNT], shards)
+    assert merged == [["0", "2"], ["1", "1"], ["2", "2"]]
+    assert max(s.pulled for s in shards) < 10  # one group held at a time, not every group
+
+
+def test_groups_held_to_the_end_are_charged_to_the_memory_cap() -> None:
+    spec = MergeSpec(2, group_by=(0,), aggregates=(Aggregate("COUNT", 1),))
+    shards = [Shard([[g, 1] for g in range(5000)]), Shard([[g, 1] for g in range(5000)])]
+    with pytest.raises(errors.MergeAborted) as raised:
+        run_with(spec, [INT, COUNT], shards, MergeBudget(64 * 1024))
+    assert raised.value.code == 1038
+    assert "max_merge_memory_mb" in raised.value.message
+
+
+def test_sorted_groups_need_no_memory_cap() -> None:
+    spec = MergeSpec(
+        2, group_by=(0,), aggregates=(Aggregate("COUNT", 1),), group_order=(SortKey(0, False),)
+    )
+    shards = [Shard([[g, 1] for g in range(5000)]), Shard([[g, 1] for g in range(5000)])]
+    merged = run_with(spec, [INT, COUNT], shards, MergeBudget(64 * 1024))
+    assert len(merged) == 5000
+
+
+def test_distinct_on_sorted_rows_keeps_only_the_previous_row() -> None:
+    spec = MergeSpec(1, order_by=(SortKey(0, False),), distinct=True, distinct_adjacent=True)
+    shards = [Shard([[v] for v in range(5000)]), Shard([[v] for v in range(0, 5000, 3)])]
+    merged = run_with(spec, [INT], shards, MergeBudget(64 * 1024))
+    assert [int(p[1:]) for p in merged] == list(range(5000))
+
+
+def test_a_shard_order_the_proxy_does_not_reproduce_ends_the_statement() -> None:
+    # a shard that sorted 'b' before 'a' (a collation the proxy does not model)
+    spec = MergeSpec(
+        2, group_by=(0,), aggregates=(Aggregate("COUNT", 1),), group_order=(SortKey(0, False),)
+    )
+    with pytest.raises(errors.MergeAborted) as raised:
+        run(spec, [CI, COUNT], [[["b", 1], ["a", 1]], [["a", 1]]])
+    assert raised.value.code == 1235
+
+
+class ReadyShard(Shard):
+    """Rows that are all buffered already: taking one never waits."""
+
+    async def __anext__(self) -> bytes:
+        try:
+            row = next(self._rows)
+        except StopIteration:
+            raise StopAsyncIteration from None
+        self.pulled += 1
+        return wire.text_row(row)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        MergeSpec(2),
+        MergeSpec(2, order_by=(SortKey(0, False),)),
+        MergeSpec(2, group_by=(0,), aggregates=(Aggregate("COUNT", 1),)),
+        MergeSpec(
+            2, group_by=(0,), aggregates=(Aggregate("COUNT", 1),), group_order=(SortKey(0, False),)
+        ),
+    ],
+    ids=["concatenated", "ordered", "grouped", "sorted-groups"],
+)
+def test_a_merge_lets_other_sessions_run_while_it_streams(spec: MergeSpec) -> None:
+    """Another task (a point query of another session) runs while the merge still has rows."""
+    rows = 20_000
+
+    async def scenario() -> tuple[int, int]:
+        shards = [ReadyShard([[i, 1] for i in range(rows)]) for _ in range(2)]
+        seen_by_other: list[int] = []
+
+        async def other_session() -> None:
+            seen_by_other.append(sum(s.pulled for s in shards))
+
+        async def consume() -> int:
+            count = 0
+            async for _ in merge(spec, [INT, COUNT], shards):
+                count += 1
+            return count
+
+        merging = asyncio.ensure_future(consume())
+        await asyncio.sleep(0)  # the merge starts first
+        other = asyncio.ensure_future(other_session())
+        count = await merging
+        await other
+        return seen_by_other[0], count
+
+    pulled_when_other_ran, count = asyncio.run(scenario())
+    assert count in (rows, 2 * rows)
+    assert pulled_when_other_ran < 2 * rows  # it ran before the merge had read everything

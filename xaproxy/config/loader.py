@@ -52,6 +52,7 @@ _TOP_KEYS = frozenset(
         "max_connections",
         "login_timeout_s",
         "max_prepared_statements",
+        "max_merge_memory_mb",
         "wait_timeout_s",
         "shutdown_timeout_s",
         "metrics_listen",
@@ -449,6 +450,7 @@ class _Parser:
         max_connections = top.integer("max_connections", 10000, minimum=1)
         login_timeout_s = top.number("login_timeout_s", 10, positive=True)
         max_prepared_statements = top.integer("max_prepared_statements", 4096, minimum=1)
+        max_merge_memory_mb = top.integer("max_merge_memory_mb", 64, minimum=0)
         wait_timeout_s = top.number("wait_timeout_s", 28800, positive=True)
         shutdown_timeout_s = top.number("shutdown_timeout_s", 10, minimum=0)
         metrics_listen = top.address("metrics_listen", None, nullable=True)
@@ -478,6 +480,7 @@ class _Parser:
             max_connections=max_connections,
             login_timeout_s=float(login_timeout_s),
             max_prepared_statements=max_prepared_statements,
+            max_merge_memory_mb=max_merge_memory_mb,
             wait_timeout_s=float(wait_timeout_s),
             shutdown_timeout_s=float(shutdown_timeout_s),
             metrics_listen=metrics_listen,

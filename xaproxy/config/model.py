@@ -163,6 +163,9 @@ class Config:
     max_connections: int = 10000
     login_timeout_s: float = 10  # a connection not logged in by then is closed
     max_prepared_statements: int = 4096  # per session, as max_prepared_stmt_count
+    # what one fan-out SELECT's merge may hold in a session (groups, DISTINCT keys,
+    # rows to sort); past it the statement ends with 1038. 0: unlimited
+    max_merge_memory_mb: int = 64
     wait_timeout_s: float = 28800  # a session idle this long is closed (SET wait_timeout too)
     shutdown_timeout_s: float = 10
     metrics_listen: tuple[str, int] | None = None

@@ -24,6 +24,7 @@ class Client(Protocol):
     warnings: list[tuple[str, int, str]]
     no_backslash_escapes: bool
     txn: Any  # the open transaction, or None
+    merge_memory_limit: int  # bytes a fan-out merge may hold (0: unlimited)
 
     def status(self) -> int: ...
 

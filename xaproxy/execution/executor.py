@@ -197,6 +197,7 @@ async def run_merged(
             more_follows=more,
             client_deprecate_eof=client.deprecate_eof,
             binary=binary,
+            memory_limit=client.merge_memory_limit,
         )
         client.warnings = [] if not warnings else client.warnings
         if implicit:

@@ -9,24 +9,70 @@ values that pass through untouched keep the exact bytes the shard sent:
 * nothing to order or group: the shards' streams one after another;
 * GROUP BY / aggregates: partial rows combined per group, then HAVING,
   ORDER BY (or the group columns ascending, as MariaDB sorts GROUP BY output),
-  DISTINCT, OFFSET/LIMIT.
+  DISTINCT, OFFSET/LIMIT. When the shards sorted their groups (spec.group_order,
+  the planner's ORDER BY of the group columns) the merge is a k-way merge that
+  combines neighbours and streams; otherwise every group is held to the end.
+* DISTINCT on rows sorted by every visible column: only the previous row is kept.
+
+Memory: what a merge holds beyond one row per shard (groups, DISTINCT keys, rows
+waiting for a sort) is charged to a MergeBudget; past it the statement ends with
+1038. Fairness: every _YIELD_EVERY rows the merge yields to the event loop, so
+other sessions' statements run while a large fan-out streams.
 
 Combined aggregates are printed as the server prints them (see _Number).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import heapq
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import replace
 from decimal import ROUND_HALF_UP, Context, Decimal
 
+from .. import errors
 from ..protocol import wire
 from ..protocol.constants import FieldType
-from ..routing.merge_spec import AGGREGATE_KINDS, BITWISE_KINDS, Aggregate, MergeSpec
+from ..routing.merge_spec import AGGREGATE_KINDS, BITWISE_KINDS, Aggregate, MergeSpec, SortKey
 from .sortkeys import Decoder, join_row, make_key_decoder, null_low, order_key, split_row
+
+# --- memory and fairness ---------------------------------------------------------------------
+
+_YIELD_EVERY = 256  # rows between two yields to the event loop
+_SORT_RUN = 2048  # rows sorted in one go when a merge must sort what it holds
+_OBJECT_BYTES = 48  # what Python spends per held value beyond its bytes (object, pointer)
+_ROW_BYTES = 160  # per held row or group: its list, tuple and dict or heap entry
+
+
+class MergeBudget:
+    """The bytes one statement's merge may hold (`limit` 0: no limit)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def charge(self, values: list[bytes | None], what: str) -> None:
+        self.used += _cost(values)
+        if self.limit and self.used > self.limit:
+            raise errors.merge_memory_exceeded(self.limit, what)
+
+    def release(self, rows: Iterable[list[bytes | None]]) -> None:
+        self.used -= sum(_cost(values) for values in rows)
+
+
+def _cost(values: list[bytes | None]) -> int:
+    return _ROW_BYTES + sum(_OBJECT_BYTES + len(v) for v in values if v is not None)
+
+
+async def _pause(count: int) -> None:
+    """Lets other sessions run every _YIELD_EVERY rows (count: rows handled so far)."""
+    if not count % _YIELD_EVERY:
+        await asyncio.sleep(0)
+
 
 # --- numbers as MySQL prints them ---------------------------------------------------------
 
@@ -185,6 +231,31 @@ class _CountDistinct:
         out[self.column] = str(len(self.seen)).encode()
 
 
+class _CountDistinctSorted:
+    """COUNT(DISTINCT x) over partials sorted by x inside the group: counts the changes of x."""
+
+    __slots__ = ("column", "decode", "last", "total")
+
+    _NOTHING = object()
+
+    def __init__(self, column: int, decode: Decoder) -> None:
+        self.column = column
+        self.decode = decode
+        self.last: object = self._NOTHING
+        self.total = 0
+
+    def add(self, values: list[bytes | None]) -> None:
+        raw = values[self.column]
+        if raw is not None:
+            key = self.decode(raw)
+            if key != self.last:
+                self.total += 1
+                self.last = key
+
+    def finish(self, out: list[bytes | None]) -> None:
+        out[self.column] = str(self.total).encode()
+
+
 class _Sum:
     __slots__ = ("column", "number", "total")
 
@@ -287,7 +358,9 @@ class _Bitwise:
         out[self.column] = str(self.total).encode()
 
 
-_Accumulator = _Count | _CountDistinct | _Sum | _Extreme | _Average | _Bitwise
+_Accumulator = (
+    _Count | _CountDistinct | _CountDistinctSorted | _Sum | _Extreme | _Average | _Bitwise
+)
 
 
 # --- the plan: decoders and key builders for one merge ----------------------------------------
@@ -334,12 +407,19 @@ class _Plan:
             for k in self.spec.order_by
         )
 
-    def accumulators(self) -> list[_Accumulator]:
+    def shard_key(self, keys: tuple[SortKey, ...]) -> Callable[[list[bytes | None]], tuple]:
+        """The sort key of a shard row under `keys` (raw shard columns, not merged ones)."""
+        decoders = [(k.column, self.decoder(k.column), k.descending) for k in keys]
+        return lambda values: tuple(order_key(d(values[c]), desc) for c, d, desc in decoders)
+
+    def accumulators(self, sorted_values: bool = False) -> list[_Accumulator]:
         made: list[_Accumulator] = []
         for agg in self.spec.aggregates:
             column = agg.column
             if agg.kind == "COUNT":
                 made.append(_Count(column))
+            elif agg.kind == "COUNT_DISTINCT" and sorted_values:
+                made.append(_CountDistinctSorted(column, self.decoder(column)))
             elif agg.kind == "COUNT_DISTINCT":
                 made.append(_CountDistinct(column, self.decoder(column)))
             elif agg.kind == "SUM":
@@ -428,6 +508,7 @@ def _absolute(spec: MergeSpec, ncols: int) -> MergeSpec:
         spec,
         visible=spec.visible if spec.visible is not None else ncols - spec.hidden,
         order_by=tuple(replace(k, column=at(k.column)) for k in spec.order_by),
+        group_order=tuple(replace(k, column=at(k.column)) for k in spec.group_order),
         group_by=tuple(at(c) for c in spec.group_by),
         aggregates=tuple(
             replace(
@@ -451,6 +532,8 @@ def _check(spec: MergeSpec, ncols: int) -> None:
         raise ValueError("merge spec: negative OFFSET or LIMIT")
     for key in spec.order_by:
         column(key.column, "ORDER BY")
+    for key in spec.group_order:
+        column(key.column, "shard ORDER BY")
     for index in spec.group_by:
         column(index, "GROUP BY")
     for agg in spec.aggregates:
@@ -471,16 +554,26 @@ async def _concatenated(
     plan: _Plan, shard_rows: Iterable[AsyncIterator[bytes]], split: bool
 ) -> AsyncIterator[_Row]:
     """Every shard's rows in shard order; values are split only when someone needs them."""
+    count = 0
     for stream in shard_rows:
         async for payload in stream:
             yield payload, split_row(payload, plan.ncols) if split else None
+            count += 1
+            await _pause(count)
 
 
-async def _ordered(plan: _Plan, shard_rows: Iterable[AsyncIterator[bytes]]) -> AsyncIterator[_Row]:
-    """A k-way merge of streams each sorted by the ORDER BY keys; reads one row ahead per shard.
+async def _ordered(
+    plan: _Plan,
+    shard_rows: Iterable[AsyncIterator[bytes]],
+    key: Callable[[list[bytes | None]], tuple],
+    checked: bool = False,
+) -> AsyncIterator[_Row]:
+    """A k-way merge of streams each sorted by `key`; reads one row ahead per shard.
 
     Ties go to the lower shard index; the heap never holds two rows of one shard,
-    so payloads are never compared.
+    so payloads are never compared. `checked`: a shard row that sorts below the
+    one before it (the shard's collation is not the one the proxy models) ends the
+    statement instead of giving a wrong grouping or DISTINCT.
     """
     heap: list[tuple[tuple[object, ...], int, bytes, list[bytes | None]]] = []
     streams = [aiter(stream) for stream in shard_rows]
@@ -490,21 +583,26 @@ async def _ordered(plan: _Plan, shard_rows: Iterable[AsyncIterator[bytes]]) -> A
         if payload is None:
             return None
         values = split_row(payload, plan.ncols)
-        return plan.sort_key(values), index, payload, values
+        return key(values), index, payload, values
 
     for index in range(len(streams)):
         first = await entry(index)
         if first is not None:
             heap.append(first)
     heapq.heapify(heap)
+    count = 0
     while heap:
-        _, index, payload, values = heap[0]
+        current, index, payload, values = heap[0]
         yield payload, values
         following = await entry(index)
         if following is None:
             heapq.heappop(heap)
         else:
+            if checked and following[0] < current:
+                raise errors.merge_order_unknown()
             heapq.heapreplace(heap, following)
+        count += 1
+        await _pause(count)
 
 
 class _Group:
@@ -514,65 +612,156 @@ class _Group:
         self.values = values  # the group's first row: group and plain columns come from it
         self.accumulators = accumulators
 
+    def finish(self, plan: _Plan) -> list[bytes | None] | None:
+        """The merged row, or None when HAVING drops it."""
+        out = list(self.values)
+        for accumulator in self.accumulators:
+            accumulator.finish(out)
+        having = plan.spec.having
+        if having is not None and not having(plan.row_keys(out)):
+            return None
+        return out
 
-async def _grouped(plan: _Plan, shard_rows: Iterable[AsyncIterator[bytes]]) -> AsyncIterator[_Row]:
-    """Partial group rows combined, filtered by HAVING and sorted; shards read one after another."""
+
+async def _sorted_groups(
+    plan: _Plan, shard_rows: Iterable[AsyncIterator[bytes]]
+) -> AsyncIterator[_Row]:
+    """Groups the shards sent sorted by spec.group_order: neighbours combined, streamed.
+
+    Equal groups are neighbours in the k-way merge, so one group is held at a
+    time; the output comes in group_order.
+    """
+    spec = plan.spec
+    group_decoders = [(c, plan.decoder(c)) for c in spec.group_by]
+    group: _Group | None = None
+    current: tuple[object, ...] = ()
+    rows = _ordered(plan, shard_rows, plan.shard_key(spec.group_order), checked=True)
+    async with aclosing(rows):
+        async for _, values in rows:
+            group_key = tuple(decode(values[c]) for c, decode in group_decoders)
+            if group is None or group_key != current:
+                if group is not None and (out := group.finish(plan)) is not None:
+                    yield None, out
+                group = _Group(values, plan.accumulators(sorted_values=True))
+                current = group_key
+            for accumulator in group.accumulators:
+                accumulator.add(values)
+    if group is None and not spec.group_by:
+        # an aggregate query without GROUP BY answers one row even over no rows
+        group = _Group([None] * plan.ncols, plan.accumulators(sorted_values=True))
+    if group is not None and (out := group.finish(plan)) is not None:
+        yield None, out
+
+
+async def _grouped(
+    plan: _Plan, shard_rows: Iterable[AsyncIterator[bytes]], budget: MergeBudget
+) -> AsyncIterator[_Row]:
+    """Partial group rows combined, filtered by HAVING and sorted; shards read one after another.
+
+    Every group is held until the last shard row: each is charged to `budget`.
+    """
     spec = plan.spec
     group_decoders = [(c, plan.decoder(c)) for c in spec.group_by]
     groups: dict[tuple[object, ...], _Group] = {}
+    count = 0
     for stream in shard_rows:
         async for payload in stream:
             values = split_row(payload, plan.ncols)
             group_key = tuple(decode(values[c]) for c, decode in group_decoders)
             group = groups.get(group_key)
             if group is None:
+                budget.charge(values, "groups")
                 group = groups[group_key] = _Group(values, plan.accumulators())
             for accumulator in group.accumulators:
                 accumulator.add(values)
+            count += 1
+            await _pause(count)
     if not groups and not spec.group_by:
         # an aggregate query without GROUP BY answers one row even over no rows
         groups[()] = _Group([None] * plan.ncols, plan.accumulators())
 
     merged: list[tuple[tuple[object, ...], list[bytes | None]]] = []
     for group_key, group in groups.items():
-        out = list(group.values)
-        for accumulator in group.accumulators:
-            accumulator.finish(out)
-        if spec.having is not None and not spec.having(plan.row_keys(out)):
-            continue
-        merged.append((tuple(null_low(k) for k in group_key), out))
+        out = group.finish(plan)
+        if out is not None:
+            merged.append((tuple(null_low(k) for k in group_key), out))
+        count += 1
+        await _pause(count)
+    groups.clear()
     if spec.order_by:
-        merged.sort(key=lambda item: (plan.sort_key(item[1]), item[0]))
+        ordered = await _sort_yielding(merged, lambda item: (plan.sort_key(item[1]), item[0]))
     elif spec.group_by:
-        merged.sort(key=lambda item: item[0])
-    for _, out in merged:
+        ordered = await _sort_yielding(merged, lambda item: item[0])
+    else:
+        ordered = iter(merged)
+    for _, out in ordered:
         yield None, out
+        count += 1
+        await _pause(count)
+
+
+async def _sort_yielding(items: list, key: Callable) -> Iterable:
+    """`items` sorted by `key` (stable) in runs of _SORT_RUN, yielding between runs."""
+    if len(items) <= _SORT_RUN:
+        return sorted(items, key=key)
+    runs = []
+    for start in range(0, len(items), _SORT_RUN):
+        runs.append(sorted(items[start : start + _SORT_RUN], key=key))
+        await asyncio.sleep(0)
+    items.clear()
+    return heapq.merge(*runs, key=key)
+
+
+async def _sorted_output(
+    plan: _Plan, rows: AsyncIterator[_Row], budget: MergeBudget
+) -> AsyncIterator[_Row]:
+    """Merged rows re-sorted by the client's ORDER BY (stable: ties keep their order).
+
+    With a LIMIT only the first OFFSET+LIMIT rows can be answered: the rows held
+    are cut back to those whenever they pass twice that (plus a sort run).
+    """
+    spec = plan.spec
+    keep = None if spec.limit is None else spec.offset + spec.limit
+    held: list[list[bytes | None]] = []
+    async with aclosing(rows):
+        async for _, values in rows:
+            budget.charge(values, "rows to sort")
+            held.append(values)
+            if keep is not None and len(held) >= 2 * keep + _SORT_RUN:
+                held.sort(key=plan.sort_key)  # stable: earlier rows win ties, as in one sort
+                budget.release(held[keep:])
+                del held[keep:]
+                await asyncio.sleep(0)
+    for count, values in enumerate(await _sort_yielding(held, plan.sort_key), 1):
+        yield None, values
+        await _pause(count)
 
 
 # --- the merge -----------------------------------------------------------------------------------
 
 
 async def merge(
-    spec: MergeSpec, coldefs: list[bytes], shard_rows: list[AsyncIterator[bytes]]
+    spec: MergeSpec,
+    coldefs: list[bytes],
+    shard_rows: list[AsyncIterator[bytes]],
+    budget: MergeBudget | None = None,
 ) -> AsyncIterator[bytes]:
     """The client's row payloads (visible columns only) for one fan-out SELECT.
 
     Stops reading the shards as soon as OFFSET+LIMIT rows are out (without
-    GROUP BY); draining or cancelling the shard streams is the caller's job.
+    GROUP BY, or with groups the shards sorted); draining or cancelling the
+    shard streams is the caller's job.
     """
     plan = _Plan(spec, coldefs)
     spec = plan.spec
     if spec.limit == 0:
         return
+    budget = budget if budget is not None else MergeBudget()
+    rows = _source(plan, shard_rows, budget)
     filter_rows = spec.having is not None and not plan.grouped
-    if plan.grouped:
-        rows = _grouped(plan, shard_rows)
-    elif spec.order_by:
-        rows = _ordered(plan, shard_rows)
-    else:
-        split = plan.hidden or spec.distinct or filter_rows
-        rows = _concatenated(plan, shard_rows, split)
     seen: set[tuple[object, ...]] | None = set() if spec.distinct else None
+    adjacent = spec.distinct_adjacent and not plan.grouped
+    previous: object = None
     skip = spec.offset
     remaining = spec.limit
     async with aclosing(rows):
@@ -581,9 +770,15 @@ async def merge(
                 continue
             if seen is not None:
                 key = plan.distinct_key(values)
-                if key in seen:
+                if adjacent:
+                    if key == previous:
+                        continue
+                    previous = key
+                elif key in seen:
                     continue
-                seen.add(key)
+                else:
+                    budget.charge(values, "DISTINCT rows")
+                    seen.add(key)
             if skip:
                 skip -= 1
                 continue
@@ -595,3 +790,21 @@ async def merge(
                 remaining -= 1
                 if remaining == 0:
                     return
+
+
+def _source(
+    plan: _Plan, shard_rows: list[AsyncIterator[bytes]], budget: MergeBudget
+) -> AsyncIterator[_Row]:
+    """The merged rows before DISTINCT, OFFSET and LIMIT, by what the spec asks."""
+    spec = plan.spec
+    if plan.grouped and spec.group_order:
+        rows = _sorted_groups(plan, shard_rows)
+        if spec.order_by and spec.order_by != spec.group_order[: len(spec.order_by)]:
+            rows = _sorted_output(plan, rows, budget)
+        return rows
+    if plan.grouped:
+        return _grouped(plan, shard_rows, budget)
+    if spec.order_by:
+        return _ordered(plan, shard_rows, plan.sort_key, checked=spec.distinct_adjacent)
+    split = plan.hidden or spec.distinct or spec.having is not None
+    return _concatenated(plan, shard_rows, split)

@@ -18,7 +18,7 @@ from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
 from ..routing.plan import MergeRead, Plan, Primitive, ScatterWrite, SplitInsert
 from ..shards.backend import Backend
-from .merge import merge
+from .merge import MergeBudget, merge
 
 _FLUSH_BYTES = 256 * 1024
 
@@ -133,8 +133,13 @@ async def scatter_read(
     more_follows: bool,
     client_deprecate_eof: bool,
     binary: bool,
+    memory_limit: int = 0,
 ) -> int:
-    """Runs a fan-out SELECT and streams the merged result; returns the warning count."""
+    """Runs a fan-out SELECT and streams the merged result; returns the warning count.
+
+    `memory_limit`: the bytes the merge may hold (0: unlimited); past it the
+    client gets 1038 in place of the rest of the result.
+    """
     root = route.root
     assert isinstance(root, MergeRead)
     await _send_all(backends, route, sql)
@@ -158,11 +163,12 @@ async def scatter_read(
     if binary:
         convert = make_row_converter([wire.column_type_and_flags(c)[:2] for c in visible_defs])
     try:
-        async for payload in merge(spec, coldefs, [s.rows() for s in streams]):
+        budget = MergeBudget(memory_limit)
+        async for payload in merge(spec, coldefs, [s.rows() for s in streams], budget):
             out.write(convert(payload) if convert is not None else payload)
             if out.pending > _FLUSH_BYTES:
                 await out.flush()
-    except errors.BackendError as exc:
+    except (errors.BackendError, errors.MergeAborted) as exc:
         for stream in streams:
             if not stream.done:
                 await stream.drain()

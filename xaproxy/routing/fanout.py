@@ -134,10 +134,13 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
     query.set("expressions", state.new_items + state.hidden)
     star = _star_index(state.items)
     _check_star(state, star)
+    shard_order = _shard_order(state, grouped) if star is None else ()
+    if shard_order:
+        query.set("order", _ordinal_order(shard_order))
     place = _placement(star, state.visible + len(state.hidden))
     return FanoutRewrite(
         _mariadb_text(query),
-        _steps(state, place, limit, offset),
+        _steps(state, place, limit, offset, shard_order),
         _count_distinct_columns(state, place),
     )
 
@@ -324,6 +327,54 @@ def _check_star(state: _Rewrite, star: int | None) -> None:
         raise errors.not_supported("SELECT * with HAVING over several shards")
 
 
+# --- the order the shards sort in, so the merge streams ------------------------------------
+
+
+def _shard_order(state: _Rewrite, grouped: bool) -> tuple[SortKey, ...]:
+    """The ORDER BY each shard applies so that the merge holds one row per shard, not all.
+
+    Grouped: the group columns (the client's ORDER BY first when it orders by
+    group columns only), then a COUNT(DISTINCT x)'s x: equal groups, and equal
+    values inside a group, arrive next to each other from every shard.
+    DISTINCT without helper columns: the client's ORDER BY, then every other
+    selected column: duplicates arrive next to each other. Empty: nothing to gain.
+    """
+    if grouped:
+        columns = list(state.group_columns)
+        if state.count_distinct:
+            columns.append(state.count_distinct[0])
+        if not columns:
+            return ()
+        lead = state.order_keys if all(k.column in columns for k in state.order_keys) else []
+    elif state.query.args.get("distinct") and not state.hidden:
+        columns = list(range(state.visible))
+        lead = state.order_keys
+    else:
+        return ()
+    keys: list[SortKey] = []
+    for key in lead:
+        if all(k.column != key.column for k in keys):
+            keys.append(SortKey(key.column, key.descending))
+    for column in columns:
+        if all(k.column != column for k in keys):
+            keys.append(SortKey(column, False))
+    return tuple(keys)
+
+
+def _ordinal_order(keys: tuple[SortKey, ...]) -> exp.Order:
+    """ORDER BY select-list positions: exactly the columns the merge reads, however named."""
+    return exp.Order(
+        expressions=[
+            exp.Ordered(
+                this=exp.Literal.number(k.column + 1),
+                desc=k.descending,
+                nulls_first=not k.descending,
+            )
+            for k in keys
+        ]
+    )
+
+
 # --- the merge steps -----------------------------------------------------------------------
 
 
@@ -338,21 +389,29 @@ def _placement(star: int | None, width: int):
     return lambda position: position - width if position > star else position
 
 
-def _steps(state: _Rewrite, place, limit: int | None, offset: int) -> tuple[MergeStep, ...]:
+def _steps(
+    state: _Rewrite, place, limit: int | None, offset: int, shard_order: tuple[SortKey, ...]
+) -> tuple[MergeStep, ...]:
     steps: list[MergeStep] = []
-    if state.group_columns or state.aggregates:
+    grouped = bool(state.group_columns or state.aggregates)
+    if grouped:
         steps.append(
             Group(
                 tuple(place(c) for c in state.group_columns),
                 tuple(_placed_aggregate(a, place) for a in state.aggregates),
+                tuple(SortKey(place(k.column), k.descending) for k in shard_order),
             )
         )
     if state.having is not None:
         steps.append(state.having)
-    if state.order_keys:
-        steps.append(Sort(tuple(SortKey(place(k.column), k.descending) for k in state.order_keys)))
+    order_keys = tuple(state.order_keys)
+    sorted_distinct = bool(shard_order) and not grouped
+    if sorted_distinct:
+        order_keys = shard_order  # the client's keys, then the other columns (ties are free)
+    if order_keys:
+        steps.append(Sort(tuple(SortKey(place(k.column), k.descending) for k in order_keys)))
     if state.query.args.get("distinct"):
-        steps.append(Distinct())
+        steps.append(Distinct(sorted_distinct))
     if limit is not None or offset:
         steps.append(Limit(limit, offset))
     if state.hidden:

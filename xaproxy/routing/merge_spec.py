@@ -61,8 +61,13 @@ class MergeSpec:
     order_by: tuple[SortKey, ...] = ()
     group_by: tuple[int, ...] = ()
     aggregates: tuple[Aggregate, ...] = ()
+    # the shards' order of their partial group rows: the group columns (and a
+    # COUNT(DISTINCT x)'s x last), so equal groups are neighbours; empty: unsorted
+    group_order: tuple[SortKey, ...] = ()
     having: Callable[[list[object]], bool] | None = None
     distinct: bool = False
+    # the rows arrive sorted by order_by, which covers every visible column
+    distinct_adjacent: bool = False
     limit: int | None = None
     offset: int = 0
     hidden: int = 0

@@ -241,12 +241,19 @@ class Group(MergeStep):
 
     columns: tuple[int, ...] = ()
     aggregates: tuple[Aggregate, ...] = ()
+    # the order the shards sent their partial rows in (their ORDER BY): the merge
+    # then combines neighbours and streams; empty: every group is held until the end
+    sorted_by: tuple[SortKey, ...] = ()
 
     def describe(self) -> str:
         by = ", ".join(column_ref(c) for c in self.columns) or "(all rows)"
         parts = [f"Group by {by}"]
         if self.aggregates:
             parts.append("aggregates " + ", ".join(_describe_aggregate(a) for a in self.aggregates))
+        if self.sorted_by:
+            parts.append(
+                "streamed, shards sorted by " + ", ".join(_describe_key(k) for k in self.sorted_by)
+            )
         return " ".join(parts)
 
 
@@ -277,10 +284,16 @@ class Sort(MergeStep):
 
 @dataclass(frozen=True, slots=True)
 class Distinct(MergeStep):
-    """Duplicate rows (over the visible columns, by their collations) dropped."""
+    """Duplicate rows (over the visible columns, by their collations) dropped.
+
+    `adjacent`: the rows arrive sorted by every visible column, so a duplicate
+    follows its original and only the previous row is kept.
+    """
+
+    adjacent: bool = False
 
     def describe(self) -> str:
-        return "Distinct"
+        return "Distinct (adjacent, sorted input)" if self.adjacent else "Distinct"
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,8 +395,10 @@ def merge_spec_of(steps: tuple[MergeStep, ...]) -> MergeSpec:
         order_by=sort.keys if sort is not None else (),
         group_by=group.columns if group is not None else (),
         aggregates=group.aggregates if group is not None else (),
+        group_order=group.sorted_by if group is not None else (),
         having=having.predicate if having is not None else None,  # type: ignore[arg-type]
         distinct=any(isinstance(s, Distinct) for s in steps),
+        distinct_adjacent=any(isinstance(s, Distinct) and s.adjacent for s in steps),
         limit=limit.count if limit is not None else None,
         offset=limit.offset if limit is not None else 0,
     )

@@ -110,6 +110,11 @@ class SessionState:
         self.prepared = {}
         self.next_statement_id = 1
 
+    @property
+    def merge_memory_limit(self) -> int:
+        """The bytes one fan-out SELECT's merge may hold (max_merge_memory_mb; 0: unlimited)."""
+        return self.ctx.config.max_merge_memory_mb * 1024 * 1024
+
     def status(self) -> int:
         status = _AUTOCOMMIT if self.autocommit else 0
         if self.txn is not None:
