@@ -13,9 +13,11 @@ the query finished).
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
+import pymysql
 import pytest
 
 from tests.support import rawclient as rc
@@ -33,6 +35,11 @@ MARKER = "xp_backpressure_slow_reader"
 POLL_S = 0.25
 STEADY_POLLS = 4  # the same stuck state this many polls in a row
 WAIT_S = 180
+MERGE_CAP_MB = 8
+# one group per joined row: ROWS groups, sorted by the shards (ORDER BY the group column)
+GROUPS = (
+    f"SELECT id * {FANOUT} + seq AS g, COUNT(*) AS n FROM spread JOIN seq_1_to_{FANOUT} GROUP BY g"
+)
 
 
 def _create(cluster: LocalCluster) -> None:
@@ -72,6 +79,7 @@ def proxy(
                 ],
             }
         ],
+        max_merge_memory_mb=MERGE_CAP_MB,
     )
     process = ProxyProcess(config, tmp_path_factory.mktemp("backpressure"), name="backpressure")
     process.start()
@@ -195,3 +203,80 @@ def test_slow_reader_of_a_large_result_costs_bounded_proxy_memory(
         # the connection is still in step: the next statement answers
         result = slow.simple_query("SELECT 1")
         assert result.rows == [[b"1"]]
+
+
+def _connect(proxy: ProxyProcess) -> pymysql.Connection:
+    return pymysql.connect(
+        host=proxy.host,
+        port=proxy.port,
+        user=PROXY_USER,
+        password=PROXY_PASSWORD,
+        database=SCHEMA,
+        read_timeout=WAIT_S,
+    )
+
+
+def test_point_queries_answer_while_a_large_fan_out_group_by_streams(proxy: ProxyProcess) -> None:
+    """The merge yields between batches: another session's point queries are answered
+    while a GROUP BY over ROWS groups is still streaming (events, not timings)."""
+    started = threading.Event()
+    done = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def fan_out() -> None:
+        try:
+            with _connect(proxy) as conn, conn.cursor(pymysql.cursors.SSCursor) as cur:
+                cur.execute(GROUPS)
+                count = 0
+                for _ in cur:
+                    count += 1
+                    if count == 1000:
+                        started.set()
+                outcome["groups"] = count
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            started.set()
+            done.set()
+
+    worker = threading.Thread(target=fan_out)
+    worker.start()
+    try:
+        assert started.wait(WAIT_S)
+        answered_during = 0
+        with _connect(proxy) as conn, conn.cursor() as cur:
+            for key in range(1, 6):
+                cur.execute("SELECT id FROM spread WHERE id = %s", (key,))
+                assert cur.fetchall() == ((key,),)
+                if not done.is_set():
+                    answered_during += 1
+    finally:
+        worker.join(WAIT_S)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["groups"] == ROWS
+    assert answered_during == 5, "point queries waited for the fan-out to end"
+
+
+def test_a_merge_past_the_memory_cap_ends_the_statement_and_the_transaction_goes_on(
+    proxy: ProxyProcess,
+) -> None:
+    # ORDER BY an aggregate: every group must be held to be sorted
+    with _connect(proxy) as conn, conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("SELECT id FROM spread WHERE id = 3 FOR UPDATE")
+        with pytest.raises(pymysql.err.OperationalError) as raised:
+            cur.execute(f"{GROUPS} ORDER BY n DESC, g")
+            cur.fetchall()
+        assert raised.value.args[0] == 1038
+        assert "max_merge_memory_mb" in raised.value.args[1]
+        cur.execute("SELECT @@in_transaction")
+        assert cur.fetchall() == ((1,),)
+        # the same aggregate ordering with a LIMIT holds only that many groups
+        cur.execute(f"{GROUPS} ORDER BY n DESC, g LIMIT 3")
+        assert [row[0] for row in cur.fetchall()] == [FANOUT + 1, FANOUT + 2, FANOUT + 3]
+        # streamed groups need no cap at all
+        cur.execute(f"{GROUPS} ORDER BY g DESC LIMIT 2")
+        assert cur.fetchall() == ((KEYS * FANOUT + FANOUT, 1), (KEYS * FANOUT + FANOUT - 1, 1))
+        cur.execute("COMMIT")
+        cur.execute("SELECT @@in_transaction")
+        assert cur.fetchall() == ((0,),)
