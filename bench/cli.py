@@ -16,7 +16,7 @@ PROJECT_ROOT = BENCH_DIR.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-WORKLOADS = ("point_select", "read_write", "transfers", "oversell", "connections")
+WORKLOADS = ("point_select", "read_write", "transfers", "oversell", "connections", "bigresults")
 ALIASES = {
     "sysbench": ("point_select", "read_write"),
     "oltp_point_select": ("point_select",),
@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "repeat or separate with commas",
     )
     p.add_argument("--sysbench-time", type=float, help="seconds per sysbench run (15; quick 3)")
+    p.add_argument(
+        "--sysbench-targets",
+        default="direct,haproxy,xaproxy,xaproxy-sharded,spider",
+        help="sysbench targets to run (direct,haproxy,xaproxy,xaproxy-sharded,spider)",
+    )
     p.add_argument("--threads", type=_ints, help="sysbench threads (1,8,64; quick 1,8)")
     p.add_argument("--tables", type=int, default=2, help="sysbench --tables (2)")
     p.add_argument("--table-size", type=int, help="sysbench --table-size (10000; quick 1000)")
@@ -65,11 +70,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--transfer-targets",
-        default="xaproxy-xa,xaproxy-at,handwritten-xa",
-        help="transfer targets to run (xaproxy-xa,xaproxy-at,handwritten-xa)",
+        default="xaproxy-xa,xaproxy-at,handwritten-xa,spider,spider-xa",
+        help="transfer targets to run (xaproxy-xa,xaproxy-at,handwritten-xa,spider,spider-xa)",
     )
     p.add_argument("--oversell-clients", type=int, help="oversell clients (500; quick 100)")
     p.add_argument("--connections", type=int, help="idle connections to open (10000; quick 1000)")
+    p.add_argument(
+        "--big-rows",
+        type=int,
+        help="rows of the slow reader's result and of the fan-out GROUP BY (2000000; quick 200000)",
+    )
+    p.add_argument(
+        "--slow-read-time", type=float, help="seconds the slow reader reads (10; quick 3)"
+    )
+    p.add_argument(
+        "--slow-read-rate", type=int, default=20000, help="rows per second it reads (20000)"
+    )
+    p.add_argument(
+        "--latency-clients",
+        type=int,
+        default=4,
+        help="point-select clients during the fan-out GROUP BY (4)",
+    )
     p.add_argument("--pool-size", type=int, default=64, help="xaproxy pool_size per shard (64)")
     p.add_argument(
         "--workers",
@@ -110,8 +132,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     selected.append(w)
     args.workloads = selected
     args.transfer_targets = tuple(t.strip() for t in args.transfer_targets.split(",") if t.strip())
+    args.sysbench_targets = tuple(t.strip() for t in args.sysbench_targets.split(",") if t.strip())
+    for t in args.sysbench_targets:
+        if t not in ("direct", "haproxy", "xaproxy", "xaproxy-sharded", "spider"):
+            p.error(f"unknown sysbench target {t!r}")
     for t in args.transfer_targets:
-        if t not in ("xaproxy-xa", "xaproxy-at", "handwritten-xa"):
+        if t not in ("xaproxy-xa", "xaproxy-at", "handwritten-xa", "spider", "spider-xa"):
             p.error(f"unknown transfer target {t!r}")
     q = args.quick
     defaults = {
@@ -124,6 +150,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "accounts_per_shard": 1000 if q else 5000,
         "oversell_clients": 100 if q else 500,
         "connections": 1000 if q else 10000,
+        "big_rows": 200_000 if q else 2_000_000,
+        "slow_read_time": 3.0 if q else 10.0,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -147,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from xaproxy.devkit.processes import raise_nofile_limit
 
-    from . import connscale, oversell, report, sysbench, transfers
+    from . import bigresults, connscale, oversell, report, sysbench, transfers
     from .harness import Harness
 
     # Ctrl-C must stop the run even when the shell started us with SIGINT ignored
@@ -194,7 +222,13 @@ def main(argv: list[str] | None = None) -> int:
                 workloads=sb_workloads,
                 warmup=args.warmup,
             )
-            phases.append(("sysbench", opts, lambda o: sysbench.run(harness, o, _log)))
+            phases.append(
+                (
+                    "sysbench",
+                    opts,
+                    lambda o: sysbench.run(harness, o, _log, args.sysbench_targets),
+                )
+            )
         if "transfers" in args.workloads:
             topts = transfers.TransferOptions(
                 clients=args.transfer_clients,
@@ -214,6 +248,17 @@ def main(argv: list[str] | None = None) -> int:
             copts = connscale.ConnOptions(connections=args.connections)
             phases.append(
                 ("connections", copts, lambda o: connscale.run(harness, o, _log, loop_runner.run))
+            )
+        if "bigresults" in args.workloads:
+            bopts = bigresults.BigResultOptions(
+                rows=args.big_rows,
+                slow_read_time=args.slow_read_time,
+                slow_read_rate=args.slow_read_rate,
+                latency_clients=args.latency_clients,
+                baseline_time=min(3.0, args.slow_read_time),
+            )
+            phases.append(
+                ("bigresults", bopts, lambda o: bigresults.run(harness, o, _log, loop_runner.run))
             )
         for name, phase_opts, phase in phases:
             try:
@@ -280,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "oversell": f"{args.oversell_clients} clients, one purchase each, stock 100",
         "connections": f"{args.connections} idle connections (raw asyncio login client)",
+        "bigresults": (
+            f"{args.big_rows} rows of ~200 bytes; slow reader {args.slow_read_rate} rows/s for "
+            f"{args.slow_read_time:g} s; {args.latency_clients} point-select clients during the "
+            "fan-out GROUP BY"
+        ),
         "xaproxy": (
             f"workers {args.workers} (connection scale: 1), pool_size {args.pool_size} per "
             "shard and worker, 3 shards s0..s2"

@@ -47,6 +47,7 @@ class Harness:
         self.keep_tmp = keep_tmp
         self.profile_dir = profile_dir
         self.services: list[ServiceProcess] = []
+        self.spider: LocalMariaDB | None = None  # the Spider head (bench/spider.py), on demand
         self._counter = 0
 
     # --- shards ---------------------------------------------------------------------
@@ -210,6 +211,11 @@ class Harness:
             except BaseException:
                 service.kill()
         self.services.clear()
+        if self.spider is not None:
+            try:
+                self.spider.stop()
+            except BaseException:
+                self.spider.kill()
         try:
             self.cluster.stop()
         except BaseException:

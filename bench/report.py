@@ -24,11 +24,21 @@ TARGET_ORDER = [
     "haproxy",
     "xaproxy",
     "xaproxy-sharded",
+    "spider",
     "handwritten-xa",
     "xaproxy-xa",
     "xaproxy-at",
+    "spider-xa",
 ]
-WORKLOAD_ORDER = ["oltp_point_select", "oltp_read_write", "transfers", "oversell", "connections"]
+WORKLOAD_ORDER = [
+    "oltp_point_select",
+    "oltp_read_write",
+    "transfers",
+    "oversell",
+    "connections",
+    "slow_reader",
+    "fanout_latency",
+]
 
 
 def _first_line(cmd: list[str]) -> str:
@@ -189,7 +199,10 @@ def product_targets(rows: list[dict[str, Any]]) -> list[str]:
         ok = all(r.get("vs_direct") is not None and r["vs_direct"] >= 0.9 for r in xa)
         detail = ", ".join(f"{r['concurrency']} clients {_ratio(r.get('vs_direct'))}" for r in xa)
         out.append(f"- {'PASS' if ok else 'FAIL'}: XA transfers >= 0.9x hand-written XA ({detail})")
-    money = [r for r in rows if r["workload"] == "transfers"]
+    out += _spider_targets(rows)
+    money = [
+        r for r in rows if r["workload"] == "transfers" and not r["target"].startswith("spider")
+    ]
     if money:
         ok = all(r.get("ok") for r in money)
         out.append(f"- {'PASS' if ok else 'FAIL'}: zero lost money in every transfer run")
@@ -203,6 +216,38 @@ def product_targets(rows: list[dict[str, Any]]) -> list[str]:
                 "<= 50 KiB per idle connection "
                 f"({kib:.1f} KiB, {r['concurrency']} connections, {r['errors']})"
             )
+        if r["workload"] == "slow_reader":
+            out.append(
+                f"- {'PASS' if r.get('ok') else 'FAIL'}: a slow reader ({r['target']}) grows the "
+                f"proxy's RSS by < 32 MiB ({r['rss_growth_mib']:.1f} MiB)"
+            )
+        if r["workload"] == "fanout_latency":
+            p99 = r.get("p99")
+            out.append(
+                f"- {'PASS' if r.get('ok') else 'FAIL'}: point-select p99 < 50 ms during a "
+                f"fan-out GROUP BY ({'-' if p99 is None else f'{p99:.1f}'} ms; {r['check']})"
+            )
+    return out
+
+
+def _spider_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """sharded point_select >= 3x Spider's; atomic xaproxy transfers >= 1.2x Spider's default."""
+    out: list[str] = []
+    by_key = {(r["workload"], r["target"], r["concurrency"]): r for r in rows}
+    pairs = [
+        ("oltp_point_select", "xaproxy-sharded", "spider", 3.0, "sharded point_select"),
+        ("transfers", "xaproxy-xa", "spider", 1.2, "atomic XA transfers vs Spider's non-atomic"),
+    ]
+    for workload, ours, theirs, goal, label in pairs:
+        found = []
+        for (w, t, c), row in sorted(by_key.items(), key=lambda item: item[0][2]):
+            ref = by_key.get((w, theirs, c))
+            if w == workload and t == ours and ref is not None and ref["throughput"] > 0:
+                found.append((c, row["throughput"] / ref["throughput"]))
+        if found:
+            ok = all(v >= goal for _, v in found)
+            detail = ", ".join(f"{c}: {v:.2f}x" for c, v in found)
+            out.append(f"- {'PASS' if ok else 'FAIL'}: {label} >= {goal}x Spider ({detail})")
     return out
 
 

@@ -9,6 +9,8 @@ Targets, all on the same rows (``--tables`` x ``--table-size``, prepared with
   xaproxy-sharded  xaproxy, sbtest1..N sharded ``mod`` on id over s1, s2; the
                    tables are created and loaded by sysbench's ``prepare``
                    through this proxy (DDL to every shard, INSERT rows split)
+  spider           a MariaDB Spider head over the same tables on s1, s2
+                   (PARTITION BY HASH(id): the same rows where mod puts them)
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from typing import Any
 
 from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ServiceProcess
 
+from . import spider
 from .harness import Harness
 from .stats import histogram_percentiles
 
 SCHEMA = "sbtest"
 WORKLOADS = ("oltp_point_select", "oltp_read_write")
-TARGETS = ("direct", "haproxy", "xaproxy", "xaproxy-sharded")
+TARGETS = ("direct", "haproxy", "xaproxy", "xaproxy-sharded", "spider")
 
 
 @dataclass
@@ -333,7 +336,45 @@ def _run_target(h: Harness, target: str, opts: SysbenchOptions, log: Any) -> lis
             return run_target(h, endpoint, opts, service, log)
         finally:
             _stop_proxy(h, service, opts)
+    if target == "spider":
+        return _run_spider(h, opts, log)
     raise ValueError(f"unknown sysbench target {target}")
+
+
+def _run_spider(h: Harness, opts: SysbenchOptions, log: Any) -> list[dict[str, Any]]:
+    """Spider over the sharded tables xaproxy-sharded left on s1, s2 (loaded if absent)."""
+    missing = spider.available()
+    if missing is not None:
+        opts.notes.append(f"spider: not run: {missing}")
+        return []
+    tables = [f"sbtest{i}" for i in range(1, opts.tables + 1)]
+    if not _sharded_tables_loaded(h, opts):
+        service = h.start_proxy("xaproxy-sharded-load", sharded_schema(opts))
+        try:
+            log("sysbench: loading the sharded tables through xaproxy for Spider")
+            prepare_sharded(h, service, opts)
+        finally:
+            _stop_proxy(h, service, opts)
+    log("sysbench: starting the Spider head over s1, s2")
+    head = spider.serve(h, SCHEMA, tables, ("s1", "s2"))
+    endpoint = Endpoint("spider", head.host, head.port, "root", "")
+    return run_target(h, endpoint, opts, None, log)
+
+
+def _sharded_tables_loaded(h: Harness, opts: SysbenchOptions) -> bool:
+    total = 0
+    for name in ("s1", "s2"):
+        try:
+            rows = h.shard(name).execute(
+                " UNION ALL ".join(
+                    f"SELECT COUNT(*) FROM sbtest{i}" for i in range(1, opts.tables + 1)
+                ),
+                SCHEMA,
+            )
+        except Exception:
+            return False
+        total += sum(int(r[0]) for r in rows)
+    return total == opts.tables * opts.table_size
 
 
 def _stop_proxy(h: Harness, service: ServiceProcess, opts: SysbenchOptions) -> None:

@@ -15,6 +15,11 @@ lock wait timeout). Every target gets its own freshly loaded database
                    XA END + XA PREPARE on both (in parallel), the decision
                    logged durably (INSERT, autocommit, into tm.xa_log on s2),
                    XA COMMIT on both (in parallel)
+  spider           BEGIN; UPDATE; UPDATE; COMMIT through a MariaDB Spider head
+                   whose accounts table is PARTITION BY HASH(id) over s0, s1
+                   (its default mode: not atomic across backends)
+  spider-xa        the same with SET SESSION spider_internal_xa = 1 (Spider's
+                   XA mode across the backends)
 
 Before the timed window each proxy gets a few unreported transfers in both
 shard orders (first-use work such as creating the decision tables is then
@@ -38,6 +43,7 @@ from typing import Any
 
 from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ServiceProcess
 
+from . import spider
 from .clients import (
     CONNECTION_LOST,
     RETRYABLE,
@@ -51,7 +57,13 @@ from .clients import (
 from .harness import Harness
 from .stats import percentiles_ms
 
-DATABASES = {"xaproxy-xa": "bank_xa", "xaproxy-at": "bank_at", "handwritten-xa": "bank_hw"}
+DATABASES = {
+    "xaproxy-xa": "bank_xa",
+    "xaproxy-at": "bank_at",
+    "handwritten-xa": "bank_hw",
+    "spider": "bank_sp",
+    "spider-xa": "bank_spx",
+}
 TARGETS = tuple(DATABASES)
 INITIAL_BALANCE = 1000
 MAX_ATTEMPTS = 10
@@ -136,11 +148,22 @@ def _may_retry(code: int, attempt: int, stop_at: float) -> bool:
 # --- through the proxy -----------------------------------------------------------------
 
 
+_SESSION_SETUP = {
+    "at": "SET xaproxy_transaction_mode = 'at'",
+    "spider-xa": "SET SESSION spider_internal_xa = 1",
+}
+
+
 async def _open_proxy_client(host: str, port: int, db: str, mode: str) -> Any:
-    conn = await connect(host, port, PROXY_USER, PROXY_PASSWORD, db)
-    if mode == "at":
+    """A client of a proxy: xaproxy (mode xa/at) or a Spider head (mode spider/spider-xa)."""
+    if mode.startswith("spider"):
+        conn = await connect(host, port, "root", "", db)
+    else:
+        conn = await connect(host, port, PROXY_USER, PROXY_PASSWORD, db)
+    setup = _SESSION_SETUP.get(mode)
+    if setup is not None:
         async with conn.cursor() as cur:
-            await cur.execute("SET xaproxy_transaction_mode = 'at'")
+            await cur.execute(setup)
     return conn
 
 
@@ -440,18 +463,31 @@ def _run_target(
     load(h, db, n)
     rows: list[dict[str, Any]] = []
     service: ServiceProcess | None = None
+    address: tuple[str, int] | None = None
+    mode = ""
     if target.startswith("xaproxy"):
         service = h.start_proxy(f"{target}-transfers", _schema(db))
-    mode = target.rpartition("-")[2]
+        address = (service.host, service.port)
+        mode = target.rpartition("-")[2]
+    elif target.startswith("spider"):
+        missing = spider.available()
+        if missing is not None:
+            opts.notes.append(f"transfers target {target}: not run: {missing}")
+            return []
+        head = spider.serve(h, db, ["accounts"], ("s0", "s1"))
+        address = (head.host, head.port)
+        mode = target
     try:
-        if service is not None:
-            runner(_warm_up_proxy(service.host, service.port, db, mode))
+        if address is not None and mode.startswith("spider"):
+            _spider_warm_up(runner, address, db, mode, opts)
+        elif address is not None:
+            runner(_warm_up_proxy(*address, db, mode))
         for clients in opts.clients:
             cpu0 = service.cpu_seconds() if service is not None else 0.0
             with h.profile(service, f"transfers-{target}-{clients}", opts.seconds):
-                if service is not None:
+                if address is not None:
                     stats, elapsed = runner(
-                        _run_proxy(service.host, service.port, db, mode, clients, opts.seconds, n)
+                        _run_proxy(*address, db, mode, clients, opts.seconds, n)
                     )
                 else:
                     stats, elapsed = runner(_run_handwritten(h, db, clients, opts.seconds, n))
@@ -482,6 +518,16 @@ def _run_target(
             _, repaired = verify(h, db, n)
             rows[-1]["check"] += f"; after a restart (startup recovery): {repaired}"
     return rows
+
+
+def _spider_warm_up(
+    runner: Any, address: tuple[str, int], db: str, mode: str, opts: TransferOptions
+) -> None:
+    """One transfer through the Spider head, not reported; what it answers goes to the Notes."""
+    try:
+        runner(_warm_up_proxy(*address, db, mode))
+    except Exception as exc:
+        opts.notes.append(f"transfers target {mode}: a warm-up transfer failed: {exc!r}")
 
 
 def run(h: Harness, opts: TransferOptions, log: Any, runner: Any) -> list[dict[str, Any]]:
