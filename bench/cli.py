@@ -17,6 +17,7 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 WORKLOADS = ("point_select", "read_write", "transfers", "oversell", "connections", "bigresults")
+SYSBENCH_TARGETS = ("direct", "haproxy", "xaproxy", "xaproxy-sharded", "spider")
 ALIASES = {
     "sysbench": ("point_select", "read_write"),
     "oltp_point_select": ("point_select",),
@@ -35,6 +36,32 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _big_result_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of the bigresults workload and of the peers (Spider)."""
+    p.add_argument(
+        "--sysbench-targets",
+        default="direct,haproxy,xaproxy,xaproxy-sharded,spider",
+        help="sysbench targets to run (direct,haproxy,xaproxy,xaproxy-sharded,spider)",
+    )
+    p.add_argument(
+        "--big-rows",
+        type=int,
+        help="rows of the slow reader's result and of the fan-out GROUP BY (2000000; quick 200000)",
+    )
+    p.add_argument(
+        "--slow-read-time", type=float, help="seconds the slow reader reads (10; quick 3)"
+    )
+    p.add_argument(
+        "--slow-read-rate", type=int, default=20000, help="rows per second it reads (20000)"
+    )
+    p.add_argument(
+        "--latency-clients",
+        type=int,
+        default=4,
+        help="point-select clients during the fan-out GROUP BY (4)",
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench",
@@ -50,11 +77,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "repeat or separate with commas",
     )
     p.add_argument("--sysbench-time", type=float, help="seconds per sysbench run (15; quick 3)")
-    p.add_argument(
-        "--sysbench-targets",
-        default="direct,haproxy,xaproxy,xaproxy-sharded,spider",
-        help="sysbench targets to run (direct,haproxy,xaproxy,xaproxy-sharded,spider)",
-    )
     p.add_argument("--threads", type=_ints, help="sysbench threads (1,8,64; quick 1,8)")
     p.add_argument("--tables", type=int, default=2, help="sysbench --tables (2)")
     p.add_argument("--table-size", type=int, help="sysbench --table-size (10000; quick 1000)")
@@ -75,23 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--oversell-clients", type=int, help="oversell clients (500; quick 100)")
     p.add_argument("--connections", type=int, help="idle connections to open (10000; quick 1000)")
-    p.add_argument(
-        "--big-rows",
-        type=int,
-        help="rows of the slow reader's result and of the fan-out GROUP BY (2000000; quick 200000)",
-    )
-    p.add_argument(
-        "--slow-read-time", type=float, help="seconds the slow reader reads (10; quick 3)"
-    )
-    p.add_argument(
-        "--slow-read-rate", type=int, default=20000, help="rows per second it reads (20000)"
-    )
-    p.add_argument(
-        "--latency-clients",
-        type=int,
-        default=4,
-        help="point-select clients during the fan-out GROUP BY (4)",
-    )
+    _big_result_arguments(p)
     p.add_argument("--pool-size", type=int, default=64, help="xaproxy pool_size per shard (64)")
     p.add_argument(
         "--workers",
@@ -132,13 +138,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     selected.append(w)
     args.workloads = selected
     args.transfer_targets = tuple(t.strip() for t in args.transfer_targets.split(",") if t.strip())
-    args.sysbench_targets = tuple(t.strip() for t in args.sysbench_targets.split(",") if t.strip())
-    for t in args.sysbench_targets:
-        if t not in ("direct", "haproxy", "xaproxy", "xaproxy-sharded", "spider"):
-            p.error(f"unknown sysbench target {t!r}")
     for t in args.transfer_targets:
         if t not in ("xaproxy-xa", "xaproxy-at", "handwritten-xa", "spider", "spider-xa"):
             p.error(f"unknown transfer target {t!r}")
+    args.sysbench_targets = tuple(t.strip() for t in args.sysbench_targets.split(",") if t.strip())
+    bad = [t for t in args.sysbench_targets if t not in SYSBENCH_TARGETS]
+    if bad:
+        p.error(f"unknown sysbench target {bad[0]!r}")
     q = args.quick
     defaults = {
         "sysbench_time": 3.0 if q else 15.0,
@@ -168,6 +174,19 @@ def _sigterm(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+def _bigresults_phase(args: argparse.Namespace, harness: Any, loop_runner: Any) -> tuple:
+    from . import bigresults
+
+    bopts = bigresults.BigResultOptions(
+        rows=args.big_rows,
+        slow_read_time=args.slow_read_time,
+        slow_read_rate=args.slow_read_rate,
+        latency_clients=args.latency_clients,
+        baseline_time=min(3.0, args.slow_read_time),
+    )
+    return ("bigresults", bopts, lambda o: bigresults.run(harness, o, _log, loop_runner.run))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -175,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from xaproxy.devkit.processes import raise_nofile_limit
 
-    from . import bigresults, connscale, oversell, report, sysbench, transfers
+    from . import connscale, oversell, report, sysbench, transfers
     from .harness import Harness
 
     # Ctrl-C must stop the run even when the shell started us with SIGINT ignored
@@ -222,13 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 workloads=sb_workloads,
                 warmup=args.warmup,
             )
-            phases.append(
-                (
-                    "sysbench",
-                    opts,
-                    lambda o: sysbench.run(harness, o, _log, args.sysbench_targets),
-                )
-            )
+            targets = args.sysbench_targets
+            phases.append(("sysbench", opts, lambda o: sysbench.run(harness, o, _log, targets)))
         if "transfers" in args.workloads:
             topts = transfers.TransferOptions(
                 clients=args.transfer_clients,
@@ -250,16 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("connections", copts, lambda o: connscale.run(harness, o, _log, loop_runner.run))
             )
         if "bigresults" in args.workloads:
-            bopts = bigresults.BigResultOptions(
-                rows=args.big_rows,
-                slow_read_time=args.slow_read_time,
-                slow_read_rate=args.slow_read_rate,
-                latency_clients=args.latency_clients,
-                baseline_time=min(3.0, args.slow_read_time),
-            )
-            phases.append(
-                ("bigresults", bopts, lambda o: bigresults.run(harness, o, _log, loop_runner.run))
-            )
+            phases.append(_bigresults_phase(args, harness, loop_runner))
         for name, phase_opts, phase in phases:
             try:
                 rows += phase(phase_opts)
