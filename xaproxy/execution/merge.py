@@ -40,7 +40,7 @@ from .sortkeys import Decoder, join_row, make_key_decoder, null_low, order_key, 
 
 # --- memory and fairness ---------------------------------------------------------------------
 
-_YIELD_EVERY = 256  # rows between two yields to the event loop
+_YIELD_EVERY = 64  # rows between two yields to the event loop (a point query needs a few turns)
 _SORT_RUN = 2048  # rows sorted in one go when a merge must sort what it holds
 _OBJECT_BYTES = 48  # what Python spends per held value beyond its bytes (object, pointer)
 _ROW_BYTES = 160  # per held row or group: its list, tuple and dict or heap entry
