@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-packages=(mariadb-server mariadb-client sysbench haproxy docker-compose
+packages=(mariadb-server mariadb-client mariadb-plugin-spider sysbench haproxy docker-compose
           libmariadb-dev pkg-config gcc python3-venv python3-dev
           # the client matrix (tests/integration/test_client_matrix.py): PHP, Perl, Java
           php-cli php-mysql libdbd-mariadb-perl libmariadb-java)
