@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from .weights import WeightTable
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -143,16 +145,32 @@ class TableState:
         return None
 
 
+_STRING_TYPES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")
+
+
+def string_key_collation(state: TableState, key: str) -> str | None:
+    """The collation of a table's shard-key column when it is a character string column."""
+    definition = state.definition
+    column = definition.column(key) if definition is not None else None
+    if column is None or column.type.split("(")[0].strip().lower() not in _STRING_TYPES:
+        return None
+    return column.collation
+
+
 @dataclass(frozen=True, slots=True)
 class Catalog:
     """A snapshot of every configured table's state; replaced whole on each reload."""
 
     tables: dict[tuple[str, str], TableState] = field(default_factory=dict, hash=False)
     read_at: float | None = None  # time.time() of the read; None: never read
+    # collation name (lower case) -> its weights, for the string keys of hash tables
+    weights: dict[str, WeightTable] = field(default_factory=dict, hash=False)
 
     def table(self, schema: str, name: str) -> TableState | None:
         return self.tables.get((schema.lower(), name.lower()))
 
     @staticmethod
-    def of(states: list[TableState]) -> Catalog:
-        return Catalog({(s.schema.lower(), s.name.lower()): s for s in states}, time.time())
+    def of(states: list[TableState], weights: dict[str, WeightTable] | None = None) -> Catalog:
+        return Catalog(
+            {(s.schema.lower(), s.name.lower()): s for s in states}, time.time(), weights or {}
+        )

@@ -14,7 +14,8 @@ import logging
 from .. import errors
 from ..config import Config
 from ..shards.pool import Pools
-from .model import Catalog, Column, TableMetadata, TableState
+from .model import Catalog, Column, TableMetadata, TableState, string_key_collation
+from .weights import WeightTable, table_query, unsupported_reason
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ _UNIQUE_KEYS = (
 )
 
 _Tables = dict[tuple[str, str], TableMetadata]
+# a collation's weights never change under its name: read once per process
+_weight_tables: dict[str, WeightTable] = {}
 
 
 def _text(value: bytes | None) -> str | None:
@@ -79,7 +82,67 @@ async def read_catalog(config: Config, pools: Pools) -> Catalog:
                 ",".join(shards),
                 state.problem,
             )
-    return Catalog.of(states)
+    return Catalog.of(states, await _hash_key_weights(config, pools, states))
+
+
+async def _hash_key_weights(
+    config: Config, pools: Pools, states: list[TableState]
+) -> dict[str, WeightTable]:
+    """The weight tables of the collations of hash tables' string keys, read from a shard."""
+    weights: dict[str, WeightTable] = {}
+    for state in states:
+        schema = config.schema(state.schema)
+        table = schema.table(state.name) if schema is not None else None
+        if table is None or table.algorithm != "hash" or table.broadcast:
+            continue
+        collation = string_key_collation(state, table.shard_key or "")
+        if collation is None:
+            continue
+        name = collation.lower()
+        reason = unsupported_reason(collation)
+        if reason is not None:
+            log.error(
+                "hash shard key %s.%s.%s: %s; the proxy cannot place its values as the server "
+                "compares them, so writes that need a placement are refused; use a "
+                "utf8mb4_general_ci, utf8mb4_unicode_ci, utf8mb4_unicode_520_ci or utf8mb4_bin "
+                "column, or an integer key",
+                state.schema,
+                state.name,
+                table.shard_key,
+                reason,
+            )
+            continue
+        if name not in _weight_tables:
+            found = await _read_weights(pools, state.shards[0], state.schema, collation)
+            if found is None:
+                continue
+            _weight_tables[name] = found
+        weights[name] = _weight_tables[name]
+    return weights
+
+
+async def _read_weights(
+    pools: Pools, shard: str, schema: str, collation: str
+) -> WeightTable | None:
+    try:
+        backend = await pools.acquire(shard, urgent=True)
+    except errors.ProxyError as exc:
+        log.warning("metadata: weights of %s not read from %s: %s", collation, shard, exc.message)
+        return None
+    try:
+        rows = await backend.query_rows(table_query(collation, schema))
+    except errors.ProxyError as exc:
+        log.warning("metadata: weights of %s not read from %s: %s", collation, shard, exc.message)
+        return None
+    except BaseException:
+        backend.usable = False
+        raise
+    finally:
+        pools.release(backend)
+    table = WeightTable.of(collation, [(int(cp or b"0"), w) for cp, w in rows])
+    if table is None:
+        log.warning("metadata: %s answered no usable weight table for %s", shard, collation)
+    return table
 
 
 async def _read_shard(pools: Pools, shard: str, schemas: list[str]) -> _Tables | None:

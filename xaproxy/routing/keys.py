@@ -17,6 +17,7 @@ from sqlglot import exp
 from .. import errors
 from ..config import TableConfig
 from . import sharding
+from .keycolumn import KeyColumn, hash_shard_of_weight, weight_key
 
 Shards = tuple[str, ...] | None  # None: not narrowed, every shard of the table
 
@@ -26,6 +27,11 @@ class KeyAnalysis:
     by_alias: dict[str, TableConfig]
     by_name: dict[str, TableConfig]
     params: list[object] | None = None  # values of a template's :pN placeholders
+    columns: dict[int, KeyColumn] | None = None  # id(table config) -> its key column
+
+    def column_of(self, table: TableConfig) -> KeyColumn | None:
+        """What the shards say the table's key column is; None when the planner did not ask."""
+        return None if self.columns is None else self.columns.get(id(table))
 
     def key_table(self, column: exp.Expression) -> TableConfig | None:
         """The sharded table whose shard key `column` is, if it is one."""
@@ -136,7 +142,7 @@ def collation_safe(text: str) -> bool:
     return all(" " <= c <= "~" for c in text) and not text.endswith(" ")
 
 
-def _narrows(table: TableConfig, value: object) -> bool:
+def _narrows(table: TableConfig, value: object, kind: str | None) -> bool:
     """Whether a literal names the shard of every row the server finds equal to it.
 
     The server compares a string column with a number as numbers ('11abc' and
@@ -147,7 +153,6 @@ def _narrows(table: TableConfig, value: object) -> bool:
     """
     if isinstance(value, bytes):
         value = value.decode("utf-8", "surrogateescape")
-    kind = key_kind(table)
     if kind == "integer":
         if isinstance(value, str):
             return bool(_INTEGER_TEXT.match(value))
@@ -159,12 +164,19 @@ def _narrows(table: TableConfig, value: object) -> bool:
     return False
 
 
-def _orders_as_server(table: TableConfig, value: object) -> bool:
+def effective_kind(table: TableConfig, column: KeyColumn | None) -> str | None:
+    """The key column's kind: the shards' word when read, else the shard map's."""
+    if column is not None and column.known:
+        return column.kind
+    return key_kind(table)
+
+
+def _orders_as_server(table: TableConfig, value: object, column: KeyColumn | None) -> bool:
     """A range bound the proxy orders as the server does: numbers against numeric bounds.
 
-    Strings order by the column's collation, which the proxy does not know yet.
+    Strings order by the column's collation; range bounds are not compared by it.
     """
-    if key_kind(table) != "integer" or isinstance(value, bool):
+    if effective_kind(table, column) != "integer" or isinstance(value, bool):
         return False
     if isinstance(value, (int, decimal.Decimal)):
         return True
@@ -173,9 +185,15 @@ def _orders_as_server(table: TableConfig, value: object) -> bool:
     return isinstance(value, str) and bool(_INTEGER_TEXT.match(value))
 
 
-def _shard_of(table: TableConfig, value: object) -> Shards:
+def _shard_of(table: TableConfig, value: object, column: KeyColumn | None) -> Shards:
     """One shard, or None (all) when the value does not map cleanly: MySQL would coerce it."""
-    if not _narrows(table, value):
+    if column is not None and column.kind == "string" and table.algorithm == "hash":
+        # a number compares with a string column as numbers: every shard may hold a match
+        if not isinstance(value, (str, bytes)):
+            return None
+        weight = weight_key(column, value)
+        return None if weight is None else (hash_shard_of_weight(table, weight),)
+    if not _narrows(table, value, effective_kind(table, column)):
         return None
     if table.algorithm in ("hash", "list") and ambiguous_for_hashing(value):
         return None
@@ -213,7 +231,7 @@ def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: Tab
                         # key = NULL is never true; key <=> NULL holds for the rows an
                         # outer join NULL-extends, which every shard can return
                         return None if isinstance(node, exp.NullSafeEQ) else ()
-                    return _shard_of(keyed, literal)
+                    return _shard_of(keyed, literal, analysis.column_of(keyed))
         return None
     if isinstance(node, exp.In):
         keyed = analysis.key_table(node.this)
@@ -225,7 +243,7 @@ def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: Tab
             if not found:
                 return None
             if literal is not None:
-                one = _shard_of(keyed, literal)
+                one = _shard_of(keyed, literal, analysis.column_of(keyed))
                 if one is None:
                     return None
                 shards.append(one)
@@ -238,7 +256,8 @@ def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: Tab
         high_found, high = literal_value(node.args["high"], analysis.params)
         if not (low_found and high_found):
             return None
-        if not (_orders_as_server(keyed, low) and _orders_as_server(keyed, high)):
+        column = analysis.column_of(keyed)
+        if not (_orders_as_server(keyed, low, column) and _orders_as_server(keyed, high, column)):
             return None
         return sharding.shards_for_range(keyed, low, True, high, True)
     if isinstance(node, (exp.GT, exp.GTE, exp.LT, exp.LTE)):
@@ -250,7 +269,7 @@ def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: Tab
             if keyed is None or keyed.algorithm != "range":
                 continue
             found, literal = literal_value(value, analysis.params)
-            if not found or not _orders_as_server(keyed, literal):
+            if not found or not _orders_as_server(keyed, literal, analysis.column_of(keyed)):
                 return None
             lower = isinstance(node, (exp.GT, exp.GTE)) != flipped
             inclusive = isinstance(node, (exp.GTE, exp.LTE))

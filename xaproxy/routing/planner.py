@@ -28,10 +28,12 @@ from ..metadata.model import Catalog, TableMetadata
 from . import plan, sharding
 from .fanout import rewrite_fanout_select
 from .fanout_plans import FanoutPlans
+from .keycolumn import KeyColumn, key_column, place_string
 from .keys import (
     KeyAnalysis,
     ambiguous_for_hashing,
     bind_placeholders,
+    effective_kind,
     key_kind,
     literal_value,
     shards_for_condition,
@@ -503,9 +505,7 @@ class Planner:
                 key_value: object = row_id
             else:
                 key_value = self._row_key(table, items[shape.key_at], verb)
-            _check_hashable(table, key_value)
-            _check_stored_as_given(table, key_value)
-            shard = sharding.shard_for(table, key_value)
+            shard = self._place(shape.target, key_value)
             rows.by_shard.setdefault(shard, []).append(spans.tuples[index])
         return rows
 
@@ -639,6 +639,28 @@ class Planner:
                     "DELETE the old row by its key and INSERT the new one",
                 )
 
+    def _key_column(self, target: _Placed) -> KeyColumn:
+        table = target.config
+        assert table is not None and target.schema is not None
+        return key_column(table, target.schema.name, self.metadata, key_kind(table))
+
+    def _place(self, target: _Placed, key_value: object) -> str:
+        """The shard of a new row: where the server's comparison of its key will look for it."""
+        table = target.config
+        assert table is not None
+        column = self._key_column(target)
+        if table.algorithm == "hash" and column.kind == "string" and key_value is not None:
+            return place_string(table, column, key_value)
+        if table.algorithm == "hash" and column.kind is None and not column.known:
+            # the column may be a string one: its values are placed by their collation weight
+            raise errors.not_supported(
+                f"an INSERT into hash table '{table.name}': {column.problem}",
+                "run XAPROXY RELOAD METADATA (or declare key_type: integer in the shard map)",
+            )
+        _check_hashable(table, key_value)
+        _check_stored_as_given(table, key_value, effective_kind(table, column))
+        return sharding.shard_for(table, key_value)
+
     def _row_key(self, table: TableConfig, value: exp.Expression, verb: str = "INSERT") -> object:
         """The shard key value of one VALUES row (a literal, or a bound parameter)."""
         if isinstance(value, exp.Var) and value.name.upper() == "DEFAULT":
@@ -745,6 +767,7 @@ class Planner:
             {p.alias.lower(): p.config for p in outer if p.config is not None},
             {p.node.name.lower(): p.config for p in outer if p.config is not None},
             self._params,
+            {id(p.config): self._key_column(p) for p in outer if p.config is not None},
         )
         where = ast.args.get("where")
         shards = shards_for_condition(where.this, analysis, first) if where is not None else None
@@ -909,13 +932,13 @@ def _check_hashable(table: TableConfig, key_value: object) -> None:
         )
 
 
-def _check_stored_as_given(table: TableConfig, key_value: object) -> None:
+def _check_stored_as_given(table: TableConfig, key_value: object, kind: str | None) -> None:
     """A key the server would convert on storing is placed where the stored value belongs, or refused.
 
     An INT column stores 99.5 as 100 and '11abc' as 11 (or refuses it): the
     proxy cannot place such a literal by the value it was given.
     """
-    if key_kind(table) != "integer" or table.algorithm == "mod":
+    if kind != "integer" or table.algorithm == "mod":
         return
     if isinstance(key_value, bytes):
         key_value = key_value.decode("utf-8", "surrogateescape")
