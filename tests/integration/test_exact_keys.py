@@ -253,3 +253,42 @@ def test_join_equalities_under_or_and_not_never_make_a_join_local(pair: tuple[An
         "SELECT c.id FROM h_child c WHERE c.k = NULL",
     ):
         same_or_refused(pair, sql)
+
+
+def names_of(conn: Any, sql: str) -> list[str] | int:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            cur.fetchall()
+            return [d[0] for d in cur.description]
+    except pymysql.MySQLError as exc:
+        return exc.args[0]
+
+
+def test_fetch_first_next_and_literal_column_names_match_the_server(pair: tuple[Any, Any]) -> None:
+    clear(pair, "h_int")
+    for key in range(12):
+        assert not same_or_refused(pair, f"INSERT INTO h_int VALUES ({key}, {key % 4})")
+    for sql in (
+        "SELECT k FROM h_int ORDER BY k FETCH FIRST 3 ROWS ONLY",
+        "SELECT k FROM h_int ORDER BY k DESC FETCH NEXT 1 ROW ONLY",
+        "SELECT k FROM h_int ORDER BY k OFFSET 2 ROWS FETCH NEXT 4 ROWS ONLY",
+        "SELECT k FROM h_int ORDER BY k LIMIT 3 OFFSET 5",
+        "SELECT v FROM h_int ORDER BY v FETCH FIRST 2 ROWS WITH TIES",
+        "SELECT v, COUNT(*) FROM h_int GROUP BY v ORDER BY v FETCH FIRST 2 ROWS ONLY",
+    ):
+        via, direct = pair
+        got = outcome(via, sql)
+        if got != ("error", REFUSED):
+            # ORDER BY makes the rows' order part of the answer
+            with direct.cursor() as cur:
+                cur.execute(sql)
+                want = list(cur.fetchall())
+            with via.cursor() as cur:
+                cur.execute(sql)
+                assert list(cur.fetchall()) == want, sql
+    items = ("1", "'a'", "'It''s'", "-2", "1.50", "NULL", "TRUE", "1+1", "'x' AS y", '"dq"',
+             "_utf8mb4'intro'", "N'nat'", "0x41", "X'42'", "1e3", "k AS `K`", "''", "' pad '")  # fmt: skip
+    for item in items:
+        sql = f"SELECT {item}, k FROM h_int"
+        assert names_of(pair[0], sql) in (names_of(pair[1], sql), REFUSED), sql

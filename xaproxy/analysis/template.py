@@ -20,12 +20,16 @@ def literal_template(code: str, tokens: list[Token]) -> tuple[str, tuple[object,
     pieces: list[str] = []
     values: list[object] = []
     position = 0
+    previous: Token | None = None
     for token in tokens:
         kind = token.token_type
         if id(kind) in _CLAUSE_END_IDS:
             break
+        before, previous = previous, token
         if id(kind) not in _LITERAL_IDS:
             continue
+        if before is not None and before.text.startswith("_") and kind != TokenType.NUMBER:
+            continue  # _utf8mb4'x': the introducer and its string are one literal
         if kind == TokenType.NUMBER:
             text = token.text
             if not text[:1].isdigit() or code[token.start - 1 : token.start] == ".":

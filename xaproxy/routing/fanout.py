@@ -476,6 +476,11 @@ def _literal_column_name(node: exp.Expression, text: str) -> str:
     """The column name MariaDB gives an unaliased item: a string literal is named by its value."""
     if isinstance(node, exp.Literal) and node.is_string:
         return node.this
+    if isinstance(node, exp.National):  # N'abc' is named abc
+        return str(node.this)
+    if isinstance(node, exp.Introducer) and isinstance(node.expression, exp.Literal):
+        literal = node.expression  # _utf8mb4'abc' is named abc; _binary X'41' keeps its text
+        return literal.this if literal.is_string else text
     return text
 
 
