@@ -55,7 +55,8 @@ PREPARED_EXAMPLES = int(os.environ.get("XAPROXY_DIFF_PREPARED_EXAMPLES", "300"))
 WRITE_EXAMPLES = int(os.environ.get("XAPROXY_DIFF_WRITE_EXAMPLES", "200"))
 DERANDOMIZE = os.environ.get("XAPROXY_DIFF_RANDOM", "") != "1"
 
-SHARDED = ("t_mod", "t_modb", "t_hash", "t_range", "t_list")
+STRING_HASH = {"t_hstr_g": "utf8mb4_general_ci", "t_hstr_u": "utf8mb4_unicode_ci"}
+SHARDED = ("t_mod", "t_modb", "t_hash", "t_range", "t_list", *STRING_HASH)
 ROW_TABLES = (*SHARDED, "t_plain")
 BROADCAST = "t_bcast"
 ALL_TABLES = (*ROW_TABLES, BROADCAST)
@@ -94,6 +95,10 @@ TABLES_CONFIG: list[dict[str, Any]] = [
         "algorithm": "list",
         "values": {shard: list(values) for shard, values in LIST_VALUES.items()},
     },
+    *(
+        {"name": table, "shard_key": "k", "algorithm": "hash", "shards": list(HASH_SHARDS)}
+        for table in STRING_HASH
+    ),
     {"name": BROADCAST, "broadcast": True},
 ]
 
@@ -118,6 +123,12 @@ NAMES = (
     "b", "B", "", "straße", "strase", "zebra", "Zebra ", "ümlaut", "Umlaut", "a\tb", "a b",
     "x\t", "X", "it's", "back\\slash", "nl\nhere",
 )  # fmt: skip
+# String shard keys: accents, case, ß/ss, dotless i, trailing spaces, digits, beyond the BMP.
+STRING_KEYS = (
+    "José", "jose", "JOSE", "Straße", "strasse", "STRASSE", "K\u0131ra", "kira", "KIRA",
+    "abc", "abc ", "ABC", "7", "07", "7abc", "0", "x", "X ", "\u00e6", "ae", "\u00c5ngstr\u00f6m",
+    "angstrom", "\U0001f600",
+)  # fmt: skip
 ESCAPED = tuple(name for name in NAMES if any(c in name for c in "\t\n\\'"))
 ROW_COUNTS = {
     "t_mod": 160,
@@ -126,12 +137,16 @@ ROW_COUNTS = {
     "t_range": 150,
     "t_list": 80,
     "t_plain": 40,
+    "t_hstr_g": 100,
+    "t_hstr_u": 100,
 }
 BCAST_ROWS = 12
 BASE_TIME = datetime.datetime(2024, 1, 1)
 
 
-def key_domain(table: str) -> list[int]:
+def key_domain(table: str) -> list[Any]:
+    if table in STRING_HASH:
+        return list(STRING_KEYS)
     if table in ("t_mod", "t_modb"):
         return list(range(-5, 30))
     if table == "t_hash":
@@ -262,6 +277,7 @@ class World:
         self.px = px
         self.ref = ref
         self.canon = canon  # each name -> the first NAMES entry the collation finds equal
+        self.canon_unicode: dict[str, str] = {}  # the same under utf8mb4_unicode_ci
         self.cluster = cluster
         self.stats: Counter = Counter()
         self.next_id = [next_id]
@@ -330,10 +346,16 @@ def connect_proxy(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
     )
 
 
-def collation_classes(conn: pymysql.Connection) -> dict[str, str]:
-    pairs = [(a, b) for a in NAMES for b in NAMES]
+def collation_classes(
+    conn: pymysql.Connection, collation: str = "utf8mb4_general_ci"
+) -> dict[str, str]:
+    values = (*NAMES, *STRING_KEYS)
+    pairs = [(a, b) for a in values for b in values]
     with conn.cursor() as cur:
-        cur.execute("SELECT " + ", ".join(f"{lit(a)} = {lit(b)}" for a, b in pairs))
+        cur.execute("SET NAMES utf8mb4")
+        cur.execute(
+            "SELECT " + ", ".join(f"{lit(a)} = {lit(b)} COLLATE {collation}" for a, b in pairs)
+        )
         equal = cur.fetchone()
     canon: dict[str, str] = {}
     for (a, b), same in zip(pairs, equal, strict=True):
@@ -344,8 +366,16 @@ def collation_classes(conn: pymysql.Connection) -> dict[str, str]:
 
 def create_tables(cluster: LocalCluster) -> None:
     ddl = [
-        ROW_DDL.format(table=t, key_type="BIGINT" if t == "t_hash" else "INT") for t in ROW_TABLES
+        ROW_DDL.format(table=t, key_type="BIGINT" if t == "t_hash" else "INT")
+        for t in ROW_TABLES
+        if t not in STRING_HASH
     ]
+    for table, collation in STRING_HASH.items():
+        ddl.append(
+            ROW_DDL.format(table=table, key_type=f"VARCHAR(20) COLLATE {collation}").replace(
+                "name VARCHAR(20)", f"name VARCHAR(20) COLLATE {collation}"
+            )
+        )
     ddl.append(BCAST_DDL)
     for server in cluster.servers:
         server.execute(f"DROP DATABASE IF EXISTS {SCHEMA}; CREATE DATABASE {SCHEMA}")
@@ -398,6 +428,7 @@ def world(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> It
     try:
         next_id = load_data(px, ref, random.Random(SEED))
         world = World(proxy, px, ref, collation_classes(ref.conn), cluster, next_id)
+        world.canon_unicode = collation_classes(ref.conn, "utf8mb4_unicode_ci")
         world.snapshot()
         try:
             yield world
@@ -462,6 +493,8 @@ RANGE_PROBES = (-10, 0, 50, 99, 100, 101, 150, 199, 200, 250, 299, 300, 301, 350
 
 @st.composite
 def key_values(draw: st.DrawFn, table: str) -> int:
+    if table in STRING_HASH:
+        return draw(st.integers(0, 10))  # numbers against a string key: compared as numbers
     domain = key_domain(table)
     if table == "t_range" and draw(st.booleans()):
         return draw(st.sampled_from(RANGE_PROBES))
@@ -470,8 +503,41 @@ def key_values(draw: st.DrawFn, table: str) -> int:
     return draw(st.sampled_from(domain))
 
 
+STRING_PROBES = (
+    *STRING_KEYS, "JOSÉ", "jos\u00e9 ", "Strasse", "kIRA", "K\u0130RA", "ABC  ", "\u00c6",
+    "\u00e5ngstr\u00f6m", "\U0001f601", "7.0", "",
+)  # fmt: skip
+
+
+@st.composite
+def string_key_condition(draw: st.DrawFn, column: str) -> str:
+    """A string hash key compared with strings (narrowed by weight) and numbers (never)."""
+    kind = draw(st.integers(0, 9))
+
+    def key() -> str:
+        if draw(st.integers(0, 7)) == 0:
+            return draw(st.sampled_from(("0", "7", "7.0", "-0", "1e0")))  # compares as numbers
+        return lit(draw(st.sampled_from(STRING_PROBES)))
+
+    if kind <= 3:
+        return f"{column} = {key()}"
+    if kind == 4:
+        return f"{column} IN ({', '.join(key() for _ in range(draw(st.integers(1, 4))))})"
+    if kind == 5:
+        return f"({column} = {key()} OR {column} = {key()})"
+    if kind == 6:
+        return f"{column} <=> {key()}"
+    if kind == 7:
+        return f"{column} <> {key()}"
+    if kind == 8:
+        return f"{column} LIKE {lit(draw(st.sampled_from(('j%', 'STR%', '_', 'a%'))))}"
+    return f"{column} BETWEEN {key()} AND {key()}"
+
+
 @st.composite
 def key_condition(draw: st.DrawFn, table: str, column: str) -> str:
+    if table in STRING_HASH:
+        return draw(string_key_condition(column))
     kinds = ["eq", "eq", "in", "or", "ne", "notin"]
     if table == "t_range":
         kinds += ["between", "between", "cmp", "cmp", "cmp_flipped", "window"]
@@ -652,7 +718,8 @@ def distinct_select(draw: st.DrawFn, table: str) -> Query:
     if ordered:
         order = draw(st.permutations(columns))
         sql += " ORDER BY " + ", ".join(c + direction(draw) for c in order) + draw(limit_clause())
-    ci = frozenset(i for i, c in enumerate(columns) if c == "name")
+    strings = ("name", "k") if table in STRING_HASH else ("name",)
+    ci = frozenset(i for i, c in enumerate(columns) if c in strings)
     return Query(sql, ordered=ordered, ci_columns=ci, shape="distinct")
 
 
@@ -761,10 +828,11 @@ def aggregate_select(draw: st.DrawFn, table: str) -> Query:
         ordered = True
     elif not groups and draw(st.integers(0, 4)) == 0:
         sql += draw(limit_clause())
+    strings = ("name", "k") if table in STRING_HASH else ("name",)
     ci = {
         i
         for i, item in enumerate(items)
-        if item == "name" or item.lower().replace(" ", "").startswith(("min(name)", "max(name)"))
+        if item in strings or item.lower().replace(" ", "").startswith(("min(name)", "max(name)"))
     }
     return Query(
         sql,
@@ -1049,7 +1117,10 @@ def compare_query(world: World, query: Query, prepared: bool = False) -> None:
             # not valid SQL: the proxy need only fail as well (its refusal may come first)
             world.stats["both_failed"] += 1
             return
-        assert code == 1235 and any(s in message for s in query.unsupported), (
+        allowed = query.unsupported
+        if "t_hstr_u" in query.sql:
+            allowed = (*allowed, "of collation utf8mb4_unicode_ci")
+        assert code == 1235 and any(s in message for s in allowed), (
             f"the proxy failed where the reference answered: {query.sql}\n-> {code} {message}"
             f"\nreference: {ref!r}"[:3000]
         )
@@ -1060,8 +1131,9 @@ def compare_query(world: World, query: Query, prepared: bool = False) -> None:
     px_description, px_rows, _ = px
     ref_description, ref_rows, _ = ref
     assert px_description == ref_description, f"columns differ for {query.sql}"
-    mine = normalized(px_rows, query.ci_columns, world.canon)
-    theirs = normalized(ref_rows, query.ci_columns, world.canon)
+    canon = world.canon_unicode if "t_hstr_u" in query.sql else world.canon
+    mine = normalized(px_rows, query.ci_columns, canon)
+    theirs = normalized(ref_rows, query.ci_columns, canon)
     if not query.ordered:
         mine.sort()
         theirs.sort()
@@ -1100,6 +1172,17 @@ def check_placement(world: World) -> None:
     for table in SHARDED:
         seen: dict[int, str] = {}
         for name, server in servers.items():
+            if table in STRING_HASH:
+                # placed by the collation's weight, trailing space weights dropped
+                space = "0020" if table == "t_hstr_g" else "0209"
+                rows = server.execute(f"SELECT id, HEX(WEIGHT_STRING(k)) FROM {table}", SCHEMA)
+                for row_id, weight in rows:
+                    while weight.endswith(space) and len(weight) % 4 == 0:
+                        weight = weight[: -len(space)]
+                    shard = HASH_SHARDS[zlib.crc32(bytes.fromhex(weight)) % 2]
+                    assert row_id not in seen and shard == name, f"{table} id {row_id} on {name}"
+                    seen[row_id] = name
+                continue
             for row_id, key in server.execute(f"SELECT id, k FROM {table}", SCHEMA):
                 assert row_id not in seen, f"{table} id {row_id} on {seen[row_id]} and {name}"
                 seen[row_id] = name

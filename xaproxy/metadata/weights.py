@@ -40,7 +40,7 @@ _PER_CHARACTER = frozenset(
         "nopad_bin",
     }
 )
-# beyond the BMP: general_ci and unicode_ci weigh every character as U+FFFD; the others
+# beyond the BMP: general_ci and unicode_ci give every character the weight 0xFFFD; the others
 # give real weights the BMP table does not hold, so such values are not placed
 _BEYOND_BMP_AS_FFFD = frozenset(
     {"general_ci", "general_nopad_ci", "unicode_ci", "unicode_nopad_ci"}
@@ -109,7 +109,7 @@ class WeightTable:
         name = collation.lower()
         charset, rest = _suffix(name) or ("", "")
         wide = charset == "utf8mb4" and rest in _BEYOND_BMP_AS_FFFD
-        beyond = weights.get(0xFFFD) if wide else None
+        beyond = b"\xff\xfd" if wide else None  # the weight 0xFFFD, not U+FFFD's own weight
         code_points = charset == "utf8mb4" and rest in ("bin", "nopad_bin") and len(space) == 3
         return WeightTable(name, weights, len(space), "nopad" not in rest, beyond, code_points)
 

@@ -38,6 +38,7 @@ from .keys import (
     literal_value,
     shards_for_condition,
 )
+from .merge_collations import Collations, check_merge_collations
 from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
 from .textsplit import insert_tuple_spans
 from .volatile import volatile_expression
@@ -729,12 +730,32 @@ class Planner:
                 "add the shard key to the WHERE clause or split the query",
             )
         _check_outer_joins(ast, sharded)
+        check_merge_collations(ast, self._collations(placed))
         if self._remember:
             rewrite = self._fanout_plans.rewrite(ast, sql, self._params)
         else:
             rewrite = rewrite_fanout_select(bind_placeholders(ast, self._params), sql)
         root = MergeRead(shards, rewrite.sql, rewrite.steps, rewrite.column_overrides, locks)
         return Plan(sql, root)
+
+    def _collations(self, placed: list[_Placed]) -> Collations:
+        """(qualifier, column) -> the collations the shards' metadata gives that column."""
+
+        def collations(qualifier: str, name: str) -> list[str]:
+            found = []
+            for p in placed:
+                if qualifier and qualifier not in (p.alias.lower(), p.node.name.lower()):
+                    continue
+                if p.schema is None or p.config is None:
+                    continue
+                state = self.metadata.table(p.schema.name, p.config.name)
+                definition = state.definition if state is not None else None
+                column = definition.column(name) if definition is not None else None
+                if column is not None and column.collation:
+                    found.append(column.collation)
+            return found
+
+        return collations
 
     def _route_union(self, ast: exp.Union, placed: list[_Placed]) -> Plan:
         sharded = [p for p in placed if p.config is not None and p.config.sharded]

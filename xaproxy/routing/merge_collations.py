@@ -1,0 +1,109 @@
+"""Fan-out merges only on strings whose collation the merge reproduces, else a refusal.
+
+The merge (execution/sortkeys.py) orders, groups and deduplicates strings by
+utf8mb4_general_ci's weights or by code point (_bin), and it sees only the
+result's column definitions, which carry the connection's collation. A column of
+another collation (utf8mb4_unicode_ci finds 'Straße' = 'strasse', general_ci
+does not) would be merged by the wrong rules: such a SELECT that spans several
+shards is refused when a merge key (GROUP BY, ORDER BY, DISTINCT, MIN/MAX,
+COUNT(DISTINCT), HAVING) reads such a column. The collations come from the
+shards' metadata; `col COLLATE utf8mb4_general_ci` (or _bin) makes a key mergeable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from sqlglot import exp
+
+from .. import errors
+
+MERGEABLE = frozenset(
+    {
+        "utf8mb4_general_ci",
+        "utf8mb3_general_ci",
+        "utf8_general_ci",
+        "utf8mb4_bin",
+        "utf8mb3_bin",
+        "utf8_bin",
+        "binary",
+    }
+)
+
+# (qualifier, column name) -> the collations that column may have (one per candidate table)
+Collations = Callable[[str, str], list[str]]
+
+
+def _merge_keys(ast: exp.Select) -> Iterator[exp.Expression]:
+    """Every expression whose string values the merge compares."""
+    items = list(ast.expressions)
+    group = ast.args.get("group")
+    yield from group.expressions if group is not None else ()
+    order = ast.args.get("order")
+    for ordered in order.expressions if order is not None else ():
+        yield ordered.this
+    if ast.args.get("distinct") is not None:
+        yield from items
+    having = ast.args.get("having")
+    if having is not None:
+        yield having.this
+    for node in ast.walk():
+        distinct_count = isinstance(node, exp.Count) and isinstance(node.this, exp.Distinct)
+        if distinct_count or isinstance(node, (exp.Min, exp.Max)):
+            yield node.this
+
+
+def _aliases(ast: exp.Select) -> dict[str, exp.Expression]:
+    return {
+        item.alias.lower(): item.this for item in ast.expressions if isinstance(item, exp.Alias)
+    }
+
+
+def _columns(node: exp.Expression, aliases: dict[str, exp.Expression]) -> Iterator[exp.Column]:
+    """The table columns `node` reads, through select-list aliases and ordinals; not under an
+    explicit COLLATE of a mergeable collation."""
+    pending = [node]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, exp.Collate) and _collate_name(current) in MERGEABLE:
+            continue
+        if isinstance(current, exp.Column) and not isinstance(current.this, exp.Star):
+            alias = aliases.get(current.name.lower()) if not current.table else None
+            if alias is not None and alias is not current:
+                pending.append(alias)
+            else:
+                yield current
+            continue
+        pending.extend(current.iter_expressions())
+
+
+def _collate_name(node: exp.Collate) -> str:
+    target = node.expression
+    return (target.name if isinstance(target, (exp.Column, exp.Var, exp.Identifier)) else
+            target.sql()).strip("`'\"").lower()  # fmt: skip
+
+
+def check_merge_collations(ast: exp.Select, collations: Collations) -> None:
+    """Refuses a fan-out SELECT whose merge would compare strings by the wrong collation."""
+    aliases = _aliases(ast)
+    items = list(ast.expressions)
+    for key in _merge_keys(ast):
+        if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit():
+            position = int(key.this) - 1  # ORDER BY 2 / GROUP BY 1: that select item
+            if not 0 <= position < len(items):
+                continue
+            key = items[position]
+        for column in _columns(key, aliases):
+            for collation in collations(column.table.lower(), column.name.lower()):
+                if collation.lower() not in MERGEABLE:
+                    raise errors.not_supported(
+                        f"merging rows from several shards on column '{column.name}' of "
+                        f"collation {collation} (the merge orders and groups strings by "
+                        "utf8mb4_general_ci or binary rules only)",
+                        "add the shard key to the WHERE clause so one shard answers, or write "
+                        f"{column.name} COLLATE utf8mb4_general_ci where that order will do",
+                    )
