@@ -7,8 +7,12 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .config import Config
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -67,13 +71,29 @@ def _check_shard_accounts(args: argparse.Namespace) -> int:
     from .config import load_config
     from .shards.grants import check_accounts
 
-    findings = uvloop.run(check_accounts(load_config(args.config)))
+    config = load_config(args.config)
+    findings = uvloop.run(check_accounts(config))
     for finding in findings:
         print(finding)
-    if any(f.kind != "excess" for f in findings):
+    keys = uvloop.run(_hash_key_problems(config))
+    for problem in keys:
+        print(problem)
+    if any(f.kind != "excess" for f in findings) or keys:
         return 1
     print(f"{args.config}: OK" + (" (with warnings)" if findings else ""))
     return 0
+
+
+async def _hash_key_problems(config: Config) -> list[str]:
+    """Hash tables whose string key has a collation the proxy cannot weigh, read from the shards."""
+    from .metadata.reader import hash_key_problems, read_catalog
+    from .shards.pool import Pools
+
+    pools = Pools(config)
+    try:
+        return hash_key_problems(config, await read_catalog(config, pools))
+    finally:
+        pools.close()
 
 
 def _recover(args: argparse.Namespace) -> int:

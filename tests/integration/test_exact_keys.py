@@ -292,3 +292,28 @@ def test_fetch_first_next_and_literal_column_names_match_the_server(pair: tuple[
     for item in items:
         sql = f"SELECT {item}, k FROM h_int"
         assert names_of(pair[0], sql) in (names_of(pair[1], sql), REFUSED), sql
+
+
+def test_check_config_connect_names_a_hash_key_collation_it_cannot_weigh(
+    proxy: ProxyProcess,
+) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xaproxy",
+            "check-config",
+            "--connect",
+            "-c",
+            str(proxy.config_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "exact.h_uca1400.k" in done.stdout and "utf8mb4_uca1400_ai_ci" in done.stdout
+    assert "h_general" not in done.stdout

@@ -85,10 +85,32 @@ async def read_catalog(config: Config, pools: Pools) -> Catalog:
     return Catalog.of(states, await _hash_key_weights(config, pools, states))
 
 
+def hash_key_problems(config: Config, catalog: Catalog) -> list[str]:
+    """One line per hash table whose string key the proxy cannot place as the server compares."""
+    problems = []
+    for state in catalog.tables.values():
+        schema = config.schema(state.schema)
+        table = schema.table(state.name) if schema is not None else None
+        if table is None or table.algorithm != "hash" or table.broadcast:
+            continue
+        collation = string_key_collation(state, table.shard_key or "")
+        reason = unsupported_reason(collation) if collation is not None else None
+        if reason is not None:
+            problems.append(
+                f"hash shard key {state.schema}.{state.name}.{table.shard_key}: {reason}; the "
+                "proxy cannot place its values as the server compares them, so writes that "
+                "need a placement are refused; use a utf8mb4_general_ci, utf8mb4_unicode_ci, "
+                "utf8mb4_unicode_520_ci or utf8mb4_bin column, or an integer key"
+            )
+    return problems
+
+
 async def _hash_key_weights(
     config: Config, pools: Pools, states: list[TableState]
 ) -> dict[str, WeightTable]:
     """The weight tables of the collations of hash tables' string keys, read from a shard."""
+    for problem in hash_key_problems(config, Catalog.of(states)):
+        log.error("%s", problem)
     weights: dict[str, WeightTable] = {}
     for state in states:
         schema = config.schema(state.schema)
@@ -96,22 +118,9 @@ async def _hash_key_weights(
         if table is None or table.algorithm != "hash" or table.broadcast:
             continue
         collation = string_key_collation(state, table.shard_key or "")
-        if collation is None:
+        if collation is None or unsupported_reason(collation) is not None:
             continue
         name = collation.lower()
-        reason = unsupported_reason(collation)
-        if reason is not None:
-            log.error(
-                "hash shard key %s.%s.%s: %s; the proxy cannot place its values as the server "
-                "compares them, so writes that need a placement are refused; use a "
-                "utf8mb4_general_ci, utf8mb4_unicode_ci, utf8mb4_unicode_520_ci or utf8mb4_bin "
-                "column, or an integer key",
-                state.schema,
-                state.name,
-                table.shard_key,
-                reason,
-            )
-            continue
         if name not in _weight_tables:
             found = await _read_weights(pools, state.shards[0], state.schema, collation)
             if found is None:
