@@ -203,6 +203,34 @@ def _shard_of(table: TableConfig, value: object, column: KeyColumn | None) -> Sh
         return None
 
 
+def refuse_plan_dependent_fractions(node: exp.Expression, analysis: KeyAnalysis) -> None:
+    """An integer key compared for equality with a fraction is refused across shards.
+
+    MariaDB 10.11 answers `int_col = 1.5` by the plan it picks: an index lookup
+    rounds the literal (rows with 2), a table scan compares exactly (no row). Shards
+    holding fewer rows pick other plans than one server would, so no merge of their
+    answers is that server's answer.
+    """
+    for comparison in node.find_all(exp.EQ, exp.NullSafeEQ, exp.In):
+        if isinstance(comparison, exp.In):
+            pairs = [(comparison.this, item) for item in comparison.expressions]
+        else:
+            pairs = [(comparison.this, comparison.expression),
+                     (comparison.expression, comparison.this)]  # fmt: skip
+        for column, value in pairs:
+            keyed = analysis.key_table(column)
+            if keyed is None or effective_kind(keyed, analysis.column_of(keyed)) != "integer":
+                continue
+            found, literal = literal_value(value, analysis.params)
+            if found and isinstance(literal, decimal.Decimal) and ambiguous_for_hashing(literal):
+                raise errors.not_supported(
+                    f"comparing integer shard key '{keyed.name}.{keyed.shard_key}' with the "
+                    f"fraction {literal} over several shards (MariaDB answers it by plan: an "
+                    "index lookup rounds the fraction, a scan does not)",
+                    "compare with an integer, or with ROUND()/FLOOR() of the value",
+                )
+
+
 def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: TableConfig) -> Shards:
     """Shards of `table` that can hold rows satisfying `node`; None when not narrowed."""
     if isinstance(node, exp.Paren):

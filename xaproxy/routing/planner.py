@@ -36,6 +36,7 @@ from .keys import (
     effective_kind,
     key_kind,
     literal_value,
+    refuse_plan_dependent_fractions,
     shards_for_condition,
 )
 from .merge_collations import Collations, check_merge_collations
@@ -791,6 +792,10 @@ class Planner:
             {id(p.config): self._key_column(p) for p in outer if p.config is not None},
         )
         where = ast.args.get("where")
+        if len(first.shards) > 1:
+            for clause in (where, *(j.args.get("on") for j in ast.args.get("joins") or ())):
+                if clause is not None:
+                    refuse_plan_dependent_fractions(clause, analysis)
         shards = shards_for_condition(where.this, analysis, first) if where is not None else None
         for join in ast.args.get("joins") or ():
             on = join.args.get("on")
