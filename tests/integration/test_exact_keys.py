@@ -167,6 +167,9 @@ def test_collation_equal_string_keys_are_one_key_through_the_proxy(
         for where in ("k = %s", "k IN (%s, 'zzz')", "k <=> %s", "k = %s OR k = 'x'"):
             assert not same_or_refused(pair, f"SELECT k, v FROM {table} WHERE {where}", (value,))
         assert not same_or_refused(pair, f"UPDATE {table} SET v = v + 1 WHERE k = %s", (value,))
+    for number in ("7", "7.50", "-3", "007", "1e3", ".5"):
+        # a number into a string key is stored as MariaDB writes it, placed by that text
+        same_or_refused(pair, f"INSERT INTO {table} VALUES ({number}, 99)")
     for number in ("0", "7", "7.0", "-0"):
         # a number against a string key compares as numbers: never narrowed
         assert not same_or_refused(pair, f"SELECT k FROM {table} WHERE k = {number}")
@@ -211,7 +214,10 @@ def test_integer_keys_against_strings_and_fractions_match_the_server(
                 f"k < {literal}", f"k >= {literal}", f"k BETWEEN {literal} AND 1000",
                 f"CAST(k AS CHAR) = {literal}", f"NOT (k <> {literal})",
             ):  # fmt: skip
-                assert not same_or_refused(pair, f"SELECT k FROM {table} WHERE {where}")
+                refused = same_or_refused(pair, f"SELECT k FROM {table} WHERE {where}")
+                # `k = 99.5` is answered by plan on MariaDB (an index lookup rounds): refused
+                fraction = literal.strip("'").replace(".0", "").count(".") > 0
+                assert not refused or (fraction and "'" not in literal), where
         for literal in ("99.5", "'11abc'", "'12'", "100.4", "'1e2'"):
             # stored converted (99.5 as 100): placed where the stored value belongs, or refused
             same_or_refused(pair, f"INSERT INTO {table} VALUES ({literal}, 2)")

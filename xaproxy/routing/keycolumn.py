@@ -75,8 +75,12 @@ def string_value(value: object) -> str | None:
         return value
     if isinstance(value, bool):
         return str(int(value))
-    if isinstance(value, (int, decimal.Decimal)):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, decimal.Decimal):
+        text = str(value)
+        # 1e3 is a DOUBLE the column stores as '1000': not placed from this text
+        return None if "E" in text.upper() else text
     return None
 
 
