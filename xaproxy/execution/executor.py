@@ -13,16 +13,24 @@ sends text, relays or collects results, and keeps the session's result state.
 from __future__ import annotations
 
 import logging
+import re
 
 from .. import errors
 from ..protocol import wire
 from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
+from ..protocol.resultset import write_columns
 from ..routing.plan import Everywhere, MergeRead, Plan, Route, ScatterWrite, SplitInsert
 from ..shards.backend import Backend
 from .cursor import Client, Cursor
 from .forward import ResultSummary, forward_result
-from .scatter import WriteSummary, scatter_read, scatter_write, summarize_writes
+from .scatter import (
+    WriteSummary,
+    scatter_read,
+    scatter_returning,
+    scatter_write,
+    summarize_writes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +114,8 @@ async def _run_on_several(
         await run_everywhere(client, cursor, sql, route, more)
     elif isinstance(root, MergeRead):
         await run_merged(client, cursor, sql, route, more=more, binary=binary)
+    elif route.returning:
+        await run_returning_write(client, cursor, sql, route, more=more, binary=binary)
     elif isinstance(root, (ScatterWrite, SplitInsert, Route)):
         await run_scattered_write(client, cursor, sql, route, more=more)
     else:
@@ -120,6 +130,7 @@ async def _at_write(
     """An AT-mode write is the transaction layer's (it keeps the images); True if it was one."""
     if not (route.write or cursor.at_may_write(sql)) or await cursor.at_locking_read(backend, sql):
         return False
+    _refuse_at_returning(sql)
     ok = await cursor.at_write(route.shards[0], backend, sql)
     client.out.write(wire.ok_reply(client.status() | (_MORE if more else 0), ok))
     return True
@@ -238,6 +249,60 @@ async def run_scattered_write(
     await _answer_write(client, cursor, summary, implicit, more)
 
 
+async def run_returning_write(
+    client: Client, cursor: Cursor, sql: str, route: Plan, *, more: bool, binary: bool
+) -> None:
+    """An INSERT/REPLACE/DELETE ... RETURNING on several shards, in one transaction
+    (implicit in autocommit): the rows are sent once every shard answered and, for an
+    implicit transaction, once it committed, so a failure never shows half the rows."""
+    if cursor.at_mode():
+        _refuse_at_returning("RETURNING")
+    implicit = client.txn is None and client.autocommit
+    if client.txn is None:
+        cursor.start(implicit=implicit)
+    backends: list[tuple[str, Backend]] = []
+    borrowed: list[Backend] = []
+    guard = None
+    try:
+        await _connect_all(cursor, route, backends, borrowed)
+        guard = await cursor.guard_statement(backends, True)
+        answer = await scatter_returning(backends, route, sql)
+    except BaseException as exc:
+        await _after_scatter_failure(client, cursor, backends, exc, guard)
+        raise
+    finally:
+        for backend in borrowed:
+            cursor.release(backend)
+    root = route.root
+    if isinstance(root, SplitInsert) and root.generated_ids:
+        client.last_insert_id = root.generated_ids[0]
+    client.warnings = []
+    commit_warnings = await cursor.end(commit=True) if implicit else []
+    status = client.status() | (_MORE if more else 0)
+    status |= answer.status & _NO_BACKSLASH_ESCAPES
+    write_columns(client.out, answer.coldefs, status, client.deprecate_eof)
+    convert = None
+    if binary:
+        convert = make_row_converter([wire.column_type_and_flags(c)[:2] for c in answer.coldefs])
+    for row in answer.rows:
+        client.out.write(convert(row) if convert is not None else row)
+    warnings = answer.warnings + len(commit_warnings)
+    client.out.write(wire.end_of_rows(status, warnings, client.deprecate_eof))
+
+
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+
+
+def _refuse_at_returning(sql: str) -> None:
+    """AT mode writes with before and after images and reads only an OK: RETURNING is
+    refused (the word in a literal refuses too, a refusal rather than lost rows)."""
+    if _RETURNING.search(sql):
+        raise errors.not_supported(
+            "RETURNING in AT mode (the write runs with its images)",
+            "run it without RETURNING, or in XA mode",
+        )
+
+
 async def _after_scatter_failure(
     client: Client,
     cursor: Cursor,
@@ -288,6 +353,7 @@ async def _answer_write(
             summary.affected_rows,
             summary.last_insert_id,
             summary.warnings + len(commit_warnings),
+            summary.info,
         )
     )
 

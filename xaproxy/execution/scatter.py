@@ -7,6 +7,7 @@ shards work in parallel and the statement costs the slowest shard, not the sum.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ class WriteSummary:
     last_insert_id: int = 0
     warnings: int = 0
     backend_status: int = 0
+    info: bytes = b""  # the OK packet's info text, framed as MariaDB sends it
 
 
 async def _send_all(backends: list[tuple[str, Backend]], route: Plan, sql: str) -> None:
@@ -76,7 +78,50 @@ def summarize_writes(results: list[wire.OkInfo], root: Primitive) -> WriteSummar
             summary.last_insert_id = result.last_insert_id
     if isinstance(root, SplitInsert) and root.generated_ids:
         summary.last_insert_id = root.generated_ids[0]
+    if len(results) == 1 or copies:
+        summary.info = results[0].info if results else b""
+    else:
+        summary.info = _summed_info(results, root, summary.warnings)
     return summary
+
+
+_COUNTS = re.compile(rb"(Records|Rows matched): (\d+)  (Duplicates|Changed): (\d+)  Warnings: \d+")
+
+
+def _summed_info(results: list[wire.OkInfo], root: Primitive, warnings: int) -> bytes:
+    """MariaDB's info text of one server for a write the shards ran in parts: the
+    counts of each shard's text added up ("Records: 5  Duplicates: 0  Warnings: 0",
+    "Rows matched: 2  Changed: 2  Warnings: 0"). A shard given one INSERT row answers
+    without text; its counts follow from its affected rows as MariaDB computes them."""
+    label = b""
+    first = second = 0
+    for result in results:
+        found = _COUNTS.search(result.info)
+        if found is not None:
+            label = found.group(1) + b": %d  " + found.group(3) + b": %d  Warnings: %d"
+            first += int(found.group(2))
+            second += int(found.group(4))
+        elif isinstance(root, SplitInsert):
+            first += 1
+            second += _one_row_duplicates(root.duplicates, result.affected_rows)
+        else:
+            return b""  # DELETE: MariaDB sends no text
+    if isinstance(root, SplitInsert):
+        label = b"Records: %d  Duplicates: %d  Warnings: %d"
+    if not label:
+        return b""
+    text = label % (first, second, warnings)
+    return wire.lenenc_int(len(text)) + text
+
+
+def _one_row_duplicates(rule: str, affected: int) -> int:
+    if rule == "replace":
+        return max(affected - 1, 0)  # the row it replaced counts as deleted
+    if rule == "ignore":
+        return 1 if affected == 0 else 0
+    if rule == "update":
+        return 1 if affected == 2 else 0
+    return 0
 
 
 async def _read_header(backend: Backend) -> list[bytes]:
@@ -183,3 +228,90 @@ async def scatter_read(
         status |= Status.NO_BACKSLASH_ESCAPES
     out.write(wire.end_of_rows(status, warnings, client_deprecate_eof))
     return warnings
+
+
+# RETURNING rows of a multi-shard write are held until every shard answered (the
+# statement may still fail and be undone); past this many bytes it is refused and undone.
+RETURNING_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class ReturnedRows:
+    coldefs: list[bytes]
+    rows: list[bytes]
+    warnings: int = 0
+    status: int = 0
+
+
+async def _read_returned(
+    backend: Backend, budget: list[int]
+) -> tuple[list[bytes], _ShardRows, list[bytes]]:
+    coldefs = await _read_header(backend)
+    stream = _ShardRows(backend)
+    rows: list[bytes] = []
+    async for payload in stream.rows():
+        budget[0] -= len(payload)
+        if budget[0] >= 0:
+            rows.append(payload)
+    return coldefs, stream, rows
+
+
+async def scatter_returning(
+    backends: list[tuple[str, Backend]], route: Plan, sql: str
+) -> ReturnedRows:
+    """Runs an INSERT/REPLACE/DELETE ... RETURNING on every shard and gathers its rows as
+    one server gives them: an INSERT's in the client's VALUES order, a DELETE's shard by
+    shard, a broadcast table's from one copy. Raises the first shard error."""
+    root = route.root
+    await _send_all(backends, route, sql)
+    budget = [RETURNING_LIMIT_BYTES]
+    results = await _settle(backends, lambda b: _read_returned(b, budget))
+    failure = next((r for r in results if isinstance(r, errors.ProxyError)), None)
+    if failure is not None:
+        raise failure
+    if budget[0] < 0:
+        raise errors.BackendError(
+            1235,
+            "42000",
+            "xaproxy does not support RETURNING rows of more than "
+            f"{RETURNING_LIMIT_BYTES // (1024 * 1024)} MiB from a write on several shards; "
+            "the statement was undone: write fewer rows per statement",
+        )
+    by_shard = {shard: rows for (shard, _), (_, _, rows) in zip(backends, results, strict=True)}
+    copies = isinstance(root, ScatterWrite) and root.copies
+    streams = [stream for _, stream, _ in results]
+    answer = ReturnedRows(
+        coldefs=results[0][0],
+        rows=[],
+        warnings=streams[0].warnings if copies else sum(s.warnings for s in streams),
+        status=streams[-1].status,
+    )
+    if isinstance(root, SplitInsert) and root.row_shards:
+        answer.rows = _values_order(root.row_shards, by_shard)
+    elif copies:
+        answer.rows = by_shard[backends[0][0]]
+    else:
+        answer.rows = [row for shard, _ in backends for row in by_shard[shard]]
+    return answer
+
+
+def _values_order(row_shards: tuple[str, ...], by_shard: dict[str, list[bytes]]) -> list[bytes]:
+    """Each shard returns its rows in its slice's order; the client's order interleaves them.
+    A shard that returned fewer rows (INSERT IGNORE skipped some) leaves no exact order."""
+    expected: dict[str, int] = {}
+    for shard in row_shards:
+        expected[shard] = expected.get(shard, 0) + 1
+    if any(len(by_shard.get(shard, ())) != count for shard, count in expected.items()):
+        raise errors.BackendError(
+            1235,
+            "42000",
+            "xaproxy does not support RETURNING of a write on several shards that skipped "
+            "rows (INSERT IGNORE): the order of the returned rows is unknown; the statement "
+            "was undone: run it without RETURNING, or without IGNORE",
+        )
+    positions = dict.fromkeys(expected, 0)
+    ordered = []
+    for shard in row_shards:
+        ordered.append(by_shard[shard][positions[shard]])
+        positions[shard] += 1
+    return ordered

@@ -134,12 +134,18 @@ class SplitInsert(Primitive):
     `texts` pairs a shard with its INSERT text, in shard order. `generated_ids`:
     ids the proxy generated for the auto-increment column, in the client's row
     order, none for rows that gave their own id (the first is the client's
-    LAST_INSERT_ID()).
+    LAST_INSERT_ID()). `row_shards`: each client row's shard in the client's order
+    (RETURNING rows are put back in that order, the OK info counts each shard's rows).
+    `duplicates`: how a shard's one-row OK (which has no info text) counts duplicates:
+    "insert", "ignore", "replace" or "update" (ON DUPLICATE KEY UPDATE).
     """
 
     table: str
     texts: tuple[tuple[str, str], ...]
     generated_ids: tuple[int, ...] = ()
+    row_shards: tuple[str, ...] = ()
+    returning: bool = False
+    duplicates: str = "insert"
 
     @property
     def shards(self) -> tuple[str, ...]:
@@ -155,6 +161,8 @@ class SplitInsert(Primitive):
         line = f"SplitInsert table={self.table} shards={_shard_list(self.shards)}"
         if self.generated_ids:
             line += f" generated_ids={len(self.generated_ids)}"
+        if self.returning:
+            line += " returning=values order"
         return [line] + [f"  {shard}: {text}" for shard, text in self.texts]
 
 
@@ -187,11 +195,14 @@ class ScatterWrite(Primitive):
 
     `copies`: a broadcast table, every shard changes its own copy of the same
     rows, so the affected-row count is one copy's; otherwise the counts add up.
+    `returning`: a DELETE/INSERT ... RETURNING, its rows gathered from every shard
+    (one copy's for broadcast tables).
     """
 
     targets: tuple[str, ...]
     copies: bool = False
     sql: str | None = None
+    returning: bool = False
 
     @property
     def shards(self) -> tuple[str, ...]:
@@ -202,7 +213,10 @@ class ScatterWrite(Primitive):
 
     def describe(self) -> list[str]:
         count = "one copy" if self.copies else "summed"
-        return [f"ScatterWrite shards={_shard_list(self.targets)} affected_rows={count}"]
+        line = f"ScatterWrite shards={_shard_list(self.targets)} affected_rows={count}"
+        if self.returning:
+            line += f" returning={'one copy' if self.copies else 'shard order'}"
+        return [line]
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +454,11 @@ class Plan:
         if isinstance(root, (SplitInsert, Everywhere, ScatterWrite)):
             return True
         return bool(getattr(root, "write", False))
+
+    @property
+    def returning(self) -> bool:
+        """A multi-shard write whose RETURNING rows the executor gathers."""
+        return bool(getattr(self.root, "returning", False))
 
     @property
     def implicit_commit(self) -> bool:

@@ -142,6 +142,7 @@ class _PlacedRows:
     generated: list[int] = field(default_factory=list)
     edits: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, text) in sql
     by_shard: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # each row's shard, in the client's order
 
 
 def _value_count_mismatch(shape: _InsertShape, index: int, has_items: bool) -> errors.ProxyError:
@@ -205,6 +206,7 @@ class Planner:
         self._remember = True
         self._sql = ""
         self._ast: exp.Expression | None = None
+        self._returning = False
         self._fanout_plans = FanoutPlans()
         self._shapes: OrderedDict[tuple[int, str | None], _Shape] = OrderedDict()
         # the shards' table definitions; replaced whole by the session layer on each reload
@@ -256,6 +258,9 @@ class Planner:
             ast = _replace_as_insert(str(ast.expression.this)) or ast
             verb = "REPLACE"
         self._ast = ast
+        self._returning = (
+            isinstance(ast, (exp.Insert, exp.Delete)) and ast.args.get("returning") is not None
+        )
         if ast is None or isinstance(ast, exp.Command):
             return self._route_opaque(parsed, sql, database)
         write = isinstance(ast, _WRITE_NODES)
@@ -374,7 +379,7 @@ class Planner:
         if len(shards) == 1:
             return Plan(self._sql, plan.Route(shards[0], write=True, why=why))
         self._refuse_volatile("a write that runs on several shards")
-        return Plan(self._sql, ScatterWrite(shards, copies=copies))
+        return Plan(self._sql, ScatterWrite(shards, copies=copies, returning=self._returning))
 
     def _refuse_volatile(self, what: str) -> None:
         """Each shard would evaluate RAND(), NOW(), UUID() ... itself: the values would differ."""
@@ -509,18 +514,22 @@ class Planner:
                 key_value = self._row_key(table, items[shape.key_at], verb)
             shard = self._place(shape.target, key_value)
             rows.by_shard.setdefault(shard, []).append(spans.tuples[index])
+            rows.order.append(shard)
         return rows
 
     def _insert_plan(self, shape: _InsertShape, rows: _PlacedRows, sql: str) -> Plan:
         """One shard's text relayed, or each shard's rows as its own INSERT."""
         table, spans, edits, by_shard = shape.table, shape.spans, rows.edits, rows.by_shard
         ids = tuple(rows.generated)
+        order = tuple(rows.order)
+        rule = _duplicates_rule(self._ast, shape.verb)
         if spans.set_form:
             (shard,) = by_shard
             if not edits:
                 return Plan(sql, plan.Route(shard, write=True, why="shard key"))
             return Plan(
-                sql, SplitInsert(table.name, ((shard, _edited(sql, 0, len(sql), edits)),), ids)
+                sql,
+                SplitInsert(table.name, ((shard, _edited(sql, 0, len(sql), edits)),), ids, order),
             )
         head = sql[: spans.values_end]
         if shape.column_list is not None:
@@ -555,7 +564,7 @@ class Planner:
             )
             for shard in shards
         )
-        return Plan(sql, SplitInsert(table.name, texts, ids))
+        return Plan(sql, SplitInsert(table.name, texts, ids, order, self._returning, rule))
 
     def _definition(self, target: _Placed, what: str) -> TableMetadata:
         """The table's definition as every shard holding it has it, or a refusal saying why not."""
@@ -921,6 +930,17 @@ def _nonzero_integer(value: object) -> bool:
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         return bool(_INTEGER_TEXT.match(text)) and int(text) != 0
     return False
+
+
+def _duplicates_rule(ast: exp.Expression | None, verb: str) -> str:
+    """How MariaDB counts an INSERT's "Duplicates" (see plan.SplitInsert.duplicates)."""
+    if verb == "REPLACE":
+        return "replace"
+    if ast is not None and ast.args.get("ignore"):
+        return "ignore"
+    if ast is not None and ast.args.get("conflict") is not None:
+        return "update"
+    return "insert"
 
 
 def _is_replace(ast: exp.Expression | None) -> bool:

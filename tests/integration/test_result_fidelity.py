@@ -1,0 +1,278 @@
+"""Results of statements over several shards as one MariaDB gives them, compared with it.
+
+Every script runs directly on shard s0 in database `rf_direct` (each table whole) and
+through the proxy in `rf` (`items` split `id MOD 3` over s0, s1, s2; `gen` split on
+`user_id` with ids the proxy generates). The client sees the same rows, in the same
+order, and the same rows are left behind (read from the shards themselves).
+Covered: INSERT / REPLACE / DELETE ... RETURNING over several shards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from xaproxy.devkit.localshards import LocalCluster
+from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ProxyProcess, proxy_config
+
+DB, DIRECT = "rf", "rf_direct"
+SHARDS = ("s0", "s1", "s2")
+ITEMS_DDL = "CREATE TABLE {db}.items (id BIGINT PRIMARY KEY, v VARCHAR(20) NOT NULL)"
+GEN_DDL = (
+    "CREATE TABLE {db}.gen (id BIGINT {auto} PRIMARY KEY, user_id INT NOT NULL, "
+    "v VARCHAR(20) NOT NULL)"
+)
+
+
+def _config(cluster: LocalCluster) -> dict[str, Any]:
+    tables = [
+        {"name": "items", "shard_key": "id", "algorithm": "mod", "shards": list(SHARDS)},
+        {
+            "name": "gen",
+            "shard_key": "user_id",
+            "algorithm": "mod",
+            "shards": list(SHARDS),
+            "auto_increment": "id",
+        },
+    ]
+    schemas = [{"name": DB, "default_shard": "s0", "tables": tables}]
+    return proxy_config(cluster, schemas=schemas, proxy_id="rf", pool_size=4)
+
+
+def _reset(cluster: LocalCluster) -> None:
+    for server in cluster.servers:
+        server.execute(
+            f"DROP DATABASE IF EXISTS {DB}; CREATE DATABASE {DB}; {ITEMS_DDL.format(db=DB)}; "
+            f"{GEN_DDL.format(db=DB, auto='')}"
+        )
+    cluster["s0"].execute(
+        f"DROP DATABASE IF EXISTS {DIRECT}; CREATE DATABASE {DIRECT}; "
+        f"{ITEMS_DDL.format(db=DIRECT)}; {GEN_DDL.format(db=DIRECT, auto='AUTO_INCREMENT')}"
+    )
+
+
+@pytest.fixture(scope="module")
+def proxy(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    _reset(cluster)
+    process = ProxyProcess(_config(cluster), tmp_path_factory.mktemp("results"), name="rf")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def shards(cluster: LocalCluster, proxy: ProxyProcess) -> Iterator[LocalCluster]:
+    _reset(cluster)
+    with through(proxy) as conn, conn.cursor() as cur:
+        cur.execute("XAPROXY RELOAD METADATA")
+    yield cluster
+    assert proxy.is_running(), proxy.log_tail()
+
+
+def direct(cluster: LocalCluster, **kwargs: Any) -> pymysql.Connection:
+    return cluster["s0"].connect(DIRECT, **kwargs)
+
+
+def through(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
+    params: dict[str, Any] = {
+        "host": proxy.host,
+        "port": proxy.port,
+        "user": PROXY_USER,
+        "password": PROXY_PASSWORD,
+        "database": DB,
+        "autocommit": True,
+        "connect_timeout": 10,
+        "read_timeout": 60,
+    }
+    params.update(kwargs)
+    return pymysql.connect(**params)
+
+
+def transcript(conn: pymysql.Connection, script: list[str]) -> list[tuple]:
+    """What a client sees of each statement: rows (with column names) or the affected
+    count and info text, or the error code."""
+    seen: list[tuple] = []
+    for sql in script:
+        try:
+            with conn.cursor() as cur:
+                affected = cur.execute(sql)
+                if cur.description:
+                    names = tuple(d[0] for d in cur.description)
+                    seen.append((sql, names, list(cur.fetchall())))
+                else:
+                    seen.append((sql, affected, conn._result.message))
+        except pymysql.MySQLError as exc:
+            seen.append((sql, "error", exc.args[0]))
+    return seen
+
+
+def both(cluster: LocalCluster, proxy: ProxyProcess, script: list[str]) -> list[tuple]:
+    """Runs `script` directly and through the proxy; asserts the transcripts are equal."""
+    conns = [direct(cluster), through(proxy)]
+    try:
+        mine, theirs = (transcript(conn, script) for conn in conns)
+    finally:
+        for conn in conns:
+            conn.close()
+    for expected, got in zip(mine, theirs, strict=True):
+        assert got == expected, f"MariaDB: {expected}\nxaproxy: {got}"
+    return theirs
+
+
+def rows_left(cluster: LocalCluster, table: str, columns: str = "*") -> tuple[list, list]:
+    """(the direct table's rows, the sharded table's rows read from every shard), sorted."""
+    mine = sorted(cluster["s0"].execute(f"SELECT {columns} FROM {DIRECT}.{table}"))
+    theirs: list = []
+    for server in cluster.servers:
+        theirs.extend(server.execute(f"SELECT {columns} FROM {DB}.{table}"))
+    return mine, sorted(theirs)
+
+
+def open_transactions(cluster: LocalCluster) -> int:
+    return sum(
+        int(s.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX")[0][0])
+        for s in cluster.servers
+    )
+
+
+# --- 1. RETURNING -------------------------------------------------------------------------
+
+RETURNING_SCRIPT = [
+    "INSERT INTO items VALUES (5, 'e'), (1, 'a'), (3, 'c'), (4, 'd'), (2, 'b') RETURNING id, v",
+    "INSERT INTO items (v, id) VALUES ('g', 7), ('f', 6) RETURNING *, id * 10 AS tenfold",
+    "REPLACE INTO items VALUES (4, 'D'), (9, 'i'), (1, 'A') RETURNING v, id",
+    # a duplicate on one shard: the whole statement fails, nothing of it is left anywhere
+    "INSERT INTO items VALUES (10, 'j'), (3, 'dup'), (11, 'k') RETURNING id",
+    "SELECT id, v FROM items ORDER BY id",
+    "BEGIN",
+    "INSERT INTO items VALUES (12, 'l'), (13, 'm') RETURNING id",
+    "INSERT INTO items VALUES (14, 'n'), (13, 'dup') RETURNING id",
+    "ROLLBACK",
+    "INSERT INTO items SET id = 20, v = 't' RETURNING id, v",
+    "SELECT COUNT(*) FROM items",
+]
+
+
+def test_insert_and_replace_returning_give_the_rows_in_values_order(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    seen = both(shards, proxy, RETURNING_SCRIPT)
+    assert seen[0][2] == [(5, "e"), (1, "a"), (3, "c"), (4, "d"), (2, "b")]
+    mine, theirs = rows_left(shards, "items")
+    assert theirs == mine
+    assert open_transactions(shards) == 0
+
+
+def test_insert_ignore_returning_that_skips_rows_over_shards_is_refused_and_undone(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    both(shards, proxy, ["INSERT INTO items VALUES (1, 'a')"])
+    with through(proxy) as conn, conn.cursor() as cur:
+        cur.execute("INSERT IGNORE INTO items VALUES (2, 'b'), (3, 'c') RETURNING id")
+        assert cur.fetchall() == ((2,), (3,))
+        with pytest.raises(pymysql.MySQLError) as refused:
+            cur.execute("INSERT IGNORE INTO items VALUES (4, 'd'), (1, 'x'), (5, 'e') RETURNING id")
+        assert refused.value.args[0] == 1235 and "IGNORE" in refused.value.args[1]
+    assert rows_left(shards, "items")[1] == [(1, "a"), (2, "b"), (3, "c")]
+    assert open_transactions(shards) == 0
+
+
+def test_delete_returning_over_shards_gives_every_deleted_row_once(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    setup = ["INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')"]
+    both(shards, proxy, setup)
+    script = ["DELETE FROM items WHERE id > 1 AND v <> 'd' RETURNING id, v", "DELETE FROM items"]
+    conns = [direct(shards), through(proxy)]
+    try:
+        mine, theirs = (transcript(conn, script) for conn in conns)
+    finally:
+        for conn in conns:
+            conn.close()
+    # MariaDB gives deleted rows in its scan order, the proxy shard by shard: same rows
+    assert mine[0][1] == theirs[0][1] == ("id", "v")
+    assert sorted(theirs[0][2]) == sorted(mine[0][2]) == [(2, "b"), (3, "c"), (5, "e")]
+    assert theirs[1] == mine[1]
+
+
+def test_generated_ids_are_returned_in_values_order_and_are_the_stored_ones(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    """What Django's bulk_create sends on MariaDB >= 10.5 for a model with an auto id."""
+    sql = "INSERT INTO gen (user_id, v) VALUES (5, 'e'), (1, 'a'), (3, 'c'), (4, 'd') RETURNING id"
+    with direct(shards) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        assert len(cur.fetchall()) == 4
+    with through(proxy) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        ids = [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT LAST_INSERT_ID()")
+        assert cur.fetchone()[0] == ids[0]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    stored = dict(rows_left(shards, "gen", "id, v")[1])
+    assert [stored[i] for i in ids] == ["e", "a", "c", "d"]
+    for server in shards.servers:  # each row on the shard of its user_id
+        for (user_id,) in server.execute(f"SELECT user_id FROM {DB}.gen"):
+            assert SHARDS[int(user_id) % 3] == server.name
+
+
+def test_returning_through_prepared_statements_gives_the_same_rows(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    import mysql.connector
+
+    def run(**params: Any) -> list[tuple]:
+        conn = mysql.connector.connect(autocommit=True, **params)
+        try:
+            cur = conn.cursor(prepared=True)
+            cur.execute(
+                "INSERT INTO items VALUES (?, ?), (?, ?), (?, ?) RETURNING id, v",
+                (4, "d", 2, "b", 3, "c"),
+            )
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            conn.close()
+
+    server = shards["s0"]
+    mine = run(host=server.host, port=server.port, user="root", password="", database=DIRECT)
+    theirs = run(
+        host=proxy.host, port=proxy.port, user=PROXY_USER, password=PROXY_PASSWORD, database=DB
+    )
+    assert theirs == mine == [(4, "d"), (2, "b"), (3, "c")]
+
+
+# --- 7. OK packet info text ---------------------------------------------------------------
+
+OK_INFO_SCRIPT = [
+    "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e'), (6, 'f')",
+    "INSERT INTO items VALUES (7, 'g')",
+    # one row per shard, one of them a duplicate: the shards answer without text
+    "INSERT IGNORE INTO items VALUES (1, 'x'), (8, 'h'), (9, 'i')",
+    "INSERT IGNORE INTO items VALUES (1, 'x'), (4, 'y'), (10, 'j'), (2, 'z')",
+    "REPLACE INTO items VALUES (1, 'A'), (11, 'k'), (2, 'B'), (12, 'l')",
+    "REPLACE INTO items VALUES (3, 'C'), (13, 'm')",
+    "INSERT INTO items VALUES (4, 'x'), (14, 'n'), (5, 'e') ON DUPLICATE KEY UPDATE v = 'D'",
+    "INSERT INTO items VALUES (6, 'F'), (15, 'o') ON DUPLICATE KEY UPDATE v = VALUES(v)",
+    "UPDATE items SET v = CONCAT(v, '!') WHERE id < 5",
+    "UPDATE items SET v = 'same' WHERE id IN (1, 2, 3)",
+    "UPDATE items SET v = 'same' WHERE id IN (1, 2, 3, 4)",
+    "UPDATE items SET v = 'none' WHERE id > 100",
+    "DELETE FROM items WHERE id > 12",
+    "INSERT INTO gen (user_id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    "INSERT INTO gen (user_id, v) VALUES (4, 'd')",
+    "SELECT id, v FROM items ORDER BY id",
+]
+
+
+def test_ok_info_of_multi_shard_writes_is_mariadbs(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    seen = both(shards, proxy, OK_INFO_SCRIPT)
+    assert seen[0][2] == b"&Records: 6  Duplicates: 0  Warnings: 0"
+    mine, theirs = rows_left(shards, "items")
+    assert theirs == mine
