@@ -257,8 +257,6 @@ _add("php_pdo_native", "unsharded", {"prepared.limit_string": STRING_LIMIT_PARAM
 # Differences that depend on which pooled shard connection serves a statement, so a run
 # may show them or not (no strict entry is possible until the proxy pins such sessions).
 UNSTABLE_DIFFERENCES: dict[str, str] = {
-    "crud.row_count": "ROW_COUNT() after a DELETE is answered by another pooled connection "
-    "when the pool is busy (0 instead of 1)",
     "uservar.read": "a user variable assigned in SELECT (@w := ...) is lost when the next "
     "statement runs on another pooled connection (NULL instead of 42)",
     "dump.single_transaction": "WRONG DATA: mariadb-dump --single-transaction of the unsharded "

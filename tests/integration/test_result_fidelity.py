@@ -276,3 +276,144 @@ def test_ok_info_of_multi_shard_writes_is_mariadbs(
     assert seen[0][2] == b"&Records: 6  Duplicates: 0  Warnings: 0"
     mine, theirs = rows_left(shards, "items")
     assert theirs == mine
+
+
+# --- 2. session-local ROW_COUNT(), FOUND_ROWS(), LAST_INSERT_ID(), warnings -------------------
+
+SESSION_VALUES_SCRIPT = [
+    "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')",
+    "SELECT ROW_COUNT()",
+    "SELECT ROW_COUNT(), FOUND_ROWS()",
+    "SELECT id, v FROM items WHERE id IN (1, 2, 4) ORDER BY id",
+    "SELECT FOUND_ROWS()",
+    "UPDATE items SET v = 'x' WHERE id > 1",
+    "SELECT ROW_COUNT() AS n",
+    "DELETE FROM items WHERE id = 4",
+    "SET @rc = ROW_COUNT()",
+    "SELECT @rc",
+    "DELETE FROM items WHERE id = 3",
+    "INSERT INTO items VALUES (10, CONCAT('rc=', ROW_COUNT()))",
+    "SELECT v FROM items WHERE id = 10",
+    "SELECT id, v, FOUND_ROWS() AS f FROM items WHERE id = 10",
+    "SELECT SQL_CALC_FOUND_ROWS id FROM items ORDER BY id LIMIT 2",
+    "SELECT FOUND_ROWS()",
+    "SELECT SQL_CALC_FOUND_ROWS id FROM items WHERE id = 1 LIMIT 0",
+    "SELECT FOUND_ROWS()",
+    "SELECT * FROM nothere",
+    "SELECT ROW_COUNT(), FOUND_ROWS()",
+    "UPDATE items SET v = 'y' WHERE id = 99",
+    "SELECT ROW_COUNT() AS n, FOUND_ROWS() AS f",
+    "INSERT INTO gen (user_id, v) VALUES (7, 'mine')",
+    "SELECT v FROM gen WHERE id = LAST_INSERT_ID()",
+    "SELECT v FROM gen WHERE user_id = 7 AND id = LAST_INSERT_ID()",
+    "INSERT IGNORE INTO items VALUES (1, 'dup'), (2, 'dup'), (11, 'k')",
+    "SHOW WARNINGS",
+    "SELECT @@warning_count",
+    "SELECT CAST('1x' AS SIGNED) AS c, id FROM items WHERE id IN (1, 2) ORDER BY id",
+    "SHOW WARNINGS",
+    "SELECT @@warning_count, ROW_COUNT() AS n",
+]
+# What another client runs between the steps, on the proxy's pooled connections.
+NOISE = [
+    "INSERT INTO gen (user_id, v) VALUES (1, 'n'), (2, 'n'), (3, 'n')",
+    "SELECT * FROM gen",
+    "UPDATE gen SET v = 'm' WHERE user_id < 3",
+    "SELECT CAST('2y' AS SIGNED) FROM gen",
+]
+
+
+def _interleaved(main: pymysql.Connection, other: pymysql.Connection, script: list[str]) -> list:
+    seen = []
+    for index, sql in enumerate(script):
+        with other.cursor() as cur:
+            cur.execute(NOISE[index % len(NOISE)])
+            cur.fetchall()
+        seen.extend(transcript(main, [sql]))
+    return seen
+
+
+def test_row_count_found_rows_last_insert_id_and_warnings_are_the_sessions_own(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    """Another client's statements on the same pooled shard connections change nothing."""
+    runs = []
+    for connect in (lambda: direct(shards), lambda: through(proxy)):
+        main, other = connect(), connect()
+        try:
+            runs.append(_interleaved(main, other, SESSION_VALUES_SCRIPT))
+        finally:
+            main.close()
+            other.close()
+    mine, theirs = runs
+    for expected, got in zip(mine, theirs, strict=True):
+        assert got == expected, f"MariaDB: {expected}\nxaproxy: {got}"
+    assert theirs[4][2] == [(3,)]  # FOUND_ROWS() of the merged SELECT before it
+    assert theirs[15][2] == [(3,)]  # SQL_CALC_FOUND_ROWS over the shards, summed
+
+
+def test_sql_calc_found_rows_that_the_shards_cannot_count_is_refused(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    with through(proxy) as conn, conn.cursor() as cur:
+        for sql in (
+            "SELECT SQL_CALC_FOUND_ROWS COUNT(*) FROM items",
+            "SELECT DISTINCT SQL_CALC_FOUND_ROWS v FROM items LIMIT 1",
+            "SELECT SQL_CALC_FOUND_ROWS v, COUNT(*) FROM items GROUP BY v LIMIT 1",
+        ):
+            with pytest.raises(pymysql.MySQLError) as refused:
+                cur.execute(sql)
+            assert refused.value.args[0] == 1235, sql
+        with pytest.raises(pymysql.MySQLError) as refused:
+            cur.execute("SELECT id, ROW_COUNT() FROM items")
+        assert refused.value.args[0] == 1235 and "alias" in refused.value.args[1]
+
+
+# --- 3. SQL-level PREPARE / EXECUTE / DEALLOCATE on sharded tables -----------------------
+
+SQL_PREPARE_SCRIPT = [
+    "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')",
+    "PREPARE s FROM 'SELECT id, v FROM items WHERE id > ? ORDER BY id'",
+    "SET @low = 1",
+    "EXECUTE s USING @low",
+    "SET @low = 3",
+    "EXECUTE s USING @low",
+    "EXECUTE s USING 4",
+    "EXECUTE s",
+    "EXECUTE s USING @low, @low",
+    "EXECUTE s USING @never_set",
+    "PREPARE `S` FROM 'SELECT COUNT(*) FROM items WHERE v IN (?, ?)'",
+    "SET @v1 = 'b', @v2 = 'e'",
+    "EXECUTE s USING @v1, @v2",
+    "EXECUTE S USING 'a', NULL",
+    "PREPARE w FROM 'UPDATE items SET v = ? WHERE id = ?'",
+    "SET @nv = 'it''s', @id = 2",
+    "EXECUTE w USING @nv, @id",
+    "SET @d = 2.50",
+    "EXECUTE w USING @d, 3",
+    "SELECT id, v FROM items ORDER BY id",
+    "PREPARE i FROM 'INSERT INTO items VALUES (?, ?), (?, ?)'",
+    "EXECUTE i USING 6, 'f', 7, 'g'",
+    "EXECUTE i USING 6, 'f', 8, 'h'",
+    "SELECT COUNT(*) FROM items",
+    "DEALLOCATE PREPARE w",
+    "EXECUTE w USING @nv, @id",
+    "DROP PREPARE s",
+    "EXECUTE s USING 1",
+    "PREPARE bad FROM 'SELECT nope FROM items WHERE id = ?'",
+    "EXECUTE bad USING 1",
+    "PREPARE bad FROM 'SELEC id FROM items'",
+    "EXECUTE IMMEDIATE 'SELECT id FROM items WHERE id < ? ORDER BY id' USING 3",
+    "EXECUTE IMMEDIATE 'DELETE FROM items WHERE id > ?' USING @low",
+    "SELECT id, v FROM items ORDER BY id",
+]
+
+
+def test_sql_prepared_statements_on_sharded_tables_run_on_the_shards_of_each_execute(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    both(shards, proxy, SQL_PREPARE_SCRIPT)
+    mine, theirs = rows_left(shards, "items")
+    assert theirs == mine
+    for server in shards.servers:  # each row on its shard
+        for (i,) in server.execute(f"SELECT id FROM {DB}.items"):
+            assert SHARDS[int(i) % 3] == server.name

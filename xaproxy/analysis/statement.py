@@ -22,7 +22,7 @@ from .template import literal_template, skeleton_of
 from .tokens import tokenize, word
 
 # Names whose value the proxy owns, so a SELECT of them is answered locally.
-LOCAL_FUNCTIONS = frozenset({"LAST_INSERT_ID", "CONNECTION_ID"})
+LOCAL_FUNCTIONS = frozenset({"LAST_INSERT_ID", "CONNECTION_ID", "ROW_COUNT", "FOUND_ROWS"})
 LOCAL_VARIABLES = frozenset(
     {
         "autocommit",

@@ -21,6 +21,7 @@ class Client(Protocol):
     deprecate_eof: bool
     autocommit: bool
     last_insert_id: int
+    found_rows_count: int
     warnings: list[tuple[str, int, str]]
     no_backslash_escapes: bool
     txn: Any  # the open transaction, or None
@@ -29,6 +30,8 @@ class Client(Protocol):
     def status(self) -> int: ...
 
     def note_error(self, exc: Any) -> None: ...
+
+    def note_result(self, affected: int | None = None, rows: int | None = None) -> None: ...
 
 
 class Cursor(Protocol):

@@ -25,6 +25,7 @@ from ..shards.backend import Backend
 from .cursor import Client, Cursor
 from .forward import ResultSummary, forward_result
 from .scatter import (
+    ReadSummary,
     WriteSummary,
     scatter_read,
     scatter_returning,
@@ -88,6 +89,8 @@ async def run(
         keep_result_state(client, summary)
         if summary.warnings and summary.error is None:
             await capture_warnings(client, backend)
+        if summary.error is None:  # after the warnings: asking the shard clears them
+            await _note_relayed(client, backend, summary, sql)
         if summary.error is not None:
             client.note_error(summary.error)
             await cursor.after_error(summary.error, backend)
@@ -148,6 +151,22 @@ async def relay(client: Client, backend: Backend, more: bool, binary: bool) -> R
     )
 
 
+async def _note_relayed(client: Client, backend: Backend, summary: ResultSummary, sql: str) -> None:
+    """ROW_COUNT() and FOUND_ROWS() of a relayed statement; SQL_CALC_FOUND_ROWS asks the
+    shard (a false match in a literal asks too, and the shard answers the rows it sent)."""
+    if not summary.ended_with_rows:
+        client.note_result(affected=summary.last_affected)
+        return
+    client.note_result(rows=summary.last_rows)
+    if "sql_calc_found_rows" in sql.lower():
+        client.found_rows_count = await _shard_found_rows(backend)
+
+
+async def _shard_found_rows(backend: Backend) -> int:
+    rows = await backend.query_rows("SELECT FOUND_ROWS()")
+    return int(rows[0][0] or 0)
+
+
 def keep_result_state(client: Client, summary: ResultSummary) -> None:
     if summary.last_insert_id:
         client.last_insert_id = summary.last_insert_id
@@ -173,8 +192,16 @@ async def capture_warnings(client: Client, backend: Backend) -> None:
 
 
 async def _connect_all(
-    cursor: Cursor, route: Plan, backends: list[tuple[str, Backend]], borrowed: list[Backend]
+    cursor: Cursor,
+    route: Plan,
+    backends: list[tuple[str, Backend]],
+    borrowed: list[Backend],
+    client: Client | None = None,
+    sql: str = "",
 ) -> None:
+    """Every shard's connection for a fan-out; each is given the session's LAST_INSERT_ID()
+    when the statement reads it (a pooled connection has its last user's)."""
+    restore = client is not None and "last_insert_id" in sql.lower()
     for shard in route.shards:
         backend, is_borrowed, _ = await cursor.connection(shard, route, bool(backends))
         backends.append((shard, backend))
@@ -182,6 +209,9 @@ async def _connect_all(
             borrowed.append(backend)
         elif route.write:
             cursor.mark_wrote(shard)
+        if restore and client is not None and backend.last_insert_id != client.last_insert_id:
+            await backend.execute_ok(f"DO LAST_INSERT_ID({client.last_insert_id})")
+            backend.last_insert_id = client.last_insert_id
 
 
 async def run_merged(
@@ -195,10 +225,10 @@ async def run_merged(
     borrowed: list[Backend] = []
     guard = None
     try:
-        await _connect_all(cursor, route, backends, borrowed)
+        await _connect_all(cursor, route, backends, borrowed, client, sql)
         guard = await cursor.guard_statement(backends, False)
         status = client.status()
-        warnings = await scatter_read(
+        read = await scatter_read(
             backends,
             route,
             sql,
@@ -210,7 +240,7 @@ async def run_merged(
             binary=binary,
             memory_limit=client.merge_memory_limit,
         )
-        client.warnings = [] if not warnings else client.warnings
+        await _note_merged(client, backends, route, read)
         if implicit:
             await _end_locking_read(cursor)
     except BaseException as exc:
@@ -220,6 +250,36 @@ async def run_merged(
     finally:
         for backend in borrowed:
             cursor.release(backend)
+
+
+async def _note_merged(
+    client: Client, backends: list[tuple[str, Backend]], route: Plan, read: ReadSummary
+) -> None:
+    """The session's warnings, ROW_COUNT() and FOUND_ROWS() after a merged read, taken
+    from the shard connections before they go back to the pool."""
+    if read.error is not None:
+        client.note_error(read.error)
+        return
+    await collect_warnings(client, _warned(backends, read.warnings))
+    client.note_result(rows=read.rows)
+    root = route.root
+    if isinstance(root, MergeRead) and root.calc_found_rows:
+        # plain rows only (the planner refuses groups): the shards' counts add up
+        client.found_rows_count = sum([await _shard_found_rows(b) for _, b in backends])
+
+
+def _warned(backends: list[tuple[str, Backend]], counts: list[int]) -> list[Backend]:
+    return [b for (_, b), n in zip(backends, counts, strict=True) if n]
+
+
+async def collect_warnings(client: Client, backends: list[Backend]) -> None:
+    """The warnings of a statement several shards ran: each shard's, one after another."""
+    found: list[tuple[str, int, str]] = []
+    for backend in backends:
+        client.warnings = []
+        await capture_warnings(client, backend)
+        found.extend(client.warnings)
+    client.warnings = found
 
 
 async def run_scattered_write(
@@ -233,13 +293,14 @@ async def run_scattered_write(
     borrowed: list[Backend] = []
     guard = None
     try:
-        await _connect_all(cursor, route, backends, borrowed)
+        await _connect_all(cursor, route, backends, borrowed, client, sql)
         guard = await cursor.guard_statement(backends, True)
         if cursor.at_mode():
             results = await cursor.at_scatter_write(backends, route, sql)
             summary = summarize_writes(results, route.root)
         else:
             summary = await scatter_write(backends, route, sql)
+        await collect_warnings(client, _warned(backends, summary.shard_warnings))
     except BaseException as exc:
         await _after_scatter_failure(client, cursor, backends, exc, guard)
         raise
@@ -264,9 +325,10 @@ async def run_returning_write(
     borrowed: list[Backend] = []
     guard = None
     try:
-        await _connect_all(cursor, route, backends, borrowed)
+        await _connect_all(cursor, route, backends, borrowed, client, sql)
         guard = await cursor.guard_statement(backends, True)
         answer = await scatter_returning(backends, route, sql)
+        await collect_warnings(client, _warned(backends, answer.shard_warnings))
     except BaseException as exc:
         await _after_scatter_failure(client, cursor, backends, exc, guard)
         raise
@@ -276,7 +338,7 @@ async def run_returning_write(
     root = route.root
     if isinstance(root, SplitInsert) and root.generated_ids:
         client.last_insert_id = root.generated_ids[0]
-    client.warnings = []
+    client.note_result(rows=len(answer.rows))
     commit_warnings = await cursor.end(commit=True) if implicit else []
     status = client.status() | (_MORE if more else 0)
     status |= answer.status & _NO_BACKSLASH_ESCAPES
@@ -342,7 +404,7 @@ async def _answer_write(
 ) -> None:
     if summary.last_insert_id:
         client.last_insert_id = summary.last_insert_id
-    client.warnings = []
+    client.note_result(affected=summary.affected_rows)
     commit_warnings: list[str] = []
     if implicit:
         commit_warnings = await cursor.end(commit=True)
@@ -369,5 +431,7 @@ async def run_everywhere(client: Client, cursor: Cursor, sql: str, route: Plan, 
     finally:
         for _, backend in backends:
             cursor.release(backend)
+    client.warnings = []
+    client.note_result(affected=0)  # DDL: ROW_COUNT() is 0 whatever the OK counts
     status = client.status() | (_MORE if more else 0)
     client.out.write(wire.ok_packet(status, summary.affected_rows, 0, summary.warnings))

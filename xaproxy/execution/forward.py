@@ -33,6 +33,9 @@ class ResultSummary:
     rows: int = 0
     backend_status: int = 0
     error: errors.BackendError | None = None
+    ended_with_rows: bool = False  # the last result was a result set (not an OK)
+    last_rows: int = 0  # the rows of the last result set
+    last_affected: int = 0  # the affected rows of the last OK
 
 
 async def forward_result(
@@ -70,6 +73,8 @@ async def forward_result(
                 summary.last_insert_id = ok.last_insert_id
                 backend.last_insert_id = ok.last_insert_id
             summary.warnings = ok.warnings
+            summary.ended_with_rows = False
+            summary.last_affected = ok.affected_rows
             more = bool(ok.status & Status.MORE_RESULTS_EXISTS)
             status = _client_status(ok.status, session_status, more or more_follows)
             out.write(wire.ok_reply(status, ok))
@@ -132,6 +137,8 @@ async def _forward_rows(
             more = bool(status & Status.MORE_RESULTS_EXISTS)
             summary.warnings = warnings
             summary.rows += rows
+            summary.ended_with_rows = True
+            summary.last_rows = rows
             write(
                 wire.end_of_rows(
                     _client_status(status, session_status, more or more_follows),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import errors
 from ..protocol import wire
@@ -31,6 +31,8 @@ class WriteSummary:
     warnings: int = 0
     backend_status: int = 0
     info: bytes = b""  # the OK packet's info text, framed as MariaDB sends it
+    # each backend's warning count, in order (0 for the copies not counted)
+    shard_warnings: list[int] = field(default_factory=list)
 
 
 async def _send_all(backends: list[tuple[str, Backend]], route: Plan, sql: str) -> None:
@@ -70,7 +72,9 @@ def summarize_writes(results: list[wire.OkInfo], root: Primitive) -> WriteSummar
     summary = WriteSummary()
     copies = isinstance(root, ScatterWrite) and root.copies
     for index, result in enumerate(results):
-        if not (copies and index):
+        counted = not (copies and index)
+        summary.shard_warnings.append(result.warnings if counted else 0)
+        if counted:
             summary.affected_rows += result.affected_rows
             summary.warnings += result.warnings
         summary.backend_status = result.status
@@ -168,6 +172,13 @@ class _ShardRows:
             pass
 
 
+@dataclass(slots=True)
+class ReadSummary:
+    rows: int  # sent to the client
+    warnings: list[int]  # each shard's warning count, in the order of the backends
+    error: errors.ProxyError | None = None  # a shard failed (or the merge gave up) mid-result
+
+
 async def scatter_read(
     backends: list[tuple[str, Backend]],
     route: Plan,
@@ -179,8 +190,8 @@ async def scatter_read(
     client_deprecate_eof: bool,
     binary: bool,
     memory_limit: int = 0,
-) -> int:
-    """Runs a fan-out SELECT and streams the merged result; returns the warning count.
+) -> ReadSummary:
+    """Runs a fan-out SELECT and streams the merged result.
 
     `memory_limit`: the bytes the merge may hold (0: unlimited); past it the
     client gets 1038 in place of the rest of the result.
@@ -207,10 +218,12 @@ async def scatter_read(
     convert = None
     if binary:
         convert = make_row_converter([wire.column_type_and_flags(c)[:2] for c in visible_defs])
+    sent = 0
     try:
         budget = MergeBudget(memory_limit)
         async for payload in merge(spec, coldefs, [s.rows() for s in streams], budget):
             out.write(convert(payload) if convert is not None else payload)
+            sent += 1
             if out.pending > _FLUSH_BYTES:
                 await out.flush()
     except (errors.BackendError, errors.MergeAborted) as exc:
@@ -218,16 +231,16 @@ async def scatter_read(
             if not stream.done:
                 await stream.drain()
         out.write(wire.err_packet(exc.code, exc.sqlstate, exc.message))
-        return 0
+        return ReadSummary(sent, [0] * len(streams), exc)
     for stream in streams:
         if not stream.done:
             await stream.drain()
-    warnings = sum(s.warnings for s in streams)
+    warnings = [s.warnings for s in streams]
     no_backslash = any(s.status & Status.NO_BACKSLASH_ESCAPES for s in streams)
     if no_backslash:
         status |= Status.NO_BACKSLASH_ESCAPES
-    out.write(wire.end_of_rows(status, warnings, client_deprecate_eof))
-    return warnings
+    out.write(wire.end_of_rows(status, sum(warnings), client_deprecate_eof))
+    return ReadSummary(sent, warnings)
 
 
 # RETURNING rows of a multi-shard write are held until every shard answered (the
@@ -241,6 +254,7 @@ class ReturnedRows:
     rows: list[bytes]
     warnings: int = 0
     status: int = 0
+    shard_warnings: list[int] = field(default_factory=list)
 
 
 async def _read_returned(
@@ -285,6 +299,7 @@ async def scatter_returning(
         rows=[],
         warnings=streams[0].warnings if copies else sum(s.warnings for s in streams),
         status=streams[-1].status,
+        shard_warnings=[s.warnings if not (copies and i) else 0 for i, s in enumerate(streams)],
     )
     if isinstance(root, SplitInsert) and root.row_shards:
         answer.rows = _values_order(root.row_shards, by_shard)

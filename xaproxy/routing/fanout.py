@@ -163,17 +163,18 @@ def _refuse_unmergeable(ast: exp.Select, sql: str) -> None:
                 "add the shard key to the WHERE clause so one shard answers, or select the "
                 "rows and aggregate in the application",
             )
-    modifiers = ast.args.get("operation_modifiers") or []
-    if any(isinstance(m, exp.Var) and m.name.upper() == "SQL_CALC_FOUND_ROWS" for m in modifiers):
-        # FOUND_ROWS() would then answer one shard's count
-        raise errors.not_supported(
-            "SQL_CALC_FOUND_ROWS in a SELECT that spans several shards",
-            "run SELECT COUNT(*) with the same WHERE clause for the total",
-        )
     if any(isinstance(n, exp.Window) for n in ast.walk()):
         raise errors.not_supported("window functions in a SELECT that spans several shards")
     if ast.args.get("group") and ast.args["group"].args.get("rollup"):
         raise errors.not_supported("WITH ROLLUP in a SELECT that spans several shards")
+
+
+def calc_found_rows(ast: exp.Select) -> bool:
+    """SELECT SQL_CALC_FOUND_ROWS: FOUND_ROWS() then counts the rows without the LIMIT."""
+    modifiers = ast.args.get("operation_modifiers") or []
+    return any(
+        isinstance(m, exp.Var) and m.name.upper() == "SQL_CALC_FOUND_ROWS" for m in modifiers
+    )
 
 
 def _select_items(state: _Rewrite, sql: str) -> None:

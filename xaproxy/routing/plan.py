@@ -361,6 +361,8 @@ class MergeRead(Primitive):
     `column_overrides` replace the shards' column definitions at a position
     (COUNT DISTINCT: the shards return the counted value, the client a count).
     `write`: a locking read (FOR UPDATE) marks the branches as writers.
+    `calc_found_rows`: SQL_CALC_FOUND_ROWS of plain rows; FOUND_ROWS() is the sum of the
+    shards' (each counts its rows without the LIMIT).
     `spec` is the same decision in the form execution/merge.py consumes.
     """
 
@@ -369,6 +371,7 @@ class MergeRead(Primitive):
     steps: tuple[MergeStep, ...] = ()
     column_overrides: tuple[tuple[int, bytes], ...] = ()
     write: bool = False
+    calc_found_rows: bool = False
     spec: MergeSpec = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -391,6 +394,8 @@ class MergeRead(Primitive):
         line = f"MergeRead shards={_shard_list(self.targets)}"
         if self.write:
             line += " write"
+        if self.calc_found_rows:
+            line += " found_rows=summed"
         lines = [line, f"  sql: {self.sql}"]
         lines += [f"  {step.describe()}" for step in self.steps] or ["  Concatenate"]
         for position, _ in self.column_overrides:

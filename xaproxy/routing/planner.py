@@ -26,7 +26,7 @@ from ..analysis.parse import Parsed, parse
 from ..config import Config, SchemaConfig, TableConfig
 from ..metadata.model import Catalog, TableMetadata
 from . import plan, sharding
-from .fanout import rewrite_fanout_select
+from .fanout import calc_found_rows, rewrite_fanout_select
 from .fanout_plans import FanoutPlans
 from .keycolumn import KeyColumn, key_column, place_string
 from .keys import (
@@ -46,6 +46,7 @@ from .volatile import volatile_expression
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
 
+_UNCOUNTABLE_STEPS = (plan.Group, plan.Having, plan.Distinct)
 _WRITE_NODES = (
     exp.Insert,
     exp.Update,
@@ -745,7 +746,15 @@ class Planner:
             rewrite = self._fanout_plans.rewrite(ast, sql, self._params)
         else:
             rewrite = rewrite_fanout_select(bind_placeholders(ast, self._params), sql)
-        root = MergeRead(shards, rewrite.sql, rewrite.steps, rewrite.column_overrides, locks)
+        calc = calc_found_rows(ast)
+        if calc and any(isinstance(step, _UNCOUNTABLE_STEPS) for step in rewrite.steps):
+            # the shards' FOUND_ROWS() count their own rows, not the merged groups
+            raise errors.not_supported(
+                "SQL_CALC_FOUND_ROWS with GROUP BY, DISTINCT or aggregates in a SELECT that "
+                "spans several shards",
+                "run SELECT COUNT(*) of the same query for the total",
+            )
+        root = MergeRead(shards, rewrite.sql, rewrite.steps, rewrite.column_overrides, locks, calc)
         return Plan(sql, root)
 
     def _collations(self, placed: list[_Placed]) -> Collations:

@@ -490,6 +490,10 @@ def _local_value(s: SessionState, node) -> tuple[bool, object]:
         name = str(node.this).upper()
         if node.expressions:
             return False, None
+        if name == "ROW_COUNT":
+            return True, s.row_count
+        if name == "FOUND_ROWS":
+            return True, s.found_rows_count
         return True, s.last_insert_id if name == "LAST_INSERT_ID" else s.id
     if isinstance(node, exp.SessionParameter):
         name = node.name.lower()

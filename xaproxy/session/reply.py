@@ -15,9 +15,11 @@ def ok(s: SessionState, more: bool, affected: int = 0, warnings: int = 0) -> Non
     if more:
         status |= _MORE
     s.out.write(wire.ok_packet(status, affected, 0, warnings))
+    s.note_result(affected=affected)
 
 
 def rows(
     s: SessionState, columns: list[wire.ColumnDef], values: list[list], more: bool, binary: bool
 ) -> None:
     write_rows(s.out, columns, values, s.status(), s.deprecate_eof, binary, more)
+    s.note_result(rows=len(values))

@@ -17,6 +17,7 @@ from ..transactions.coordinator import Transaction
 if TYPE_CHECKING:
     from .context import ProxyContext
     from .prepared import PreparedStatement
+    from .sql_prepared import SqlPrepared
 
 # Plain ints: IntFlag arithmetic costs an enum construction per statement.
 _AUTOCOMMIT = int(Status.AUTOCOMMIT)
@@ -74,9 +75,15 @@ class SessionState:
     tls: tuple[str, str] | None = None
     next_txn_characteristics: str | None = None
     last_insert_id: int = 0
+    # ROW_COUNT() and FOUND_ROWS() as the session's last statement left them: the proxy
+    # answers both, a pooled shard connection may have run another session's statement
+    row_count: int = 0
+    found_rows_count: int = 0
     warnings: list[tuple[str, int, str]] = field(default_factory=list)
     no_backslash_escapes: bool = False
     prepared: dict[int, PreparedStatement] = field(default_factory=dict)
+    # SQL-level PREPAREs of statements on sharded tables, kept by the proxy (by name)
+    sql_prepared: dict[str, SqlPrepared] = field(default_factory=dict)
     next_statement_id: int = 1
     shards: ShardAccess = field(init=False)
 
@@ -105,9 +112,12 @@ class SessionState:
         self.literal_charset = self.function_charset = (45, 4)
         self.next_txn_characteristics = None
         self.last_insert_id = 0
+        self.row_count = 0
+        self.found_rows_count = 0
         self.warnings = []
         self.no_backslash_escapes = False
         self.prepared = {}
+        self.sql_prepared = {}
         self.next_statement_id = 1
 
     @property
@@ -125,6 +135,17 @@ class SessionState:
 
     def note_error(self, exc: errors.ProxyError) -> None:
         self.warnings = [("Error", exc.code, exc.message)]
+        self.row_count = -1  # FOUND_ROWS() keeps the last statement's that succeeded
+
+    def note_result(self, affected: int | None = None, rows: int | None = None) -> None:
+        """MariaDB's rule: a result set makes ROW_COUNT() -1 and FOUND_ROWS() its row
+        count (SQL_CALC_FOUND_ROWS: the count without LIMIT); an OK sets ROW_COUNT() to
+        its affected rows and leaves FOUND_ROWS()."""
+        if rows is not None:
+            self.row_count = -1
+            self.found_rows_count = rows
+        else:
+            self.row_count = affected or 0
 
     def decode(self, raw: bytes) -> str:
         return raw.decode("utf-8", "surrogateescape")

@@ -7,16 +7,20 @@ the session's shard access (transactions/access.py).
 
 from __future__ import annotations
 
+from sqlglot import exp
+
 from .. import errors
-from ..analysis import Kind, Statement, analyze, split_statements
+from ..analysis import Kind, Statement, analyze, session_calls, split_statements
 from ..authz import authorize
-from ..protocol.constants import Capability
+from ..protocol import wire
+from ..protocol.constants import Capability, Status
 from ..routing.plan import Plan
 from ..routing.planner import ANSWERED_LOCALLY
-from . import connection_state, local, transaction_control
+from . import connection_state, local, reply, sql_prepared, transaction_control
 from .state import SessionState
 
 _MULTI_STATEMENTS = int(Capability.MULTI_STATEMENTS)
+_MORE = int(Status.MORE_RESULTS_EXISTS)
 
 
 async def com_query(s: SessionState, payload: bytes) -> None:
@@ -58,6 +62,11 @@ async def execute_text(
             and await local.local_select(s, sql, more, binary)
         ):
             return
+        if kind in _EVALUATES_COUNTS and statement.functions & session_calls.COUNT_FUNCTIONS:
+            sql = _with_session_counts(s, statement)
+            statement = analyze(sql)
+        if sql_prepared.is_managed(kind) and await _sql_prepared(s, statement, more, binary):
+            return
     handler = _HANDLERS.get(kind)
     if handler is not None:
         if kind is not Kind.SET and (statement or analyze(sql)).set_statement is not None:
@@ -77,6 +86,71 @@ async def execute_text(
     finally:
         # also after a failure: DDL on several shards may have applied on some of them
         await s.ctx.reload_metadata()
+
+
+async def _sql_prepared(s: SessionState, statement: Statement, more: bool, binary: bool) -> bool:
+    """PREPARE/EXECUTE/DEALLOCATE of a statement the proxy keeps (sql_prepared.py); False:
+    the shard's (routed as before, pinning the session)."""
+    kind = statement.kind
+    if kind is Kind.PREPARE:
+        info = await sql_prepared.prepare(s, statement)
+        if info is None:
+            return False
+        status = s.status() | (_MORE if more else 0)
+        s.out.write(wire.ok_packet(status, 0, 0, 0, info))
+        s.note_result(affected=0)
+        return True
+    if kind is Kind.DEALLOCATE:
+        if len(statement.tokens) != 3 or not sql_prepared.deallocate(s, statement):
+            return False
+        reply.ok(s, more)
+        return True
+    if kind is Kind.EXECUTE_IMMEDIATE:
+        text = await sql_prepared.immediate_text(s, statement)
+    else:
+        text = await sql_prepared.execute_text(s, statement)
+    if text is None:
+        return False
+    await execute_text(s, text, more=more, binary=binary)
+    return True
+
+
+# Statements whose ROW_COUNT()/FOUND_ROWS() are evaluated when they run (not stored
+# program bodies, which the shard runs later with its own values).
+_EVALUATES_COUNTS = frozenset(
+    {
+        Kind.SELECT,
+        Kind.INSERT,
+        Kind.UPDATE,
+        Kind.DELETE,
+        Kind.REPLACE,
+        Kind.DO,
+        Kind.SET,
+        Kind.CALL,
+    }
+)
+
+
+def _with_session_counts(s: SessionState, statement: Statement) -> str:
+    """The statement with the session's ROW_COUNT()/FOUND_ROWS() written in; a SELECT
+    item that is (or holds) one without an alias is refused: its column would be named
+    after the value, not after the call as MariaDB names it."""
+    if statement.kind is Kind.SELECT:
+        ast = s.ctx.parse_cache.get(statement.effective).ast
+        items = ast.expressions if isinstance(ast, exp.Select) else []
+        for item in items:
+            if not isinstance(item, exp.Alias) and any(
+                isinstance(node, exp.Anonymous)
+                and str(node.this).upper() in session_calls.COUNT_FUNCTIONS
+                for node in item.walk()
+            ):
+                raise errors.not_supported(
+                    "ROW_COUNT()/FOUND_ROWS() without an alias in a SELECT that a shard runs",
+                    "give the item an alias (ROW_COUNT() AS n), or select it alone",
+                )
+    return session_calls.with_values(
+        statement, {"ROW_COUNT": s.row_count, "FOUND_ROWS": s.found_rows_count}
+    )
 
 
 _DEFINITION_VERBS = frozenset({"CREATE", "ALTER", "DROP", "RENAME"})
