@@ -417,3 +417,41 @@ def test_sql_prepared_statements_on_sharded_tables_run_on_the_shards_of_each_exe
     for server in shards.servers:  # each row on its shard
         for (i,) in server.execute(f"SELECT id FROM {DB}.items"):
             assert SHARDS[int(i) % 3] == server.name
+
+
+# --- 4. the handshake's collation on every shard connection ------------------------------
+
+COLLATION_QUERIES = [
+    "SELECT @@collation_connection, @@character_set_client, @@character_set_connection, "
+    "@@character_set_results",
+    "SELECT 'a' = 'A' AS ci, 'x' < 'Y' AS ordered",
+    "SELECT id, 'a' = 'A' AS ci FROM items ORDER BY id",
+    "SELECT COUNT(*) FROM items WHERE 'b' = 'B'",
+]
+UNICODE_QUERIES = ["SELECT 'ß' = 'ss' AS eszett, 'é' = 'e' AS accent"]
+
+
+@pytest.mark.parametrize(
+    "collation_id",
+    [224, 46, 8, 33],
+    ids=["utf8mb4_unicode_ci", "utf8mb4_bin", "latin1_swedish_ci", "utf8mb3_general_ci"],
+)
+def test_the_handshake_collation_is_the_sessions_on_every_shard(
+    shards: LocalCluster, proxy: ProxyProcess, collation_id: int
+) -> None:
+    from tests.support import rawclient as rc
+
+    both(shards, proxy, ["INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c')"])
+    queries = COLLATION_QUERIES + (UNICODE_QUERIES if collation_id != 8 else [])
+    server = shards["s0"]
+    answers = []
+    for host, port, user, password, database in (
+        (server.host, server.port, "root", "", DIRECT),
+        (proxy.host, proxy.port, PROXY_USER, PROXY_PASSWORD, DB),
+    ):
+        client = rc.connect(host, port, user, password, database=database, charset=collation_id)
+        try:  # every query twice: a second pooled connection must have it too
+            answers.append([client.simple_query(q).rows for q in queries + queries])
+        finally:
+            client.close()
+    assert answers[1] == answers[0]

@@ -10,6 +10,7 @@ from .local_columns import maxlen_of
 # Shard connections are opened with utf8mb4; a client asking for it needs nothing.
 _BACKEND_CHARSET = "utf8mb4"
 BACKEND_COLLATION = 45  # utf8mb4_general_ci, what asyncmy asks for
+_MYSQL8_COLLATIONS = 255  # ids from here on are MySQL 8's, unknown to MariaDB
 
 
 # Character sets in which the second byte of a two-byte character can be 0x5c, the
@@ -43,17 +44,24 @@ def client_charset(collation_id: int) -> str:
 
 
 def names_setting(collation_id: int) -> str | None:
-    """`SET NAMES ...` for a non-default client charset, or None."""
+    """`SET NAMES <charset> COLLATE <collation>` for the handshake's collation, as MariaDB
+    applies it to the session (client, connection and results character sets, and
+    collation_connection), or None when it is the shard connections' own."""
+    if collation_id == BACKEND_COLLATION:
+        return None
     try:
         charset = charset_by_id(collation_id)
     except Exception:
         return None
-    name = charset.name
-    if name == _BACKEND_CHARSET:
-        return None
+    name, collation = charset.name, charset.collation
     if name == "utf8":
         name = "utf8mb3"
-    return f"SET NAMES {name}"
+        collation = "utf8mb3_" + collation.removeprefix("utf8_")
+    if collation_id >= _MYSQL8_COLLATIONS:
+        # MySQL 8's (utf8mb4_0900_ai_ci, what Connector/Python sends): MariaDB does not
+        # know it and gives the session its default collation of the character set
+        return None if name == _BACKEND_CHARSET else f"SET NAMES {name}"
+    return f"SET NAMES {name} COLLATE {collation}"
 
 
 def handshake_collation(collation_id: int) -> tuple[int, int]:
@@ -63,4 +71,6 @@ def handshake_collation(collation_id: int) -> tuple[int, int]:
         name = charset_by_id(collation_id).name
     except Exception:
         return BACKEND_COLLATION, 4
+    if collation_id >= _MYSQL8_COLLATIONS and name == _BACKEND_CHARSET:
+        return BACKEND_COLLATION, 4  # MariaDB gives the session its utf8mb4 default
     return collation_id, maxlen_of(name)
