@@ -455,3 +455,116 @@ def test_the_handshake_collation_is_the_sessions_on_every_shard(
         finally:
             client.close()
     assert answers[1] == answers[0]
+
+
+# --- 5. LOCK TABLES of sharded tables, mariadb-dump with default options ------------------
+
+LOCK_SCRIPT = [
+    "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')",
+    "LOCK TABLES items READ LOCAL",
+    "SELECT id, v FROM items ORDER BY id",
+    "SELECT COUNT(*) FROM gen",
+    "INSERT INTO items VALUES (5, 'e')",
+    "UNLOCK TABLES",
+    "LOCK TABLES items WRITE, gen AS g READ",
+    "INSERT INTO items VALUES (5, 'e')",
+    "UPDATE items SET v = 'A' WHERE id = 1",
+    "SELECT id, v FROM items WHERE id IN (1, 5) ORDER BY id",
+    "UNLOCK TABLES",
+    "UNLOCK TABLES",
+    "SELECT COUNT(*) FROM gen",
+]
+
+
+def _locked_on(cluster: LocalCluster) -> dict[str, set[str]]:
+    found = {}
+    for server in cluster.servers:
+        rows = server.execute(f"SHOW OPEN TABLES FROM {DB} WHERE In_use > 0")
+        found[server.name] = {str(r[1]) for r in rows}
+    return found
+
+
+def test_lock_tables_of_a_sharded_table_locks_it_on_every_shard_as_mariadb_answers(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    both(shards, proxy, LOCK_SCRIPT)
+    with through(proxy) as conn, conn.cursor() as cur:
+        cur.execute("LOCK TABLES items READ")
+        assert _locked_on(shards) == {name: {"items"} for name in SHARDS}
+        with pytest.raises(pymysql.MySQLError) as refused:
+            cur.execute("INSERT INTO items VALUES (8, 'h'), (9, 'i')")
+        assert refused.value.args[0] in (1099, 1235)  # MariaDB: 1099 (read lock)
+        cur.execute("UNLOCK TABLES")
+        assert _locked_on(shards) == {name: set() for name in SHARDS}
+        cur.execute("LOCK TABLES items WRITE")
+        with pytest.raises(pymysql.MySQLError) as refused:
+            cur.execute("INSERT INTO items VALUES (8, 'h'), (9, 'i')")
+        assert refused.value.args[0] == 1235 and "LOCK TABLES" in refused.value.args[1]
+        cur.execute("BEGIN")  # releases the locks, as on MariaDB
+        assert _locked_on(shards) == {name: set() for name in SHARDS}
+        cur.execute("ROLLBACK")
+    mine, theirs = rows_left(shards, "items")
+    assert theirs == mine
+
+
+def _dump(host: str, port: int, user: str, password: str, db: str, *options: str) -> str:
+    import subprocess
+
+    proc = subprocess.run(
+        ["mariadb-dump", f"-h{host}", f"-P{port}", f"-u{user}", f"-p{password}", *options, db],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_mariadb_dump_with_default_options_dumps_a_sharded_schema_and_reloads_without_locks(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    import subprocess
+
+    both(
+        shards,
+        proxy,
+        [
+            "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'it''s'), (4, 'd')",
+            "INSERT INTO gen (id, user_id, v) VALUES (10, 1, 'x'), (11, 2, 'y')",
+        ],
+    )
+    server = shards["s0"]
+    mine = _dump(server.host, server.port, "root", "", DIRECT)
+    theirs = _dump(proxy.host, proxy.port, PROXY_USER, PROXY_PASSWORD, DB)
+    assert "LOCK TABLES `items` WRITE" in theirs
+    assert open_transactions(shards) == 0 and _locked_on(shards) == {n: set() for n in SHARDS}
+
+    def rows_of(dump: str) -> list[str]:  # the dumped rows, in any order (shard by shard)
+        lines = [line.strip().rstrip(",;") for line in dump.splitlines()]
+        return sorted(line for line in lines if line.startswith("("))
+
+    assert rows_of(theirs) == rows_of(mine)
+    reload = _dump(proxy.host, proxy.port, PROXY_USER, PROXY_PASSWORD, DB, "--skip-add-locks")
+    with through(proxy) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM items")
+        cur.execute("DELETE FROM gen")
+    proc = subprocess.run(
+        [
+            "mariadb",
+            f"-h{proxy.host}",
+            f"-P{proxy.port}",
+            f"-u{PROXY_USER}",
+            f"-p{PROXY_PASSWORD}",
+            DB,
+        ],
+        input=reload,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    mine_items, theirs_items = rows_left(shards, "items")
+    assert theirs_items == mine_items
+    assert rows_left(shards, "gen")[1] == rows_left(shards, "gen")[0]

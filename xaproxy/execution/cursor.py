@@ -22,6 +22,7 @@ class Client(Protocol):
     autocommit: bool
     last_insert_id: int
     found_rows_count: int
+    locked_shards: list[str]  # LOCK TABLES held there: no transaction may start
     warnings: list[tuple[str, int, str]]
     no_backslash_escapes: bool
     txn: Any  # the open transaction, or None

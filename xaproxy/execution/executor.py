@@ -286,9 +286,7 @@ async def run_scattered_write(
     client: Client, cursor: Cursor, sql: str, route: Plan, *, more: bool
 ) -> None:
     """A write on several shards in one transaction (implicit in autocommit): counts summed."""
-    implicit = client.txn is None and client.autocommit
-    if client.txn is None:
-        cursor.start(implicit=implicit)
+    implicit = _start_write(client, cursor, route)
     backends: list[tuple[str, Backend]] = []
     borrowed: list[Backend] = []
     guard = None
@@ -318,9 +316,7 @@ async def run_returning_write(
     implicit transaction, once it committed, so a failure never shows half the rows."""
     if cursor.at_mode():
         _refuse_at_returning("RETURNING")
-    implicit = client.txn is None and client.autocommit
-    if client.txn is None:
-        cursor.start(implicit=implicit)
+    implicit = _start_write(client, cursor, route)
     backends: list[tuple[str, Backend]] = []
     borrowed: list[Backend] = []
     guard = None
@@ -363,6 +359,18 @@ def _refuse_at_returning(sql: str) -> None:
             "RETURNING in AT mode (the write runs with its images)",
             "run it without RETURNING, or in XA mode",
         )
+
+
+def _start_write(client: Client, cursor: Cursor, route: Plan) -> bool:
+    """Opens the write's transaction (implicit in autocommit; True then), except for a
+    one-shard write while the session holds table locks: a START TRANSACTION there would
+    release them, so it runs as the shard's own autocommit statement."""
+    if client.txn is not None:
+        return False
+    if client.locked_shards and len(route.shards) == 1:
+        return False
+    cursor.start(implicit=client.autocommit)
+    return client.autocommit
 
 
 async def _after_scatter_failure(

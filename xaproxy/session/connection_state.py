@@ -17,6 +17,7 @@ from .. import errors
 from ..analysis import Kind, Statement
 from ..execution import executor
 from ..routing.plan import Plan, on_shard
+from . import table_locks
 from .state import SessionState
 
 USER_VARIABLES = "user variables"
@@ -41,6 +42,7 @@ async def run_routed(
         route = _one_statement_settings(s, statement, route)
     elif route is None:
         route = s.ctx.route(sql, s.database)
+    table_locks.check(s, statement, route)
     cause = statement.connection_state
     if cause is None:
         await executor.run(s, s.shards, sql, route, more=more, binary=binary)

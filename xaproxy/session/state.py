@@ -82,6 +82,9 @@ class SessionState:
     warnings: list[tuple[str, int, str]] = field(default_factory=list)
     no_backslash_escapes: bool = False
     prepared: dict[int, PreparedStatement] = field(default_factory=dict)
+    # LOCK TABLES of sharded tables: the shards holding locks, the names locked
+    locked_shards: list[str] = field(default_factory=list)
+    locked_tables: frozenset[str] = frozenset()
     # SQL-level PREPAREs of statements on sharded tables, kept by the proxy (by name)
     sql_prepared: dict[str, SqlPrepared] = field(default_factory=dict)
     next_statement_id: int = 1
@@ -118,6 +121,8 @@ class SessionState:
         self.no_backslash_escapes = False
         self.prepared = {}
         self.sql_prepared = {}
+        self.locked_shards = []
+        self.locked_tables = frozenset()
         self.next_statement_id = 1
 
     @property

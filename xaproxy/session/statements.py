@@ -16,7 +16,7 @@ from ..protocol import wire
 from ..protocol.constants import Capability, Status
 from ..routing.plan import Plan
 from ..routing.planner import ANSWERED_LOCALLY
-from . import connection_state, local, reply, sql_prepared, transaction_control
+from . import connection_state, local, reply, sql_prepared, table_locks, transaction_control
 from .state import SessionState
 
 _MULTI_STATEMENTS = int(Capability.MULTI_STATEMENTS)
@@ -67,6 +67,16 @@ async def execute_text(
             statement = analyze(sql)
         if sql_prepared.is_managed(kind) and await _sql_prepared(s, statement, more, binary):
             return
+        if (kind is Kind.LOCK_TABLES and await table_locks.lock(s, statement)) or (
+            kind is Kind.UNLOCK_TABLES and await table_locks.unlock(s)
+        ):
+            reply.ok(s, more)
+            return
+        if kind is Kind.DDL:
+            warnings = await table_locks.toggle_keys(s, statement)
+            if warnings is not None:
+                reply.ok(s, more, warnings=warnings)
+                return
     handler = _HANDLERS.get(kind)
     if handler is not None:
         if kind is not Kind.SET and (statement or analyze(sql)).set_statement is not None:

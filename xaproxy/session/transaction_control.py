@@ -12,7 +12,7 @@ from .. import errors
 from ..analysis import analyze
 from ..analysis.clauses import savepoint_command
 from ..transactions import statements as tsql
-from . import reply
+from . import reply, table_locks
 from .state import SessionState
 
 
@@ -23,6 +23,7 @@ async def begin(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     if s.txn is not None:
         await s.shards.end(commit=True)
     s.pending_savepoints = []  # BEGIN commits: savepoints set with autocommit off are gone
+    await table_locks.unlock(s)  # and releases table locks, as on MariaDB
     statement = analyze(sql)
     body = " ".join(statement.code.split()).rstrip(";").rstrip()  # comments are blanked
     words = statement.words
