@@ -189,10 +189,6 @@ PROCEDURE_IN_SHARDED_SCHEMA = (
     "CREATE PROCEDURE in a sharded schema is refused with 1064 'xaproxy could not parse the "
     "statement: Expecting )'; the CALL then answers 1305 'PROCEDURE ... does not exist'"
 )
-SET_OPTION_IGNORED = (
-    "mysqli::multi_query() turns multi-statements on with COM_SET_OPTION; the proxy ignores "
-    "it and answers 1064 'this connection did not enable multi-statements'"
-)
 SHARDED_DUMP_ORDER = (
     "mariadb-dump reads a sharded table without ORDER BY and the proxy concatenates the "
     "shards: rows come shard by shard (3, 1, 4, 2), not in primary key order (same data)"
@@ -241,9 +237,6 @@ _add("node_mysql2", "unsharded", {
 _add("perl_dbd_mariadb", "sharded", {"prepared.limit": SHARDED_LIMIT_PARAMETER})
 _add("perl_dbd_mariadb", "unsharded", {
     "prepared.limit": STRING_LIMIT_PARAMETER + " (DBD::MariaDB binds untyped values as strings)",
-})  # fmt: skip
-_add("php_mysqli", "*", {
-    "multi_query": SET_OPTION_IGNORED,
 })  # fmt: skip
 _add("php_pdo_emulated", "sharded", {
     "prepared.limit_string": "an emulated LIMIT '2' (a quoted literal) is refused with 1235 "

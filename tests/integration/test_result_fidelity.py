@@ -568,3 +568,48 @@ def test_mariadb_dump_with_default_options_dumps_a_sharded_schema_and_reloads_wi
     mine_items, theirs_items = rows_left(shards, "items")
     assert theirs_items == mine_items
     assert rows_left(shards, "gen")[1] == rows_left(shards, "gen")[0]
+
+
+# --- 8. COM_SET_OPTION -------------------------------------------------------------------
+
+
+def _set_option_transcript(host: str, port: int, user: str, password: str, db: str) -> list:
+    from tests.support import rawclient as rc
+
+    caps = rc.DEFAULT_CAPABILITIES & ~rc.CLIENT_MULTI_STATEMENTS
+    client = rc.connect(host, port, user, password, database=db, capabilities=caps)
+    seen: list = []
+
+    def multi() -> None:
+        client.query("SELECT 1 AS a; SELECT 2 AS b")
+        results = client.read_results()
+        seen.append(
+            [r.end.code if isinstance(r.end, rc.Err) else (r.columns and r.rows) for r in results]
+        )
+
+    def set_option(option: int) -> None:
+        client.command(0x1B, option.to_bytes(2, "little"))
+        packet = client.read_packet()
+        seen.append((packet[0], rc.parse_err(packet).code if packet[0] == 0xFF else None))
+
+    try:
+        multi()
+        set_option(0)  # MYSQL_OPTION_MULTI_STATEMENTS_ON
+        multi()
+        set_option(1)  # OFF
+        multi()
+        set_option(9)  # no such option
+        seen.append(client.simple_query("SELECT 3").rows)
+    finally:
+        client.close()
+    return seen
+
+
+def test_com_set_option_turns_multi_statements_on_and_off_as_mariadb(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    server = shards["s0"]
+    mine = _set_option_transcript(server.host, server.port, "root", "", DIRECT)
+    theirs = _set_option_transcript(proxy.host, proxy.port, PROXY_USER, PROXY_PASSWORD, DB)
+    assert theirs == mine
+    assert mine[2] == [[[b"1"]], [[b"2"]]]

@@ -387,7 +387,18 @@ async def _change_user(s: SessionState, payload: bytes) -> None:
 
 
 async def _set_option(s: SessionState, payload: bytes) -> None:
-    s.out.write(wire.eof_packet(s.status()))
+    """COM_SET_OPTION: multi-statements on (0) or off (1) for the rest of the session, as
+    mysqli's multi_query() asks; answered with an EOF as MariaDB does."""
+    if len(payload) < 3:
+        raise errors.malformed_packet("COM_SET_OPTION without its option")
+    option = int.from_bytes(payload[1:3], "little")
+    if option == 0:
+        s.capabilities |= Capability.MULTI_STATEMENTS
+    elif option == 1:
+        s.capabilities &= ~Capability.MULTI_STATEMENTS
+    else:
+        raise errors.ProxyError(1047, "08S01", "Unknown command")
+    s.out.write(wire.end_of_rows(s.status(), 0, s.deprecate_eof))
 
 
 async def _statistics(s: SessionState, payload: bytes) -> None:
