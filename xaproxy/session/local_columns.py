@@ -86,10 +86,13 @@ def variable_column(name: str, variable: str) -> wire.ColumnDef:
 
 
 def _function(name: str, function: str, charset: tuple[int, int]) -> wire.ColumnDef | None:
-    """LAST_INSERT_ID(), CONNECTION_ID() and the account and schema functions."""
+    """LAST_INSERT_ID(), CONNECTION_ID(), ROW_COUNT(), FOUND_ROWS() and the account and
+    schema functions."""
     flags = NOT_NULL | UNSIGNED | BINARY
     if function == "LAST_INSERT_ID":
         return wire.ColumnDef(name, FieldType.LONGLONG, BINARY_COLLATION, 21, flags)
+    if function in ("ROW_COUNT", "FOUND_ROWS"):  # signed: ROW_COUNT() may be -1
+        return wire.ColumnDef(name, FieldType.LONGLONG, BINARY_COLLATION, 21, NOT_NULL | BINARY)
     if function == "CONNECTION_ID":
         return wire.ColumnDef(name, FieldType.LONG, BINARY_COLLATION, 10, flags)
     chars = _STRING_FUNCTION_CHARS.get(function)
