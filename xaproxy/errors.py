@@ -122,6 +122,22 @@ def shard_unreachable(shard: str, detail: str) -> ShardUnavailable:
     )
 
 
+# A shard's answer to a new connection when its connection limit is reached:
+# max_connections (1040), max_user_connections (1203) or the account's own cap (1226).
+SHARD_FULL_CODES = frozenset({1040, 1203, 1226})
+
+
+def shard_full(shard: str, code: int, detail: str) -> ShardUnavailable:
+    """The shard refused a new connection for its connection limit: the statement never ran."""
+    return ShardUnavailable(
+        1040 if code == 1040 else code,
+        "08004" if code == 1040 else "42000",
+        f"Too many connections on shard '{shard}' ({detail}): xaproxy could not open a "
+        "connection there; the statement was not run. Retry later, or have the shard's DBA "
+        "raise its max_connections",
+    )
+
+
 def shard_lost(shard: str, detail: str) -> ShardUnavailable:
     return ShardUnavailable(
         2013,

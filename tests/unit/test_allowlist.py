@@ -496,3 +496,226 @@ def test_a_statement_no_mariadb_statement_begins_with_is_a_syntax_error() -> Non
     assert outcome("SELEC 1") == 1064
     assert outcome("SHUT/**/DOWN") == 1064
     assert outcome("WHATEVER 1") == 1064
+
+
+# --- read_only: the shard connections refuse writes; nothing may lift that ------------------
+
+READ_WRITE_SPELLINGS = [
+    "START TRANSACTION READ WRITE",
+    "start /* c */ transaction read   write",
+    "/*!START TRANSACTION READ WRITE */",
+    "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ WRITE",
+    "SET TRANSACTION READ WRITE",
+    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED, READ WRITE",
+    "SET SESSION TRANSACTION READ WRITE",
+    "SET /*M!100100 SESSION */ TRANSACTION READ WRITE",
+    "SET tx_read_only = 0",
+    "SET @@tx_read_only = OFF",
+    "SET @@session.transaction_read_only = 0",
+    "SET SESSION tx_read_only = 0, autocommit = 1",
+    "SET STATEMENT tx_read_only = 0 FOR SELECT f()",
+    "EXECUTE IMMEDIATE 'SET tx_read_only = 0'",
+    "PREPARE s FROM 'START TRANSACTION READ WRITE'",
+    "SELECT 1; SET SESSION TRANSACTION READ WRITE",
+]
+
+
+@pytest.mark.parametrize("sql", READ_WRITE_SPELLINGS)
+def test_read_only_users_cannot_make_their_transactions_read_write(sql: str) -> None:
+    assert outcome(sql, READER) == 1142
+    assert outcome(sql, PLAIN) is None
+
+
+def test_read_only_users_keep_read_only_transactions_and_reads() -> None:
+    for sql in (
+        "START TRANSACTION READ ONLY",
+        "SET SESSION TRANSACTION READ ONLY",
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "SET @tx_read_only = 0",  # a user variable
+        "SELECT f()",  # the shard refuses what f writes (1792)
+        "SELECT * FROM v",
+    ):
+        assert outcome(sql, READER) is None, sql
+
+
+# --- sequences are tables: their database is checked -------------------------------------
+
+SEQUENCES_ELSEWHERE = [
+    "SELECT NEXTVAL(other.seq)",
+    "SELECT nextval ( `other` . `seq` )",
+    "SELECT LASTVAL(other.seq)",
+    "SELECT SETVAL(other.seq, 1000)",
+    "SELECT NEXT VALUE FOR other.seq",
+    "SELECT PREVIOUS VALUE FOR other.seq",
+    "SELECT /*!NEXTVAL(other.seq) */",
+    "SELECT NEXTVAL(/* c */ other.seq)",
+    "INSERT INTO t VALUES (NEXT VALUE FOR other.seq)",
+    "UPDATE t SET a = NEXTVAL(other.seq)",
+    "SET @v = NEXTVAL(other.seq)",
+    "DO SETVAL(other.seq, 5)",
+    "EXECUTE IMMEDIATE 'SELECT NEXTVAL(other.seq)'",
+    "SELECT 1; SELECT NEXTVAL(other.seq)",
+]
+
+
+@pytest.mark.parametrize("sql", SEQUENCES_ELSEWHERE)
+def test_sequence_functions_check_the_sequences_database(sql: str) -> None:
+    assert outcome(sql, PLAIN) == 1142
+    assert outcome(sql.replace("other", "shop"), PLAIN) is None
+
+
+def test_sequences_of_server_and_bookkeeping_databases_are_refused() -> None:
+    assert outcome("SELECT NEXTVAL(mysql.seq)", PLAIN) == 1142
+    assert outcome(f"SELECT SETVAL({BOOKKEEPING_DATABASE}.decisions, 1)", PLAIN) == 1142
+    assert outcome("SELECT NEXTVAL(seq)", PLAIN, None) == 1046
+
+
+# --- USER() & co.: replaced by the session where exact, else refused -----------------------
+
+ACCOUNT_FUNCTIONS_REFUSED = [
+    "CREATE VIEW v AS SELECT USER() AS u",
+    "CREATE FUNCTION f() RETURNS TEXT RETURN CURRENT_USER()",
+    "CREATE FUNCTION f() RETURNS TEXT RETURN CURRENT_USER",
+    "CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (SESSION_USER()); END",
+    "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.who = USER()",
+    "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO INSERT INTO t VALUES (SYSTEM_USER())",
+    "CREATE TABLE t2 (who VARCHAR(200) DEFAULT (USER()))",
+    "BEGIN NOT ATOMIC SELECT USER(); END",
+    "PREPARE s FROM 'SELECT USER()'",
+    "EXECUTE IMMEDIATE 'SET @u = CURRENT_USER()'",
+    "SHOW VARIABLES WHERE Value = USER()",
+]
+
+
+@pytest.mark.parametrize("sql", ACCOUNT_FUNCTIONS_REFUSED)
+def test_account_functions_that_would_run_on_a_shard_later_are_refused(sql: str) -> None:
+    assert outcome(sql) == 1235
+
+
+def test_account_functions_in_statements_the_session_rewrites_pass_the_allowlist() -> None:
+    for sql in (
+        "SET @v = USER()",
+        "SELECT CURRENT_USER() INTO @c",
+        "INSERT INTO t VALUES (CURRENT_USER)",
+        "UPDATE t SET who = SESSION_USER() WHERE id = 1",
+        "DELETE FROM t WHERE who = SYSTEM_USER()",
+        "CREATE DEFINER = CURRENT_USER() PROCEDURE p() SELECT 1",
+        "INSERT INTO user (a) VALUES (1)",  # a table named user
+        "SELECT d.user() FROM t",  # a stored function of database d... refused as d is unknown
+    ):
+        assert outcome(sql) in (None, 1049), sql
+
+
+def test_account_calls_are_found_where_they_are_calls() -> None:
+    from xaproxy.analysis.account import account_calls
+
+    def calls(sql: str) -> list[tuple[str, bool]] | None:
+        found = account_calls(list(analyze(sql).tokens))
+        return None if found is None else [(c.name, c.visible) for c in found]
+
+    assert calls("SELECT USER()") == [("USER", True)]
+    assert calls("SELECT a FROM t WHERE b = CURRENT_USER") == [("CURRENT_USER", False)]
+    assert calls("SELECT a FROM t WHERE b IN (SELECT SESSION_USER())") == [("SESSION_USER", False)]
+    assert calls("SELECT * FROM (SELECT USER()) d") == [("USER", True)]
+    assert calls("SELECT a FROM t WHERE b UNION SELECT USER()") == [("USER", True)]
+    assert calls("SELECT /*!USER()*/") == [("USER", True)]
+    assert calls("SELECT 'USER()', `user`(), d.user()") == []
+    assert calls("CREATE DEFINER = CURRENT_USER PROCEDURE p() SELECT 1") == []
+    assert calls("SELECT USER(1)") is None
+
+
+# --- information_schema: only rows of the user's schemas ------------------------------------
+
+INFORMATION_SCHEMA_ALLOWED = [
+    "SELECT * FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop'",
+    "SELECT * FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 't'",
+    "SELECT * FROM information_schema.COLUMNS c WHERE c.TABLE_SCHEMA IN ('shop')",
+    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'",
+    "SELECT c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+    "ON t.TABLE_NAME = c.TABLE_NAME WHERE c.TABLE_SCHEMA = 'shop' AND t.TABLE_SCHEMA = 'shop'",
+    "SELECT * FROM information_schema.KEY_COLUMN_USAGE WHERE (TABLE_SCHEMA = 'shop')",
+    "SELECT * FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'shop'",
+    "SELECT * FROM information_schema.COLLATIONS",
+    "SELECT * FROM information_schema.CHARACTER_SETS",
+    "SELECT * FROM information_schema.SESSION_VARIABLES WHERE VARIABLE_NAME = 'sql_mode'",
+    "SHOW TABLES FROM information_schema",
+    "SHOW COLUMNS FROM information_schema.TABLES",
+    "EXPLAIN SELECT * FROM information_schema.TABLES",
+]
+
+
+@pytest.mark.parametrize("sql", INFORMATION_SCHEMA_ALLOWED)
+def test_information_schema_reads_of_the_users_schemas_are_allowed(sql: str) -> None:
+    assert outcome(sql, PLAIN) is None
+
+
+INFORMATION_SCHEMA_REFUSED = [
+    "SELECT * FROM information_schema.TABLES",
+    "SELECT * FROM information_schema.SCHEMATA",
+    "SELECT * FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'other'",
+    "SELECT * FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ('shop', 'other')",
+    "SELECT * FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop' OR 1 = 1",
+    "SELECT * FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'sh%'",
+    "SELECT * FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'xaproxy'",
+    "SELECT * FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'mysql'",
+    "SELECT * FROM information_schema.TABLES t WHERE x.TABLE_SCHEMA = 'shop'",
+    "SELECT COLUMN_NAME FROM information_schema.COLUMNS JOIN t ON 1 WHERE TABLE_SCHEMA = 'shop'",
+    "SELECT c.COLUMN_NAME FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+    "ON t.TABLE_NAME = c.TABLE_NAME WHERE c.TABLE_SCHEMA = 'shop'",
+    "SELECT * FROM t WHERE a IN (SELECT TABLE_NAME FROM information_schema.TABLES)",
+    "SELECT * FROM (SELECT * FROM information_schema.TABLES) d WHERE d.TABLE_SCHEMA = 'shop'",
+    "SET @n = (SELECT COUNT(*) FROM information_schema.TABLES)",
+    "SELECT * FROM /*!information_schema.*/TABLES",
+    "SELECT * FROM information_schema . /* c */ SCHEMATA",
+    "SELECT * FROM information_schema.USER_PRIVILEGES",
+    "SELECT * FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = 'shop'",
+    "SELECT * FROM information_schema.TABLE_PRIVILEGES",
+    "SELECT * FROM information_schema.APPLICABLE_ROLES",
+    "SELECT * FROM information_schema.INNODB_TRX",
+    "SELECT * FROM information_schema.PLUGINS",
+    "SELECT * FROM information_schema.USER_STATISTICS",
+    "SELECT * FROM information_schema.PROFILING",
+    "EXECUTE IMMEDIATE 'SELECT * FROM information_schema.TABLES'",
+    "PREPARE s FROM 'SELECT * FROM information_schema.SCHEMATA'",
+    "SELECT 1; SELECT * FROM information_schema.TABLES",
+]
+
+
+@pytest.mark.parametrize("sql", INFORMATION_SCHEMA_REFUSED)
+def test_information_schema_reads_beyond_the_users_schemas_are_refused(sql: str) -> None:
+    assert outcome(sql, PLAIN) == 1142
+
+
+def test_information_schema_as_the_current_database_is_checked_the_same_way() -> None:
+    assert outcome("SELECT * FROM TABLES", PLAIN, "information_schema") == 1142
+    assert outcome("SELECT * FROM SCHEMATA", PLAIN, "information_schema") == 1142
+    sql = "SELECT * FROM TABLES WHERE TABLE_SCHEMA = 'shop'"
+    assert outcome(sql, PLAIN, "information_schema") is None
+    # DATABASE() is information_schema there: not a schema of the user's
+    sql = "SELECT * FROM TABLES WHERE TABLE_SCHEMA = DATABASE()"
+    assert outcome(sql, PLAIN, "information_schema") == 1142
+
+
+SHOW_REFUSED = [
+    "SHOW GRANTS",
+    "SHOW GRANTS FOR CURRENT_USER()",
+    "SHOW GRANTS FOR root@localhost",
+    "show /* c */ grants",
+    "/*!SHOW GRANTS */",
+    "SHOW PROCEDURE STATUS",
+    "SHOW FUNCTION STATUS WHERE Db = 'shop'",
+    "SHOW OPEN TABLES",
+    "SHOW STATUS WHERE Value IN (SELECT Password FROM mysql.user)",
+    "SHOW SESSION STATUS WHERE Variable_name = (SELECT 1)",
+]
+
+
+@pytest.mark.parametrize("sql", SHOW_REFUSED)
+def test_show_forms_about_the_shard_account_or_every_database_are_refused(sql: str) -> None:
+    assert outcome(sql, PLAIN) in (1227, 1142)
+
+
+def test_show_grants_refusal_says_where_the_grants_are() -> None:
+    with pytest.raises(errors.ProxyError) as caught:
+        authorize(analyze("SHOW GRANTS"), PLAIN, "shop")
+    assert "shard account" in caught.value.message and "users[]" in caught.value.message

@@ -15,6 +15,7 @@ from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
 from . import classify
+from .account import ACCOUNT_FUNCTIONS
 from .compound import piece_bounds
 from .kinds import Kind
 from .lexer import lex
@@ -35,8 +36,6 @@ LOCAL_VARIABLES = frozenset(
         "interactive_timeout",
     }
 )
-# The client's account, which a shard would answer with its own: the proxy answers these.
-ACCOUNT_FUNCTIONS = frozenset({"USER", "CURRENT_USER", "SESSION_USER", "SYSTEM_USER"})
 # A pooled shard connection may hold another session's database: the proxy answers these.
 _SCHEMA_FUNCTIONS = frozenset({"DATABASE", "SCHEMA"})
 

@@ -21,10 +21,12 @@ from sqlglot.tokens import Token, TokenType
 
 from .. import errors
 from ..analysis import Kind, Statement, analyze
+from ..analysis.account import account_calls
 from ..analysis.classify import skip_definer
 from ..analysis.clauses import database_target, is_set_transaction, set_assignments, use_target
 from ..analysis.tokens import word
 from ..config.model import BOOKKEEPING_DATABASE
+from . import information_schema
 from .grants import UserGrants
 
 NONE, READ, WRITE, DDL, ADMIN = "none", "read", "write", "ddl", "admin"
@@ -159,6 +161,9 @@ class Needs:
     inner: tuple[Statement, ...] = field(default=())  # texts it runs: PREPARE ... FROM '...'
     # CREATE/DROP DATABASE: a name the config does not know is the session's to refuse (1235)
     unknown_ok: bool = False
+    # it would make the connection's transactions read-write (READ WRITE, tx_read_only):
+    # refused to read_only users, whose shard connections run SET SESSION TRANSACTION READ ONLY
+    read_write: bool = False
 
 
 def _refused(what: str, why: str, code: int = 1227) -> Needs:
@@ -203,12 +208,13 @@ def authorize(statement: Statement, grants: UserGrants, current_db: str | None) 
             f"DDL command denied to user {grants.account}: the proxy config does not grant "
             "it ddl (users[].ddl)",
         )
-    if (access is WRITE or access is DDL) and grants.read_only:
+    if grants.read_only and (access is WRITE or access is DDL or needs.read_write):
         raise errors.ProxyError(
             1142,
             "42000",
             f"{statement.verb or 'this'} command denied to user {grants.account}: "
-            "the user is read_only in the proxy config",
+            "the user is read_only in the proxy config"
+            + (" (its transactions are read-only on the shards)" if needs.read_write else ""),
         )
     for database, table in needs.databases:
         if needs.unknown_ok and _unknown(grants, database):
@@ -222,8 +228,22 @@ def authorize(statement: Statement, grants: UserGrants, current_db: str | None) 
             _check_database(statement, grants, access, current, name)
     if needs.qualifiers:
         _check_qualifiers(needs.qualifiers, grants)
+    if statement.kind in _ROW_KINDS and _reads_information_schema(needs, current_db):
+        information_schema.check_reads(statement, grants, current_db)
     for inner in needs.inner:
         authorize(inner, grants, current_db)
+
+
+# Statements whose information_schema reads return rows (SHOW and EXPLAIN describe).
+_ROW_KINDS = frozenset({Kind.SELECT, Kind.DO, Kind.SET})
+
+
+def _reads_information_schema(needs: Needs, current_db: str | None) -> bool:
+    if needs.unqualified and current_db is not None and current_db.lower() == INFORMATION_SCHEMA:
+        return True
+    return any(database == INFORMATION_SCHEMA for database, _ in needs.databases) or (
+        INFORMATION_SCHEMA in needs.qualifiers
+    )
 
 
 def check_database_access(grants: UserGrants, database: str) -> None:
@@ -329,7 +349,35 @@ def _needs(st: Statement) -> Needs:
             "only statements an application needs reach the shards "
             "(see the README's Security section)",
         )
-    return handler(st)
+    needs = handler(st)
+    if needs.refusal is None and kind not in _ACCOUNT_KINDS and _calls_account(st):
+        return _account_refusal(f"in {st.verb or 'this statement'}")
+    return needs
+
+
+# Statements in which the session puts the proxy user's value in place of USER() & co.
+# (or refuses where that is not exact); EXPLAIN shows no value. In every other
+# statement the call would run on the shard later or elsewhere: refused.
+_ACCOUNT_KINDS = frozenset(
+    {Kind.SELECT, Kind.INSERT, Kind.UPDATE, Kind.DELETE, Kind.REPLACE, Kind.DO, Kind.CALL}
+    | {Kind.SET, Kind.EXPLAIN}
+)
+
+
+def _calls_account(st: Statement) -> bool:
+    calls = account_calls(list(st.tokens))
+    return calls is None or bool(calls)
+
+
+def _account_refusal(where: str) -> Needs:
+    return Needs(
+        refusal=errors.not_supported(
+            f"USER()/CURRENT_USER()/SESSION_USER()/SYSTEM_USER() {where} (the shard would "
+            "answer its own account, not the proxy user)",
+            "compute the value in a statement of its own (SELECT USER(), SET @u = USER()) "
+            "and pass it as a value",
+        )
+    )
 
 
 def _names(st: Statement, access: str, *, refs: bool = True, **more) -> Needs:
@@ -341,9 +389,11 @@ def _names(st: Statement, access: str, *, refs: bool = True, **more) -> Needs:
             "SELECT ... INTO OUTFILE/DUMPFILE", "it writes a file on the shard's server"
         )
     if st.set_statement is not None:
-        refusal = _set_refusal(f"SET {st.set_statement.split(None, 2)[2].rsplit(None, 1)[0]}")
+        prefix = f"SET {st.set_statement.split(None, 2)[2].rsplit(None, 1)[0]}"
+        refusal = _set_refusal(prefix)
         if refusal is not None:
             return refusal
+        more.setdefault("read_write", _sets_read_write(prefix))
     databases: dict[tuple[str, str | None], None] = {}
     unqualified: dict[str, None] = {}
     if refs:
@@ -352,7 +402,7 @@ def _names(st: Statement, access: str, *, refs: bool = True, **more) -> Needs:
                 unqualified[table.lower()] = None
             else:
                 databases[(schema.lower(), table.lower())] = None
-    for schema, table in more.pop("extra_refs", ()):
+    for schema, table in [*more.pop("extra_refs", ()), *_sequence_refs(st)]:
         if schema is None:
             unqualified[table.lower()] = None
         else:
@@ -513,7 +563,34 @@ def _set(st: Statement) -> Needs:
     refusal = _set_refusal(st.effective)
     if refusal is not None:
         return refusal
-    return _names(st, NONE)
+    return _names(st, NONE, read_write=_sets_read_write(st.effective))
+
+
+# The variables that make a connection's transactions read-only (11.1 adds the second name).
+_READ_ONLY_VARIABLES = frozenset({"tx_read_only", "transaction_read_only"})
+
+
+def _sets_read_write(text: str) -> bool:
+    """A SET that may end a connection's read-only transactions: `... TRANSACTION ... READ
+    WRITE` in any scope, or any assignment of tx_read_only / transaction_read_only."""
+    words = list(analyze(text).words)
+    if "TRANSACTION" in words[:3]:
+        return _says_read_write(words)
+    return any(
+        a.scope != "user" and a.name in _READ_ONLY_VARIABLES for a in set_assignments(text)
+    )
+
+
+def _says_read_write(words: list[str]) -> bool:
+    return any(
+        text == "READ" and words[index + 1 : index + 2] == ["WRITE"]
+        for index, text in enumerate(words)
+    )
+
+
+def _begin(st: Statement) -> Needs:
+    """START TRANSACTION READ WRITE would lift a read_only user's read-only default."""
+    return Needs(read_write=_says_read_write(list(st.words)))
 
 
 def _set_refusal(text: str) -> Needs | None:
@@ -573,6 +650,9 @@ def _show(st: Statement) -> Needs:
     while words[index : index + 1] and words[index] in _SHOW_MODIFIERS:
         index += 1
     form = words[index] if index < len(words) else ""
+    refusal = _show_refusal(words, index, form)
+    if refusal is not None:
+        return refusal
     if form not in _SHOW_FORMS:
         return _refused(
             f"SHOW {form or ''}".strip(),
@@ -612,6 +692,40 @@ def _show(st: Statement) -> Needs:
     if table is not None:
         refs.append(table)
     return _show_common(st, refs)
+
+
+def _show_refusal(words: list[str], index: int, form: str) -> Needs | None:
+    """SHOW forms whose answer would be about the shard account or every database."""
+    if form == "GRANTS":
+        return _refused(
+            "SHOW GRANTS",
+            "it would list the shard account's privileges, not the proxy user's; a proxy "
+            "user's grants are its users[] entry in the proxy config (schemas, read_only, "
+            "ddl, admin)",
+        )
+    if form in ("PROCEDURE", "FUNCTION", "PACKAGE") and words[index + 1 : index + 2] == [
+        "STATUS"
+    ]:
+        return _refused(
+            f"SHOW {form} STATUS",
+            "it lists the stored programs of every database of the shard; query "
+            f"information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '<schema>' instead",
+            1142,
+        )
+    if form == "OPEN" and "FROM" not in words and "IN" not in words:
+        return _refused(
+            "SHOW OPEN TABLES without FROM",
+            "it lists the open tables of every database of the shard; "
+            "add FROM <schema>",
+            1142,
+        )
+    return None
+
+
+def _show_status(st: Statement) -> Needs:
+    if "SELECT" in st.words:
+        return _refused("a subquery in SHOW", "query information_schema instead")
+    return Needs()
 
 
 def _show_common(st: Statement, refs: list[tuple[str | None, str | None]]) -> Needs:
@@ -677,7 +791,10 @@ def _inner(st: Statement, token: Token, what: str) -> Needs:
             f"{what} a string with backslash escapes",
             "the proxy authorizes the statement text exactly; write it without backslashes",
         )
-    return Needs(inner=(analyze(token.text),))
+    inner = analyze(token.text)
+    if _calls_account(inner):
+        return _account_refusal(f"in the text of {what}")
+    return Needs(inner=(inner,))
 
 
 def _dynamic(what: str) -> Needs:
@@ -727,7 +844,7 @@ def _lock_tables(st: Statement) -> Needs:
 
 
 _KINDS = {
-    Kind.BEGIN: _none,
+    Kind.BEGIN: _begin,
     Kind.COMMIT: _none,
     Kind.ROLLBACK: _none,
     Kind.SAVEPOINT: _none,
@@ -740,7 +857,7 @@ _KINDS = {
     Kind.SHOW_WARNING_COUNT: _none,
     Kind.SHOW_ERROR_COUNT: _none,
     Kind.SHOW_PROCESSLIST: _none,
-    Kind.SHOW_SESSION_STATUS: _none,  # the session answers it (TLS status) or a shard does
+    Kind.SHOW_SESSION_STATUS: _show_status,  # the session answers it (TLS status) or a shard does
     Kind.SHOW: _show,
     Kind.SELECT: _read,
     Kind.DO: _read,
@@ -816,6 +933,31 @@ def _insert_targets(tokens: list[Token]) -> list[tuple[str | None, str]]:
                 "SET",
                 "ON",
             ):
+                found.append(name)
+    return found
+
+
+# Functions whose first argument is a sequence: a table, in any database.
+_SEQUENCE_FUNCTIONS = frozenset({"NEXTVAL", "LASTVAL", "SETVAL"})
+
+
+def _sequence_refs(st: Statement) -> list[tuple[str | None, str]]:
+    """The sequences of NEXTVAL(s), LASTVAL(s), SETVAL(s, n), NEXT/PREVIOUS VALUE FOR s:
+    tables a statement reads or writes like any other, checked against the grants."""
+    if "VALUE" not in st.words and not st.functions & _SEQUENCE_FUNCTIONS:
+        return []
+    tokens = list(st.tokens)
+    words = st.words
+    found = []
+    for index, text in enumerate(words):
+        at = None
+        if text in _SEQUENCE_FUNCTIONS and words[index + 1 : index + 2] == ("(",):
+            at = index + 2
+        elif text == "VALUE" and words[index + 1 : index + 2] == ("FOR",):
+            at = index + 2
+        if at is not None:
+            name, _ = _qualified(tokens, at)
+            if name is not None:
                 found.append(name)
     return found
 

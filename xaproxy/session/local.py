@@ -11,6 +11,7 @@ import re
 import time
 
 from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from .. import errors
 from ..analysis import Kind, Statement, analyze
@@ -25,8 +26,9 @@ from ..analysis.clauses import (
     unquoted,
     use_target,
 )
+from ..analysis.account import ACCOUNT_FUNCTIONS, account_calls
 from ..analysis.spans import select_item_texts
-from ..analysis.statement import ACCOUNT_FUNCTIONS, LOCAL_FUNCTIONS
+from ..analysis.statement import LOCAL_FUNCTIONS
 from ..authz.rules import check_database_access
 from ..execution import executor
 from ..protocol import wire
@@ -280,10 +282,18 @@ async def _read_back_charsets(s: SessionState, backend) -> None:
     s.function_charset = (collation, length // 64)
 
 
+# A read_only user's connections refuse writes themselves: a stored function, a view or
+# a trigger that writes fails on the shard (1792), whatever the proxy read in the text.
+READ_ONLY_SETTING = "SET SESSION TRANSACTION READ ONLY"
+
+
 def plain_settings(s: SessionState) -> tuple[str, ...]:
-    if s.settings and s.settings[0] == _names_entry_of(s.settings):
-        return s.settings[1:]
-    return s.settings
+    settings = s.settings
+    if settings and settings[0] == READ_ONLY_SETTING:
+        settings = settings[1:]
+    if settings and settings[0] == _names_entry_of(settings):
+        return settings[1:]
+    return settings
 
 
 def _names_entry_of(settings: tuple[str, ...]) -> str | None:
@@ -294,7 +304,9 @@ def _names_entry_of(settings: tuple[str, ...]) -> str | None:
 
 
 def rebuild_settings(s: SessionState, plain: list[str]) -> None:
-    head = [s.charset_setting] if s.charset_setting else []
+    head = [READ_ONLY_SETTING] if s.grants.read_only else []
+    if s.charset_setting:
+        head.append(s.charset_setting)
     s.settings = tuple(head + plain)
 
 
@@ -414,15 +426,18 @@ async def local_select(s: SessionState, sql: str, more: bool, binary: bool) -> b
     parsed = s.ctx.parse_cache.get(sql)
     ast = parsed.ast
 
-    if not isinstance(ast, exp.Select) or ast.args.get("from_") or ast.args.get("where"):
-        _refuse_account_functions(sql)
+    if (
+        not isinstance(ast, exp.Select)
+        or ast.args.get("from_")
+        or ast.args.get("where")
+        or ast.args.get("into")
+    ):
         return False
     values = []
     for item in ast.expressions:
         node = item.this if isinstance(item, exp.Alias) else item
         found, value = _local_value(s, node)
         if not found:
-            _refuse_account_functions(sql)
             return False
         values.append(value)
     texts = select_item_texts(sql)
@@ -453,20 +468,68 @@ async def local_select(s: SessionState, sql: str, more: bool, binary: bool) -> b
     return True
 
 
-def _refuse_account_functions(sql: str) -> None:
-    """USER() & co. on a shard would name the shard's account, not the client's."""
-    statement = analyze(sql)
-    if statement.kind in _DATA_KINDS and statement.uses_account:
+def with_account_values(s: SessionState, statement: Statement) -> str | None:
+    """The statement's text with each USER()/CURRENT_USER()/SESSION_USER()/SYSTEM_USER()
+    replaced by the proxy user's value (a shard would answer its own account), or None
+    when it calls none. Refused (1235) where the replacement would not be exact: where
+    the call's text names a result column, in RETURNING.
+
+    The value is written as an expression of the same character set, collation and
+    coercibility as the function's (utf8mb3_general_ci, SYSCONST), so comparisons and
+    stored values are what MariaDB gives: CONCAT(LEFT(VERSION(), 0), _utf8mb3 X'...').
+    """
+    calls = account_calls(list(statement.tokens))
+    if calls is not None and not calls:
+        return None
+    kind = statement.kind
+    words = statement.words
+    result_set = kind is Kind.SELECT and not _selects_into(statement)
+    if (
+        calls is None
+        or (result_set and any(call.visible for call in calls))
+        or (kind is not Kind.SELECT and "RETURNING" in words)
+    ):
         raise errors.not_supported(
-            "USER()/CURRENT_USER()/SESSION_USER()/SYSTEM_USER() inside a statement the proxy "
-            "sends to a shard (the shard would answer its own account)",
-            "select the function alone (SELECT USER()), which the proxy answers",
+            "USER()/CURRENT_USER()/SESSION_USER()/SYSTEM_USER() in a select list or RETURNING "
+            "of a statement the proxy sends to a shard (the shard would answer its own account)",
+            "select the function alone (SELECT USER()), which the proxy answers, or use it in "
+            "WHERE, SET or VALUES",
         )
+    text = statement.effective
+    pieces = []
+    at = 0
+    for call in calls:
+        pieces.append(text[at : call.start])
+        pieces.append(_account_expression(account_value(s, call.name)))
+        at = call.end
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
-_DATA_KINDS = frozenset(
-    {Kind.SELECT, Kind.INSERT, Kind.UPDATE, Kind.DELETE, Kind.REPLACE, Kind.DO, Kind.CALL}
-)
+def account_value(s: SessionState, function: str) -> str:
+    """What USER() & co. answer for this session: `user@client-host`, and for
+    CURRENT_USER() the account matched, `user@%` (proxy users are any-host)."""
+    if function == "CURRENT_USER":
+        return f"{s.user}@%"
+    return f"{s.user}@{s.peer_host}"
+
+
+def _account_expression(value: str) -> str:
+    return f"CONCAT(LEFT(VERSION(), 0), _utf8mb3 X'{value.encode('utf-8').hex()}')"
+
+
+def _selects_into(statement: Statement) -> bool:
+    """`SELECT ... INTO @v` (or a local variable): no result set, no column names."""
+    tokens = statement.tokens
+    depth = 0
+    for index, token in enumerate(tokens):
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and statement.words[index] == "INTO":
+            return True
+    return False
 
 
 def _local_value(s: SessionState, node) -> tuple[bool, object]:
@@ -480,9 +543,7 @@ def _local_value(s: SessionState, node) -> tuple[bool, object]:
         and str(node.this).upper() in ACCOUNT_FUNCTIONS
         and not node.expressions
     ):
-        if isinstance(node, exp.CurrentUser):
-            return True, f"{s.user}@%"  # the account matched: proxy users are any-host
-        return True, f"{s.user}@{s.peer_host}"
+        return True, account_value(s, "CURRENT_USER" if isinstance(node, exp.CurrentUser) else "USER")
     if isinstance(node, exp.CurrentSchema):
         # a pooled shard connection may still have another session's database
         return True, s.database

@@ -48,6 +48,16 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
     authorize(analysis, s.grants, s.database)  # before the shard sees the text
     kind = analysis.kind
     offsets = placeholder_offsets(sql)
+    if (
+        kind in statements.ACCOUNT_VALUE_KINDS
+        and analysis.uses_account
+        and (offsets or kind is not Kind.SELECT)  # a SELECT without markers may be local
+    ):
+        replaced = local.with_account_values(s, analysis)
+        if replaced is not None:
+            analysis = analyze(replaced)
+            sql = analysis.effective
+            offsets = placeholder_offsets(sql)
     statement = PreparedStatement(s.next_statement_id, sql, kind, offsets)
     statement.database_at_prepare = s.database
     if kind in (Kind.USE, Kind.EMPTY, Kind.COMMENT, Kind.LOAD_DATA_LOCAL):

@@ -62,6 +62,11 @@ async def execute_text(
             and await local.local_select(s, sql, more, binary)
         ):
             return
+        if kind in ACCOUNT_VALUE_KINDS and statement.uses_account:
+            replaced = local.with_account_values(s, statement)
+            if replaced is not None:
+                sql = replaced
+                statement = analyze(sql)
         if kind in _EVALUATES_COUNTS and statement.functions & session_calls.COUNT_FUNCTIONS:
             sql = _with_session_counts(s, statement)
             statement = analyze(sql)
@@ -162,6 +167,12 @@ def _with_session_counts(s: SessionState, statement: Statement) -> str:
         statement, {"ROW_COUNT": s.row_count, "FOUND_ROWS": s.found_rows_count}
     )
 
+
+# Statements whose USER() & co. the session replaces with the proxy user's value.
+ACCOUNT_VALUE_KINDS = frozenset(
+    {Kind.SELECT, Kind.INSERT, Kind.UPDATE, Kind.DELETE, Kind.REPLACE, Kind.DO, Kind.CALL}
+    | {Kind.SET}
+)
 
 _DEFINITION_VERBS = frozenset({"CREATE", "ALTER", "DROP", "RENAME"})
 

@@ -160,6 +160,9 @@ class Backend:
                 ssl=_tls_context(shard),
             )
         except (asyncmy_errors.Error, OSError, TimeoutError) as exc:
+            code = exc.args[0] if isinstance(exc, asyncmy_errors.Error) and exc.args else None
+            if code in errors.SHARD_FULL_CODES:
+                raise errors.shard_full(shard.name, code, _describe(exc)) from None
             raise errors.shard_unreachable(shard.name, _describe(exc)) from None
         return cls(shard.name, conn, found_rows, shard.read_timeout_s)
 
