@@ -600,3 +600,261 @@ def test_an_application_still_works(proxy: ProxyProcess) -> None:
         query(conn, "DELETE FROM accounts")
     finally:
         conn.close()
+
+
+# --- read_only is enforced by the shards themselves --------------------------------------
+
+WRITING_FUNCTION = (
+    f"CREATE FUNCTION {SCHEMA}.f_writes() RETURNS INT MODIFIES SQL DATA "
+    f"BEGIN INSERT INTO {SCHEMA}.notes VALUES (99, 'written'); RETURN 1; END"
+)
+ESCAPING_PROCEDURE = (
+    f"CREATE PROCEDURE {SCHEMA}.p_escapes() BEGIN SET SESSION TRANSACTION READ WRITE; "
+    f"INSERT INTO {SCHEMA}.notes VALUES (98, 'escaped'); END"
+)
+
+
+@pytest.fixture
+def writing_routines(cluster: LocalCluster) -> Iterator[None]:
+    """A stored function that writes, a view over it and a procedure that tries to lift
+    READ ONLY, created on the default shard by its DBA (as a ddl user could)."""
+    server = cluster["s0"]
+    server.execute(WRITING_FUNCTION)
+    server.execute(ESCAPING_PROCEDURE)
+    server.execute(f"CREATE VIEW {SCHEMA}.v_writes AS SELECT {SCHEMA}.f_writes() AS x")
+    try:
+        yield
+    finally:
+        server.execute(
+            f"DROP VIEW IF EXISTS {SCHEMA}.v_writes; DROP FUNCTION IF EXISTS {SCHEMA}.f_writes; "
+            f"DROP PROCEDURE IF EXISTS {SCHEMA}.p_escapes; DELETE FROM {SCHEMA}.notes"
+        )
+
+
+def _notes_on_shard(cluster: LocalCluster) -> int:
+    return int(cluster["s0"].execute(f"SELECT COUNT(*) FROM {SCHEMA}.notes")[0][0])
+
+
+def test_a_read_only_user_cannot_write_through_a_function_view_or_procedure(
+    proxy: ProxyProcess, cluster: LocalCluster, writing_routines: None
+) -> None:
+    reader = connect(proxy, user="reader", client_flag=CLIENT.MULTI_STATEMENTS)
+    try:
+        for sql in (
+            "SELECT f_writes()",
+            "SELECT /*! f_writes() */",
+            "SELECT * FROM v_writes",
+            "SET @x = f_writes()",
+            "SELECT 1 FROM DUAL WHERE f_writes() = 1",
+            "EXECUTE IMMEDIATE 'SELECT f_writes()'",
+        ):
+            refused(reader, sql, (1792,))  # the shard itself: "in a READ ONLY transaction"
+        query(reader, "BEGIN")
+        refused(reader, "SELECT f_writes()", (1792,))
+        query(reader, "ROLLBACK")
+        for sql in (
+            "CALL p_escapes()",
+            "START TRANSACTION READ WRITE",
+            "SET SESSION TRANSACTION READ WRITE",
+            "SET tx_read_only = 0",
+            "SET @@session.transaction_read_only = OFF",
+            "SET STATEMENT tx_read_only = 0 FOR SELECT f_writes()",
+            "SET /*!40101 SESSION */ TRANSACTION READ WRITE",
+            "SELECT 1; SET SESSION TRANSACTION READ WRITE",
+            "EXECUTE IMMEDIATE 'START TRANSACTION READ WRITE'",
+        ):
+            refused(reader, sql, (1142,))
+        # reads still work, on one shard and across all of them, in and out of a transaction
+        assert query(reader, "SELECT COUNT(*) FROM accounts") == [(0,)]
+        query(reader, "BEGIN")
+        assert query(reader, "SELECT COUNT(*) FROM accounts") == [(0,)]
+        query(reader, "COMMIT")
+    finally:
+        reader.close()
+    with rc.connect(proxy.host, proxy.port, "reader", "reader-pw", database=SCHEMA) as client:
+        with pytest.raises(rc.ProtocolError, match="1792"):  # the shard refuses its prepare
+            client.prepare("SELECT f_writes()")
+    assert _notes_on_shard(cluster) == 0
+    # the pooled connections the reader used are read-write again for the next user
+    app = connect(proxy)
+    try:
+        assert query(app, "SELECT f_writes()") == [(1,)]
+    finally:
+        app.close()
+    assert _notes_on_shard(cluster) == 1
+
+
+def test_a_ddl_user_cannot_reach_beyond_its_grants_through_stored_programs(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    dev = connect(proxy, user="dev")
+    try:
+        for sql in (
+            "CREATE FUNCTION f_evil() RETURNS TEXT SQL SECURITY DEFINER "
+            f"RETURN (SELECT body FROM {OTHER}.secrets LIMIT 1)",
+            "CREATE FUNCTION f_evil() RETURNS INT RETURN (SELECT COUNT(*) FROM mysql.user)",
+            "CREATE /*!50001 DEFINER = root@localhost */ FUNCTION f_evil() RETURNS INT RETURN 1",
+            "CREATE TRIGGER t_evil AFTER INSERT ON notes FOR EACH ROW "
+            f"UPDATE {OTHER}.secrets SET body = 'stolen'",
+            "CREATE TRIGGER t_evil AFTER INSERT ON notes FOR EACH ROW "
+            "INSERT INTO xaproxy.sec_marker VALUES (2, 'x')",
+            "CREATE /* c */ EVENT e_evil ON SCHEDULE EVERY 1 SECOND DO "
+            f"DELETE FROM {OTHER}.secrets",
+            f"ALTER EVENT e_evil DO DELETE FROM {OTHER}.secrets",
+            f"CREATE VIEW v_evil AS SELECT * FROM {OTHER}.secrets",
+            "CREATE VIEW v_evil AS SELECT * FROM information_schema.TABLES",
+            "CREATE PROCEDURE p_evil() BEGIN PREPARE s FROM 'DELETE FROM sec_other.secrets'; END",
+            f"CREATE PROCEDURE p_evil() SELECT NEXTVAL({OTHER}.seq)",
+        ):
+            refused(dev, sql, (1227, 1142, 1044))
+        for sql in (
+            "CREATE FUNCTION f_evil() RETURNS TEXT RETURN CURRENT_USER()",
+            "CREATE TRIGGER t_evil BEFORE INSERT ON notes FOR EACH ROW SET NEW.body = USER()",
+            "CREATE VIEW v_evil AS SELECT SESSION_USER() AS u",
+        ):
+            refused(dev, sql, (1235,))  # it would answer the shard's account, later
+    finally:
+        dev.close()
+    for server in cluster.servers:
+        for sql in (
+            f"SELECT COUNT(*) FROM information_schema.ROUTINES WHERE routine_schema = '{SCHEMA}'",
+            f"SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE trigger_schema = '{SCHEMA}'",
+            f"SELECT COUNT(*) FROM information_schema.EVENTS WHERE event_schema = '{SCHEMA}'",
+            f"SELECT COUNT(*) FROM information_schema.VIEWS WHERE table_schema = '{SCHEMA}'",
+        ):
+            assert server.execute(sql) == [(0,)], sql
+        assert server.execute(f"SELECT body FROM {OTHER}.secrets") == [("top secret",)]
+
+
+# --- sequences of other databases -------------------------------------------------------------
+
+
+def test_sequence_functions_on_another_database_are_refused(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    for server in cluster.servers:
+        server.execute(f"CREATE SEQUENCE {OTHER}.seq")
+    conn = connect(proxy, client_flag=CLIENT.MULTI_STATEMENTS)
+    try:
+        for sql in (
+            f"SELECT NEXTVAL({OTHER}.seq)",
+            f"SELECT nextval ( `{OTHER}` . `seq` )",
+            f"SELECT SETVAL({OTHER}.seq, 1000)",
+            f"SELECT LASTVAL({OTHER}.seq)",
+            f"SELECT NEXT VALUE FOR {OTHER}.seq",
+            f"SELECT PREVIOUS VALUE FOR {OTHER}.seq",
+            f"SELECT /*!NEXTVAL({OTHER}.seq) */",
+            f"SELECT /*M!100300 SETVAL({OTHER}.seq, 1000) */",
+            f"INSERT INTO notes VALUES (NEXT VALUE FOR {OTHER}.seq, 'x')",
+            f"SET @v = SETVAL({OTHER}.seq, 1000)",
+            f"DO SETVAL({OTHER}.seq, 1000)",
+            f"EXECUTE IMMEDIATE 'SELECT SETVAL({OTHER}.seq, 1000)'",
+            f"SELECT 1; SELECT SETVAL({OTHER}.seq, 1000)",
+            "SELECT SETVAL(xaproxy.sec_marker, 1000)",
+        ):
+            refused(conn, sql, (1142, 1044))
+    finally:
+        conn.close()
+    try:
+        for server in cluster.servers:
+            # untouched: no value was taken or set
+            assert server.execute(f"SELECT next_not_cached_value FROM {OTHER}.seq") == [(1,)]
+            assert server.execute("SELECT COUNT(*) FROM xaproxy.sec_marker") == [(1,)]
+    finally:
+        for server in cluster.servers:
+            server.execute(f"DROP SEQUENCE IF EXISTS {OTHER}.seq")
+
+
+# --- USER() & co. never store or reveal the shard account -----------------------------------
+
+
+def test_user_functions_inside_statements_answer_the_proxy_user(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    conn = connect(proxy)
+    direct = cluster["s0"].connect()
+    try:
+        query(conn, "SET @v = USER()")
+        query(conn, "SELECT CURRENT_USER() INTO @c")
+        query(conn, "SET @s = CONCAT('by ', SESSION_USER(), '/', SYSTEM_USER())")
+        assert query(conn, "SELECT @v, @c, @s") == [
+            ("app@127.0.0.1", "app@%", "by app@127.0.0.1/app@127.0.0.1")
+        ]
+        # the value carries what MariaDB gives the function's: utf8mb3, SYSCONST
+        query(direct, "SET @v = USER()")
+        typed = "SELECT CHARSET(@v), COLLATION(@v), COERCIBILITY(@v)"
+        assert query(conn, typed) == query(direct, typed)
+        query(conn, "INSERT INTO notes VALUES (7, CONCAT('by ', USER()))")
+        query(conn, "INSERT INTO notes VALUES (8, CURRENT_USER)")
+        assert query(conn, "SELECT id FROM notes WHERE body = CONCAT('by ', USER())") == [(7,)]
+        assert query(conn, "SELECT id FROM notes WHERE body = CURRENT_USER()") == [(8,)]
+        query(conn, "UPDATE notes SET body = SYSTEM_USER() WHERE id = 7")
+        with conn.cursor() as cur:
+            assert cur.execute("DELETE FROM notes WHERE body = CURRENT_USER()") == 1
+        for sql in (
+            "SELECT USER() FROM notes",
+            "SELECT * FROM (SELECT USER()) AS d",
+            "SELECT (SELECT CURRENT_USER())",
+            "SELECT id FROM notes UNION SELECT USER()",
+            "SELECT USER(1)",
+            "DELETE FROM notes WHERE id = 1 RETURNING USER()",
+            "PREPARE s FROM 'SELECT USER()'",
+            "EXECUTE IMMEDIATE 'SET @v = USER()'",
+            "BEGIN NOT ATOMIC SELECT USER(); END",
+        ):
+            refused(conn, sql, (1235,))
+    finally:
+        conn.close()
+        direct.close()
+    with rc.connect(proxy.host, proxy.port, "app", "app-pw", database=SCHEMA) as client:
+        prepared = client.prepare("INSERT INTO notes VALUES (?, USER())")
+        client.execute(prepared.statement_id, [b"9"])
+        assert client.read_result(binary=True).ok.affected_rows == 1
+    try:
+        rows = cluster["s0"].execute(f"SELECT id, body FROM {SCHEMA}.notes ORDER BY id")
+        assert rows == [(7, "app@127.0.0.1"), (9, "app@127.0.0.1")]
+    finally:
+        cluster["s0"].execute(f"DELETE FROM {SCHEMA}.notes")
+
+
+# --- information_schema and SHOW: only the user's schemas ----------------------------------
+
+
+def test_information_schema_shows_only_the_users_schemas(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    conn = connect(proxy)
+    try:
+        for sql in (
+            "SELECT * FROM information_schema.TABLES",
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA",
+            f"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{OTHER}'",
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'xaproxy'",
+            f"SELECT * FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{SCHEMA}' OR 1 = 1",
+            "SELECT * FROM information_schema.COLUMNS WHERE TABLE_SCHEMA LIKE '%'",
+            "SELECT * FROM information_schema.USER_PRIVILEGES",
+            "SELECT * FROM information_schema.SCHEMA_PRIVILEGES",
+            "SELECT * FROM information_schema.INNODB_TRX",
+            "SELECT * FROM /*!information_schema.*/ TABLES",
+            "EXECUTE IMMEDIATE 'SELECT * FROM information_schema.SCHEMATA'",
+        ):
+            refused(conn, sql, (1142,))
+        for sql in ("SHOW GRANTS", "SHOW GRANTS FOR CURRENT_USER()", "SHOW PROCEDURE STATUS"):
+            refused(conn, sql, (1227, 1142))
+        mine = (
+            "SELECT TABLE_NAME FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA = '{SCHEMA}' ORDER BY TABLE_NAME"
+        )
+        assert query(conn, mine) == [tuple(row) for row in cluster["s0"].execute(mine)]
+        current = (
+            "SELECT TABLE_NAME FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
+        )
+        assert query(conn, current) == [("accounts",), ("notes",)]
+        query(conn, "USE information_schema")
+        refused(conn, "SELECT * FROM SCHEMATA", (1142,))
+        assert query(conn, f"SELECT SCHEMA_NAME FROM SCHEMATA WHERE SCHEMA_NAME = '{SCHEMA}'") == [
+            (SCHEMA,)
+        ]
+    finally:
+        conn.close()
