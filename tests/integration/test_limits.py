@@ -205,3 +205,59 @@ def test_a_users_own_max_connections_is_kept(proxy: ProxyProcess) -> None:
         except pymysql.err.OperationalError:
             assert time.monotonic() < deadline, "the user's closed session still counted"
             time.sleep(0.2)
+
+
+def _fill_shard(cluster: LocalCluster, admin: pymysql.Connection) -> list[pymysql.Connection]:
+    """Lowers s0's max_connections and takes every slot left (the SUPER one too) from outside."""
+    with admin.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST")
+        (used,) = cur.fetchone()
+        cur.execute(f"SET GLOBAL max_connections = {max(10, int(used) + 2)}")
+    holders: list[pymysql.Connection] = []
+    server = cluster["s0"]
+    for _ in range(200):
+        try:
+            holders.append(server.connect())
+        except pymysql.err.OperationalError as exc:
+            assert exc.args[0] == 1040, exc
+            return holders
+    raise AssertionError("s0 never refused a connection")
+
+
+def test_a_full_shard_answers_too_many_connections_and_the_session_goes_on(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    cluster["s0"].execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.full_shard (id INT PRIMARY KEY)")
+    admin = cluster["s0"].connect()
+    limit = int(cluster["s0"].execute("SELECT @@global.max_connections")[0][0])
+    # CLIENT_FOUND_ROWS sessions use their own pooled connections: this one needs a new one
+    conn = _connect(proxy, client_flag=pymysql.constants.CLIENT.FOUND_ROWS, autocommit=True)
+    holders: list[pymysql.Connection] = []
+    try:
+        holders = _fill_shard(cluster, admin)
+        for sql in (f"SELECT COUNT(*) FROM {SCHEMA}.full_shard", "BEGIN"):
+            with conn.cursor() as cur:
+                if sql == "BEGIN":
+                    cur.execute(sql)
+                    sql = f"INSERT INTO {SCHEMA}.full_shard VALUES (1)"
+                with pytest.raises(pymysql.err.OperationalError) as info:
+                    cur.execute(sql)
+            assert info.value.args[0] == 1040, info.value.args
+            assert "Too many connections on shard 's0'" in info.value.args[1]
+        with conn.cursor() as cur:
+            cur.execute("ROLLBACK")
+    finally:
+        for holder in holders:
+            holder.close()
+        with admin.cursor() as cur:
+            cur.execute(f"SET GLOBAL max_connections = {limit}")
+        admin.close()
+    try:
+        with conn.cursor() as cur:  # the same session works once the shard has room
+            cur.execute(f"INSERT INTO {SCHEMA}.full_shard VALUES (2)")
+            cur.execute(f"SELECT id FROM {SCHEMA}.full_shard")
+            assert cur.fetchall() == ((2,),)
+    finally:
+        conn.close()
+        cluster["s0"].execute(f"DROP TABLE {SCHEMA}.full_shard")
+    assert proxy.is_running()

@@ -159,11 +159,16 @@ class Backend:
                 client_flag=_ASYNCMY_FOUND_ROWS if found_rows else 0,
                 ssl=_tls_context(shard),
             )
-        except (asyncmy_errors.Error, OSError, TimeoutError) as exc:
+        except (asyncmy_errors.Error, OSError, TimeoutError, RuntimeError) as exc:
             code = exc.args[0] if isinstance(exc, asyncmy_errors.Error) and exc.args else None
+            detail = _describe(exc)
+            if isinstance(exc, RuntimeError):
+                # asyncmy sets socket options after reading nothing yet: a server that
+                # answers with an error and closes at once (1040) leaves no socket to set
+                code, detail = await _refusal_of(shard, detail)
             if code in errors.SHARD_FULL_CODES:
-                raise errors.shard_full(shard.name, code, _describe(exc)) from None
-            raise errors.shard_unreachable(shard.name, _describe(exc)) from None
+                raise errors.shard_full(shard.name, code, detail) from None
+            raise errors.shard_unreachable(shard.name, detail) from None
         return cls(shard.name, conn, found_rows, shard.read_timeout_s)
 
     @property
@@ -365,6 +370,32 @@ def expire_stalled_reads(now: float | None = None) -> list[Backend]:
         backend.stalled = True
         backend.close()
     return stalled
+
+
+async def _refusal_of(shard: ShardConfig, detail: str) -> tuple[int | None, str]:
+    """The error a shard answers a new connection with before its greeting (1040 when
+    full), read on a plain connection; (None, `detail`) when it greets normally."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(shard.host, shard.port), shard.connect_timeout_s
+        )
+    except (OSError, TimeoutError) as exc:
+        return None, str(exc) or detail
+    try:
+        header = await asyncio.wait_for(reader.readexactly(4), shard.connect_timeout_s)
+        payload = await asyncio.wait_for(
+            reader.readexactly(int.from_bytes(header[:3], "little")), shard.connect_timeout_s
+        )
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return None, detail
+    finally:
+        writer.close()
+    if len(payload) < 3 or payload[0] != 0xFF:
+        return None, detail
+    message = payload[3:]
+    if message[:1] == b"#":
+        message = message[6:]
+    return int.from_bytes(payload[1:3], "little"), message.decode("utf-8", "replace")
 
 
 def _describe(exc: BaseException) -> str:
