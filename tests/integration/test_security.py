@@ -267,6 +267,8 @@ def test_no_file_is_read_or_written_on_a_shard(
             "SELECT LOAD_FILE('/etc/passwd')",
             "SELECT /*! LOAD_FILE('/etc/passwd') */",
             "SELECT id FROM notes WHERE body = load_file('/etc/hostname')",
+            "SELECT `load_file`('/etc/passwd')",  # native functions answer to quoted names
+            "SELECT HEX(`LOAD_FILE` (0x2f6574632f706173737764))",
             f"SELECT * FROM notes INTO OUTFILE '{target}'",
             f"SELECT 1 /*! INTO DUMPFILE '{target}' */",
             f"EXECUTE IMMEDIATE 'SELECT 1 INTO OUTFILE ''{target}'''",
@@ -856,5 +858,34 @@ def test_information_schema_shows_only_the_users_schemas(
         assert query(conn, f"SELECT SCHEMA_NAME FROM SCHEMATA WHERE SCHEMA_NAME = '{SCHEMA}'") == [
             (SCHEMA,)
         ]
+    finally:
+        conn.close()
+
+
+# --- sql_mode: "..." stays a string on the shard too ------------------------------------------
+
+
+def test_ansi_quotes_never_reaches_a_shard_in_any_spelling(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    conn = connect(proxy, client_flag=CLIENT.MULTI_STATEMENTS)
+    try:
+        for sql in (
+            "SET sql_mode = 'ANSI_QUOTES'",
+            "SET SESSION sql_mode = 'ANSI'",
+            "SET /*!40101 sql_mode = 'ORACLE' */",
+            "SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR SELECT 1",
+            "SET STATEMENT sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES') FOR SELECT 1",
+            # values the proxy cannot read are read back from the shard
+            "SET sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')",
+            "SET sql_mode = 'ANSI_QUOT' 'ES'",
+            "SET @m = 'ANSI_QUOTES'; SET sql_mode = @m",
+        ):
+            refused(conn, sql, (1227,))
+            # with ANSI_QUOTES stuck on the connection this would be a column (1054)
+            assert query(conn, 'SELECT "mysql"') == [("mysql",)], sql
+        query(conn, "SET sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+        assert "STRICT_ALL_TABLES" in query(conn, "SELECT @@sql_mode")[0][0]
+        assert "ANSI_QUOTES" not in query(conn, "SELECT @@sql_mode")[0][0]
     finally:
         conn.close()

@@ -719,3 +719,43 @@ def test_show_grants_refusal_says_where_the_grants_are() -> None:
     with pytest.raises(errors.ProxyError) as caught:
         authorize(analyze("SHOW GRANTS"), PLAIN, "shop")
     assert "shard account" in caught.value.message and "users[]" in caught.value.message
+
+
+# --- spellings found on a second attacker's pass ---------------------------------------------
+
+SECOND_PASS = [
+    "SELECT `load_file`('/etc/passwd')",  # MariaDB finds native functions by quoted names
+    "SELECT `LOAD_FILE` ('/etc/passwd')",
+    "CREATE PROCEDURE p() BEGIN SELECT `load_file`('/etc/passwd'); END",
+    # with ANSI_QUOTES "mysql"."user" is a name on the shard and a string to the proxy
+    "SET sql_mode = 'ANSI_QUOTES'",
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,ansi_quotes'",
+    "SET @@sql_mode = 'ANSI'",
+    "SET sql_mode = 'ORACLE'",
+    "SET /*!40101 sql_mode = 'POSTGRESQL' */",
+    "SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR SELECT 1",
+    "SET STATEMENT sql_mode = 'ANSI_QUOT' 'ES' FOR SELECT 1",
+    "SET STATEMENT sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES') FOR SELECT 1",
+    "EXECUTE IMMEDIATE 'SET sql_mode = ''ANSI_QUOTES'''",
+    # a CREATE TABLE without ENGINE= would get the engine these name
+    "SET default_storage_engine = CONNECT",
+    "SET SESSION default_storage_engine = 'FEDERATED'",
+    "SET @@default_tmp_storage_engine = SPIDER",
+    "SET STATEMENT storage_engine = CONNECT FOR CREATE TABLE t2 (a INT)",
+]
+
+
+@pytest.mark.parametrize("sql", SECOND_PASS)
+def test_second_pass_spellings_are_refused(sql: str) -> None:
+    assert outcome(sql) == 1227
+
+
+def test_sql_modes_and_engines_an_application_sets_are_allowed() -> None:
+    for sql in (
+        "SET sql_mode = 'STRICT_TRANS_TABLES,NO_ZERO_DATE'",
+        "SET sql_mode = CONCAT(@@sql_mode, ',STRICT_TRANS_TABLES')",  # read back by the session
+        "SET STATEMENT sql_mode = '' FOR SELECT 1",
+        "SET default_storage_engine = InnoDB",
+        "SET @@default_tmp_storage_engine = 'Aria'",
+    ):
+        assert outcome(sql) is None, sql

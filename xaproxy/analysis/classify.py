@@ -345,6 +345,14 @@ class Names:
                     and (index == 0 or words[index - 1] not in _NAMING_WORDS)
                 ):
                     functions.add(text)
+                elif (
+                    kind == TokenType.IDENTIFIER
+                    and words[index + 1] == "("
+                    and (index == 0 or words[index - 1] not in _NAMING_WORDS)
+                    and words[index - 1 : index] != ["."]
+                ):
+                    # `load_file`(...): MariaDB finds native functions by quoted names too
+                    functions.add(token.text.upper())
             if id(kind) in _NAME_IDS or (text[:1].isalpha() and id(kind) not in _VALUE_IDS):
                 names.add(token.text.lower())
             list_after = _TABLE_WORDS.get(text)

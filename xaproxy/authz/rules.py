@@ -390,7 +390,7 @@ def _names(st: Statement, access: str, *, refs: bool = True, **more) -> Needs:
         )
     if st.set_statement is not None:
         prefix = f"SET {st.set_statement.split(None, 2)[2].rsplit(None, 1)[0]}"
-        refusal = _set_refusal(prefix)
+        refusal = _set_refusal(prefix) or _sql_mode_refusal(prefix, literal_only=True)
         if refusal is not None:
             return refusal
         more.setdefault("read_write", _sets_read_write(prefix))
@@ -560,7 +560,7 @@ def _call(st: Statement) -> Needs:
 
 
 def _set(st: Statement) -> Needs:
-    refusal = _set_refusal(st.effective)
+    refusal = _set_refusal(st.effective) or _sql_mode_refusal(st.effective, literal_only=False)
     if refusal is not None:
         return refusal
     return _names(st, NONE, read_write=_sets_read_write(st.effective))
@@ -616,6 +616,51 @@ def _set_refusal(text: str) -> Needs | None:
             return _refused(
                 f"SET {assignment.name}",
                 "it changes replication or binary logging (SUPER on the shard)",
+            )
+        if assignment.scope != "user" and assignment.name in _ENGINE_VARIABLES:
+            engine = assignment.value.strip().strip("'\"`").upper()
+            if engine not in _ENGINES and engine != "DEFAULT":
+                return _refused(
+                    f"SET {assignment.name} = {assignment.value}",
+                    "a CREATE TABLE without ENGINE would then use an engine the proxy refuses; "
+                    "only InnoDB, Aria, MyISAM and MEMORY are allowed",
+                )
+    return None
+
+
+# The engine a CREATE TABLE without ENGINE= gets (CONNECT or FEDERATED would read files
+# or other servers): only the engines ENGINE= may name.
+_ENGINE_VARIABLES = frozenset(
+    {"default_storage_engine", "default_tmp_storage_engine", "storage_engine"}
+)
+
+
+# sql_mode values in which "..." is a name: the proxy, which reads it as a string, would
+# check a different statement from the one the shard runs ("mysql"."user").
+_QUOTING_MODES = frozenset({"ANSI_QUOTES", "ANSI", "ORACLE", "MSSQL", "DB2", "POSTGRESQL", "MAXDB"})
+
+
+def _sql_mode_refusal(text: str, *, literal_only: bool) -> Needs | None:
+    """A sql_mode with ANSI_QUOTES (or a mode that includes it) is refused; a value that is
+    not a string literal only in SET STATEMENT (a plain SET is read back by the session)."""
+    for assignment in set_assignments(text):
+        if assignment.scope == "user" or assignment.name != "sql_mode":
+            continue
+        tokens = analyze(assignment.value).tokens
+        if len(tokens) != 1 or tokens[0].token_type != TokenType.STRING:
+            if literal_only and assignment.value.strip().upper() != "DEFAULT":
+                return _refused(
+                    "SET STATEMENT sql_mode = <expression>",
+                    "write the modes as one string literal, which the proxy can check",
+                )
+            continue  # the session reads the resulting sql_mode back
+        modes = {m.strip().upper() for m in tokens[0].text.split(",")}
+        quoting = sorted(modes & _QUOTING_MODES)
+        if quoting:
+            return _refused(
+                f"sql_mode {quoting[0]}",
+                'in it "..." is a name, which the proxy reads as a string; '
+                "quote names with backticks instead",
             )
     return None
 

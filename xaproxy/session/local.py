@@ -139,11 +139,13 @@ async def _other_settings(
     shard = s.ctx.planner.default_shard(s.database)
     backend, borrowed = await s.shards.connection_outside_writes(shard)
     try:
+        before = await _sql_mode_before(backend, assignments)
         ok = await backend.execute_ok(sql)
         s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
         s.warnings = []
         if ok.warnings:  # read before anything else runs on the connection
             await executor.capture_warnings(s, backend)
+        await _check_sql_mode(backend, before)
         timeouts = [a for a in assignments if _is_timeout(a)]
         if timeouts:
             await _take_timeouts(s, backend, {a.name for a in timeouts})
@@ -187,6 +189,41 @@ async def _take_timeouts(s: SessionState, backend, assigned: set[str]) -> None:
     await backend.execute_ok(_GLOBAL_TIMEOUTS)
 
 
+async def _sql_mode_before(backend, assignments: list[Assignment]) -> bytes | None:
+    """The connection's sql_mode before a SET that assigns it from an expression (None for
+    other SETs: a string literal was checked by the allowlist)."""
+    if not any(
+        a.name == "sql_mode" and a.scope in _SESSION_SCOPES and not _one_string(a.value)
+        for a in assignments
+    ):
+        return None
+    rows = await backend.query_rows("SELECT @@session.sql_mode")
+    return rows[0][0] or b""
+
+
+def _one_string(value: str) -> bool:
+    tokens = analyze(value).tokens
+    return len(tokens) == 1 and tokens[0].token_type == TokenType.STRING
+
+
+async def _check_sql_mode(backend, before: bytes | None) -> None:
+    """A sql_mode set from an expression (`CONCAT(@@sql_mode, ...)`, `@saved`) is read back:
+    with ANSI_QUOTES the shard would read "..." as a name where the proxy reads a string,
+    so the connection gets its sql_mode back and the SET is refused."""
+    if before is None:
+        return
+    rows = await backend.query_rows("SELECT @@session.sql_mode")
+    modes = set((rows[0][0] or b"").decode().upper().split(","))
+    if "ANSI_QUOTES" in modes:
+        await backend.execute_ok(f"SET SESSION sql_mode = '{before.decode()}'")
+        raise errors.ProxyError(
+            1227,
+            "42000",
+            'Access denied: xaproxy refuses sql_mode ANSI_QUOTES: in it "..." is a name, which '
+            "the proxy reads as a string; quote names with backticks instead",
+        )
+
+
 def _remember(s: SessionState, key: str, assignments: list[Assignment]) -> None:
     """Records a SET of session variables for replay on the session's other connections."""
     settings = [x for x in plain_settings(s) if x != key]
@@ -220,8 +257,10 @@ async def _set_with_user_variables(
     route, _ = place_user_variables(s, statement, on_shard(default, "user variables"))
     shard = route.shards[0]
     backend = await s.shards.pinned_connection(shard, USER_VARIABLES)
+    before = await _sql_mode_before(backend, assignments)
     ok = await backend.execute_ok(sql)
     s.no_backslash_escapes = bool(ok.status & Status.NO_BACKSLASH_ESCAPES)
+    await _check_sql_mode(backend, before)
     if any(_sets_client_charset(a) for a in assignments):  # mariadb-dump's restore of it
         await _read_back_charsets(s, backend)
     for assignment in assignments:
