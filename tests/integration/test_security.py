@@ -673,9 +673,11 @@ def test_a_read_only_user_cannot_write_through_a_function_view_or_procedure(
         query(reader, "COMMIT")
     finally:
         reader.close()
-    with rc.connect(proxy.host, proxy.port, "reader", "reader-pw", database=SCHEMA) as client:
-        with pytest.raises(rc.ProtocolError, match="1792"):  # the shard refuses its prepare
-            client.prepare("SELECT f_writes()")
+    with (
+        rc.connect(proxy.host, proxy.port, "reader", "reader-pw", database=SCHEMA) as client,
+        pytest.raises(rc.ProtocolError, match="1792"),  # the shard refuses its prepare
+    ):
+        client.prepare("SELECT f_writes()")
     assert _notes_on_shard(cluster) == 0
     # the pooled connections the reader used are read-write again for the next user
     app = connect(proxy)

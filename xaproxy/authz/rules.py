@@ -576,9 +576,7 @@ def _sets_read_write(text: str) -> bool:
     words = list(analyze(text).words)
     if "TRANSACTION" in words[:3]:
         return _says_read_write(words)
-    return any(
-        a.scope != "user" and a.name in _READ_ONLY_VARIABLES for a in set_assignments(text)
-    )
+    return any(a.scope != "user" and a.name in _READ_ONLY_VARIABLES for a in set_assignments(text))
 
 
 def _says_read_write(words: list[str]) -> bool:
@@ -748,20 +746,17 @@ def _show_refusal(words: list[str], index: int, form: str) -> Needs | None:
             "user's grants are its users[] entry in the proxy config (schemas, read_only, "
             "ddl, admin)",
         )
-    if form in ("PROCEDURE", "FUNCTION", "PACKAGE") and words[index + 1 : index + 2] == [
-        "STATUS"
-    ]:
+    if form in ("PROCEDURE", "FUNCTION", "PACKAGE") and words[index + 1 : index + 2] == ["STATUS"]:
         return _refused(
             f"SHOW {form} STATUS",
             "it lists the stored programs of every database of the shard; query "
-            f"information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '<schema>' instead",
+            "information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '<schema>' instead",
             1142,
         )
     if form == "OPEN" and "FROM" not in words and "IN" not in words:
         return _refused(
             "SHOW OPEN TABLES without FROM",
-            "it lists the open tables of every database of the shard; "
-            "add FROM <schema>",
+            "it lists the open tables of every database of the shard; add FROM <schema>",
             1142,
         )
     return None
@@ -995,13 +990,11 @@ def _sequence_refs(st: Statement) -> list[tuple[str | None, str]]:
     words = st.words
     found = []
     for index, text in enumerate(words):
-        at = None
-        if text in _SEQUENCE_FUNCTIONS and words[index + 1 : index + 2] == ("(",):
-            at = index + 2
-        elif text == "VALUE" and words[index + 1 : index + 2] == ("FOR",):
-            at = index + 2
-        if at is not None:
-            name, _ = _qualified(tokens, at)
+        following = words[index + 1 : index + 2]
+        if (text in _SEQUENCE_FUNCTIONS and following == ("(",)) or (
+            text == "VALUE" and following == ("FOR",)
+        ):
+            name, _ = _qualified(tokens, index + 2)
             if name is not None:
                 found.append(name)
     return found

@@ -15,6 +15,7 @@ from sqlglot.tokens import TokenType
 
 from .. import errors
 from ..analysis import Kind, Statement, analyze
+from ..analysis.account import ACCOUNT_FUNCTIONS, account_calls
 from ..analysis.clauses import (
     Assignment,
     database_target,
@@ -26,7 +27,6 @@ from ..analysis.clauses import (
     unquoted,
     use_target,
 )
-from ..analysis.account import ACCOUNT_FUNCTIONS, account_calls
 from ..analysis.spans import select_item_texts
 from ..analysis.statement import LOCAL_FUNCTIONS
 from ..authz.rules import check_database_access
@@ -582,7 +582,9 @@ def _local_value(s: SessionState, node) -> tuple[bool, object]:
         and str(node.this).upper() in ACCOUNT_FUNCTIONS
         and not node.expressions
     ):
-        return True, account_value(s, "CURRENT_USER" if isinstance(node, exp.CurrentUser) else "USER")
+        return True, account_value(
+            s, "CURRENT_USER" if isinstance(node, exp.CurrentUser) else "USER"
+        )
     if isinstance(node, exp.CurrentSchema):
         # a pooled shard connection may still have another session's database
         return True, s.database
