@@ -331,7 +331,7 @@ def test_set_statement_applies_to_its_statement_once_and_is_never_replayed(
         for _ in range(5):
             for conn in conns:
                 bank.run(conn, "SELECT COUNT(*) FROM accounts")
-                bank.run(conn, "SET sql_mode = 'ANSI_QUOTES'")
+                bank.run(conn, "SET sql_mode = 'STRICT_ALL_TABLES'")
                 bank.run(conn, "UPDATE accounts SET balance = balance WHERE id IN (0, 1, 2)")
     finally:
         for conn in conns:
