@@ -45,6 +45,9 @@ _SERVER_TABLES = frozenset(
         "system_variables",
         "locales",
         "spatial_ref_sys",
+        # MariaDB never fills these (MySQL's NDB / tablespace tables); mariadb-dump reads FILES
+        "files",
+        "tablespaces",
     }
 )
 # Tables of per-schema metadata, with the columns that name the schema of a row.
