@@ -178,6 +178,7 @@ class Harness:
             [
                 pyspy,
                 "record",
+                "--native",
                 "-p",
                 str(service.pid),
                 "--subprocesses",

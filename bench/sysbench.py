@@ -267,16 +267,19 @@ def run_target(
         )
     for workload in opts.workloads:
         for threads in opts.threads:
-            cpu0 = service.cpu_seconds() if service is not None else 0.0
+            cpu0 = service.cpu_split() if service is not None else (0.0, 0.0)
             profiled = (
                 service if service is not None and service.name.startswith("xaproxy") else None
             )
             with h.profile(profiled, f"{endpoint.name}-{workload}-{threads}", opts.seconds):
                 row = run_one(endpoint, workload, threads, opts.seconds, opts)
             if service is not None and row.get("events"):
-                used = service.cpu_seconds() - cpu0
+                user, system = (now - then for now, then in zip(service.cpu_split(), cpu0))
+                used = user + system
                 cpu = (
-                    f"{service.name} CPU {used / row['queries'] * 1e6:.0f} us/query, "
+                    f"{service.name} CPU {used / row['queries'] * 1e6:.0f} us/query "
+                    f"(user {user / row['queries'] * 1e6:.0f}, "
+                    f"system {system / row['queries'] * 1e6:.0f}), "
                     f"{used / row['events'] * 1e6:.0f} us/event, "
                     f"{used / opts.seconds * 100:.0f}% of a core"
                 )

@@ -250,16 +250,24 @@ class ServiceProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time used so far by the process and its live children."""
+        user, system = self.cpu_split()
+        return user + system
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(user, system) CPU seconds used so far by the process and its live children:
+        Python work shows as user time, socket I/O as system time."""
         assert self._proc is not None
-        ticks = 0
+        user = system = 0
         for pid in (self._proc.pid, *self.children()):
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
             except OSError:
                 continue
             fields = stat.rpartition(")")[2].split()
-            ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+            user += int(fields[11])
+            system += int(fields[12])
+        tick = os.sysconf("SC_CLK_TCK")
+        return user / tick, system / tick
 
     def rss_kib(self) -> int:
         """Resident set size from /proc/<pid>/status (VmRSS), in KiB."""
