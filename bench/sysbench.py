@@ -274,7 +274,9 @@ def run_target(
             with h.profile(profiled, f"{endpoint.name}-{workload}-{threads}", opts.seconds):
                 row = run_one(endpoint, workload, threads, opts.seconds, opts)
             if service is not None and row.get("events"):
-                user, system = (now - then for now, then in zip(service.cpu_split(), cpu0))
+                user, system = (
+                    now - then for now, then in zip(service.cpu_split(), cpu0, strict=True)
+                )
                 used = user + system
                 cpu = (
                     f"{service.name} CPU {used / row['queries'] * 1e6:.0f} us/query "

@@ -24,6 +24,7 @@ from ..routing.plan import Everywhere, MergeRead, Plan, Route, ScatterWrite, Spl
 from ..shards.backend import Backend
 from .cursor import Client, Cursor
 from .forward import ResultSummary, forward_result
+from .native import NativeExecute
 from .scatter import (
     ReadSummary,
     WriteSummary,
@@ -41,12 +42,21 @@ _NO_BACKSLASH_ESCAPES = int(Status.NO_BACKSLASH_ESCAPES)
 
 
 async def run(
-    client: Client, cursor: Cursor, sql: str, route: Plan, *, more: bool, binary: bool
+    client: Client,
+    cursor: Cursor,
+    sql: str,
+    route: Plan,
+    *,
+    more: bool,
+    binary: bool,
+    native: NativeExecute | None = None,
 ) -> None:
     """Runs `sql` as the plan `route` says and queues its result (one result, or an error raised).
 
     The `Route` case is inline: it is the hot path, and every coroutine level
-    costs each point select.
+    costs each point select. `native`: a prepared statement's execute forwarded to
+    the shard's own prepared statement (a one-shard `Route` outside AT mode only);
+    `sql` is then its text with the `?` markers.
     """
     await cursor.check_timeout()
     root = route.root
@@ -67,7 +77,7 @@ async def run(
             "last_insert_id" in sql.lower() and backend.last_insert_id != client.last_insert_id
         )
         sent = opening is not None and await cursor.open_branch(
-            backend, shard, opening, None if restore_id else sql
+            backend, shard, opening, None if restore_id or native is not None else sql
         )
         if restore_id:
             await backend.execute_ok(f"DO LAST_INSERT_ID({client.last_insert_id})")
@@ -78,7 +88,10 @@ async def run(
             and await _at_write(client, cursor, backend, route, sql, more)
         ):
             return
-        if not sent:
+        if native is not None:
+            await native.send(backend)
+            binary = False  # the shard's rows are binary already: relayed as they are
+        elif not sent:
             await backend.send(Command.QUERY, sql.encode("utf-8", "surrogateescape"))
         watch = cursor.lock_wait_watch(backend)
         if watch is None:

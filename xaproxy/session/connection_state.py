@@ -16,6 +16,7 @@ import dataclasses
 from .. import errors
 from ..analysis import Kind, Statement
 from ..execution import executor
+from ..execution.native import NativeExecute
 from ..routing.plan import Plan, on_shard
 from . import table_locks
 from .state import SessionState
@@ -35,9 +36,13 @@ async def run_routed(
     *,
     more: bool,
     binary: bool,
+    native: NativeExecute | None = None,
 ) -> None:
     """Plans (unless `route` is given) and runs a statement, pinning the session to the
-    connection it runs on when it creates state only that connection can hold."""
+    connection it runs on when it creates state only that connection can hold.
+
+    `native`: a prepared statement's execute for the shard's own statement (executor.run).
+    """
     if statement.set_statement is not None:
         route = _one_statement_settings(s, statement, route)
     elif route is None:
@@ -45,16 +50,16 @@ async def run_routed(
     table_locks.check(s, statement, route)
     cause = statement.connection_state
     if cause is None:
-        await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+        await executor.run(s, s.shards, sql, route, more=more, binary=binary, native=native)
         return
     if cause == USER_VARIABLES:
         route, keeps = place_user_variables(s, statement, route)
         if not keeps:  # it only reads variables this session never set: NULL anywhere
-            await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+            await executor.run(s, s.shards, sql, route, more=more, binary=binary, native=native)
             return
     s.pin_request = cause
     try:
-        await executor.run(s, s.shards, sql, route, more=more, binary=binary)
+        await executor.run(s, s.shards, sql, route, more=more, binary=binary, native=native)
     finally:
         s.pin_request = None
 

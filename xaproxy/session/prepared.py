@@ -1,8 +1,9 @@
 """Server-side prepared statements as the proxy keeps them.
 
-Shards never hold the client's statements: at execute time the parameters are
-inlined as literals and the statement runs as text, so any pooled connection
-(or any shard the parameters route to) can run it.
+The client's statement lives here; a shard connection prepares its own copy the
+first time it runs it (shards/statements.py), so any pooled connection, or any
+shard the parameters route to, can run it. Executes the proxy cannot forward to one
+shard's statement inline the parameters as literals and run the statement as text.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class PreparedStatement:
     database_at_prepare: str | None = None
     columns: list[bytes] = field(default_factory=list)
     param_types: list[tuple[int, bool]] | None = None  # remembered for new-params-bound = 0
+    raw_types: bytes = b""  # the same, as the client sent them (2 bytes a parameter)
+    native: bool = False  # its executes may go to a shard's own prepared statement
     long_data: dict[int, bytes] = field(default_factory=dict)
     long_data_too_large: bool = False  # more than max_allowed_packet was sent: EXECUTE fails
     template: Parsed | None = None  # parsed once, with :pN for the N-th `?`, routed per execute

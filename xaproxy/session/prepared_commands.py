@@ -1,7 +1,9 @@
 """COM_STMT_PREPARE / EXECUTE / SEND_LONG_DATA / RESET, as functions over the session state.
 
-Statements are planned once at PREPARE; EXECUTE binds the values, inlines them as
-literals and runs the statement as text.
+Statements are planned once at PREPARE. An EXECUTE that one shard runs is forwarded
+to the shard's own prepared statement with the client's parameter block
+(execution/native.py); any other (several shards, AT mode, answered by the proxy)
+binds the values, inlines them as literals and runs the statement as text.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from .. import errors
 from ..analysis import Kind, analyze
 from ..analysis.spans import placeholder_offsets
 from ..authz import authorize
+from ..execution.native import NativeExecute
 from ..protocol import wire
 from ..protocol.binary import decode_params, parse_execute
-from ..protocol.constants import Command
+from ..protocol.constants import Capability, Command
 from ..protocol.resultset import parse_prepare_ok, write_prepare_ok
+from ..routing.plan import Plan, Route
 from . import connection_state, local, reply, statements
 from .prepared import PreparedStatement
 from .state import SessionState
@@ -24,6 +28,7 @@ from .state import SessionState
 log = logging.getLogger(__name__)
 
 _U32 = struct.Struct("<I")
+_PS_MULTI_RESULTS = int(Capability.PS_MULTI_RESULTS)
 
 
 async def stmt_prepare(s: SessionState, payload: bytes) -> None:
@@ -60,6 +65,7 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
             offsets = placeholder_offsets(sql)
     statement = PreparedStatement(s.next_statement_id, sql, kind, offsets)
     statement.database_at_prepare = s.database
+    statement.native = kind in _NATIVE_KINDS and analysis.set_statement is None
     if kind in (Kind.USE, Kind.EMPTY, Kind.COMMENT, Kind.LOAD_DATA_LOCAL):
         raise errors.unsupported_prepare(sql.split(None, 1)[0].upper() if sql.strip() else "empty")
     if statements.is_routed(kind) and not (analysis.uses_session_values and not offsets):
@@ -161,21 +167,27 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
     if count:
         if request.param_types is not None:
             statement.param_types = request.param_types
+            statement.raw_types = _raw_types(payload, count)
         elif statement.param_types is None:
             raise errors.malformed_packet("parameter types were never sent for this statement")
-        values = decode_params(request, statement.param_types, statement.long_data)
-        statement.long_data.clear()
-        sql = statement.inline(values, not s.no_backslash_escapes, s.client_charset)
-    else:
-        sql = statement.sql
     kind = statement.kind
-    if kind is Kind.LOCAL_SELECT:
-        if not await local.local_select(s, sql, False, True):
-            await statements.execute_text(s, sql, more=False, binary=True)
-        return
     route = statement.route
     if route is not None and s.database != statement.database_at_prepare:
         route = None
+    if route is not None and _runs_natively(s, statement, route):
+        await _execute_natively(s, statement, payload, route)
+        return
+    values = None
+    if count:
+        values = decode_params(request, statement.param_types, statement.long_data)
+        sql = statement.inline(values, not s.no_backslash_escapes, s.client_charset)
+    else:
+        sql = statement.sql
+    if kind is Kind.LOCAL_SELECT:
+        statement.long_data.clear()
+        if not await local.local_select(s, sql, False, True):
+            await statements.execute_text(s, sql, more=False, binary=True)
+        return
     template = statement.template
     if (
         route is None
@@ -184,7 +196,11 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
         and template.ast is not None
     ):
         # planned once at PREPARE; only the values are bound now
-        route = s.ctx.planner.route(template, sql, s.database, values if count else None)
+        route = s.ctx.planner.route(template, sql, s.database, values)
+        if _runs_natively(s, statement, route):
+            await _execute_natively(s, statement, payload, route)
+            return
+    statement.long_data.clear()
     if statements.is_routed(kind) and route is not None:
         try:
             await connection_state.run_routed(
@@ -202,6 +218,46 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
         kind=None if statements.is_routed(kind) else kind,
         route=route,
     )
+
+
+# Statements whose execute goes to the shard's own prepared statement when one shard
+# runs them; DDL and the rest keep the inline path (metadata reloads, implicit commits).
+_NATIVE_KINDS = frozenset(
+    {Kind.SELECT, Kind.INSERT, Kind.UPDATE, Kind.DELETE, Kind.REPLACE, Kind.CALL, Kind.DO}
+)
+
+
+def _runs_natively(s: SessionState, statement: PreparedStatement, route: Plan) -> bool:
+    """One shard runs it as the client wrote it, and no AT-mode transaction needs its text
+    (the AT layer takes before-images from the statement's literal values). A CALL only
+    for a client that takes OUT parameters (CLIENT_PS_MULTI_RESULTS): the shard sends them."""
+    root = route.root
+    return (
+        statement.native
+        and (statement.kind is not Kind.CALL or bool(s.capabilities & _PS_MULTI_RESULTS))
+        and type(root) is Route
+        and root.sql is None
+        and not route.prefix
+        and s.txn_mode != "at"
+        and (s.txn is None or s.txn.mode != "at")
+    )
+
+
+async def _execute_natively(
+    s: SessionState, statement: PreparedStatement, payload: bytes, route: Plan
+) -> None:
+    long_data, statement.long_data = statement.long_data, {}
+    command = NativeExecute(
+        statement.sql, payload, len(statement.offsets), statement.raw_types, long_data
+    )
+    await connection_state.run_routed(
+        s, statement.sql, analyze(statement.sql), route, more=False, binary=True, native=command
+    )
+
+
+def _raw_types(payload: bytes, count: int) -> bytes:
+    start = 11 + (count + 7) // 8  # command, id, flags, iterations, NULL bitmap, bound flag
+    return bytes(payload[start : start + 2 * count])
 
 
 def _statement_id(payload: bytes) -> int:

@@ -15,11 +15,13 @@ import weakref
 import asyncmy
 from asyncmy import errors as asyncmy_errors
 from asyncmy.constants.CLIENT import FOUND_ROWS as _ASYNCMY_FOUND_ROWS
+from asyncmy.constants.CLIENT import PS_MULTI_RESULTS as _PS_MULTI_RESULTS
 
 from .. import errors
 from ..config import ShardConfig
 from ..protocol import wire
 from ..protocol.constants import Command, Status
+from .statements import StatementCache
 
 
 class _RawPacket:
@@ -120,6 +122,7 @@ class Backend:
         "settings",
         "shard",
         "stalled",
+        "statements",
         "status",
         "usable",
     )
@@ -143,6 +146,7 @@ class Backend:
         self.read_timeout_s = read_timeout_s
         self.stalled = False  # closed by expire_stalled_reads
         self.gate = _install_gate(conn)
+        self.statements = StatementCache()  # prepared here for native executes
         _LIVE.add(self)
 
     @classmethod
@@ -156,7 +160,9 @@ class Backend:
                 autocommit=True,
                 charset="utf8mb4",
                 connect_timeout=shard.connect_timeout_s,
-                client_flag=_ASYNCMY_FOUND_ROWS if found_rows else 0,
+                # PS_MULTI_RESULTS: a native CALL's OUT parameters come back as MariaDB
+                # sends them to a client that asked for them
+                client_flag=_PS_MULTI_RESULTS | (_ASYNCMY_FOUND_ROWS if found_rows else 0),
                 ssl=_tls_context(shard),
             )
         except (asyncmy_errors.Error, OSError, TimeoutError, RuntimeError) as exc:
@@ -307,6 +313,7 @@ class Backend:
 
     async def reset(self) -> None:
         """COM_RESET_CONNECTION: back to a fresh session without reconnecting."""
+        self.statements.clear()  # the server closes them all, even if the reset fails
         await self.send(Command.RESET_CONNECTION)
         await self.read_ok()
         self.settings = ()
