@@ -177,14 +177,6 @@ SHARDED_LIMIT_PARAMETER = (
     "LIMIT ? in a SELECT over several shards is refused: 1235 'xaproxy does not support a "
     "non-constant LIMIT in a SELECT that spans several shards'"
 )
-STRING_LIMIT_PARAMETER = (
-    "a server-side prepared LIMIT ? bound as a string fails with 1064 near ''3'' (the proxy "
-    "puts the parameter into the statement as a quoted literal); MariaDB accepts the string"
-)
-DOUBLE_LIMIT_PARAMETER = (
-    "mysql2's execute() binds JS numbers as doubles: LIMIT ? fails with 1064 near '3.0e0' "
-    "(the proxy writes the double into the statement); MariaDB accepts it"
-)
 PROCEDURE_IN_SHARDED_SCHEMA = (
     "CREATE PROCEDURE in a sharded schema is refused with 1064 'xaproxy could not parse the "
     "statement: Expecting )'; the CALL then answers 1305 'PROCEDURE ... does not exist'"
@@ -230,14 +222,7 @@ _add("node_mysql2", "sharded", {
     "execute.limit_number": SHARDED_LIMIT_PARAMETER,
     "execute.limit_string": SHARDED_LIMIT_PARAMETER,
 })  # fmt: skip
-_add("node_mysql2", "unsharded", {
-    "execute.limit_number": DOUBLE_LIMIT_PARAMETER,
-    "execute.limit_string": STRING_LIMIT_PARAMETER,
-})  # fmt: skip
 _add("perl_dbd_mariadb", "sharded", {"prepared.limit": SHARDED_LIMIT_PARAMETER})
-_add("perl_dbd_mariadb", "unsharded", {
-    "prepared.limit": STRING_LIMIT_PARAMETER + " (DBD::MariaDB binds untyped values as strings)",
-})  # fmt: skip
 _add("php_pdo_emulated", "sharded", {
     "prepared.limit_string": "an emulated LIMIT '2' (a quoted literal) is refused with 1235 "
     "'non-constant LIMIT ... several shards' where MariaDB answers 1064 (syntax error)",
@@ -245,7 +230,6 @@ _add("php_pdo_emulated", "sharded", {
 _add("php_pdo_native", "sharded", {
     "prepared.limit_string": SHARDED_LIMIT_PARAMETER,
 })  # fmt: skip
-_add("php_pdo_native", "unsharded", {"prepared.limit_string": STRING_LIMIT_PARAMETER})
 
 # Differences that depend on which pooled shard connection serves a statement, so a run
 # may show them or not (no strict entry is possible until the proxy pins such sessions).

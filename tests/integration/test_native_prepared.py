@@ -330,3 +330,55 @@ def test_reset_connection_and_reused_connections_prepare_again(
                 plain.command(COM_RESET_CONNECTION)
                 assert plain.read_result().kinds == ["OK"]
                 ids[0] = plain.prepare(sql).statement_id
+
+
+KEY_BINDINGS = [
+    (LONGLONG, 3),
+    (VAR_STRING, b"3"),
+    (VAR_STRING, b" 3"),
+    (DOUBLE, 3.0),
+    (VAR_STRING, b"3.0"),
+    (VAR_STRING, b"3abc"),
+    (DOUBLE, 2.5),
+    (NULL, None),
+]
+
+
+@pytest.mark.parametrize("binding", KEY_BINDINGS, ids=[repr(b[1]) for b in KEY_BINDINGS])
+def test_a_key_parameter_finds_the_rows_mariadb_finds_for_every_binding(
+    cluster: LocalCluster, proxy: ProxyProcess, binding: tuple[int, object]
+) -> None:
+    """The shard a `WHERE id = ?` template goes to is computed from the value by the
+    planner's rules; values MariaDB compares loosely ('3abc', 3.0) still find their rows."""
+    statements = [
+        "SELECT id, name FROM t WHERE id = ?",
+        "SELECT name FROM t WHERE name <> 'x' AND id = ? FOR UPDATE",
+    ]
+    executions = [[binding]] * 3
+    with _direct(cluster) as direct:
+        expected = [_run(direct, sql, executions) for sql in statements]
+    with _proxy(proxy, SHARDED) as client:
+        assert [_run(client, sql, executions) for sql in statements] == expected
+
+
+def test_keyed_updates_and_deletes_change_the_rows_mariadb_changes(
+    cluster: LocalCluster, proxy: ProxyProcess
+) -> None:
+    def session(client: rc.RawClient) -> list:
+        update = client.prepare("UPDATE t SET name = ? WHERE id = ?")
+        delete = client.prepare("DELETE FROM t WHERE id = ?")
+        seen = []
+        for key in (1, 2, 3, 4, 5):
+            _execute(client, update.statement_id, [(VAR_STRING, b"u%d" % key), (LONGLONG, key)])
+            seen.append(_results(client))
+        for key in (b"2", b"4.0", b"9"):
+            _execute(client, delete.statement_id, [(VAR_STRING, key)])
+            seen.append(_results(client))
+        return seen
+
+    with _direct(cluster) as direct:
+        expected = session(direct)
+    with _proxy(proxy, SHARDED) as client:
+        assert session(client) == expected
+    left = sorted(row for s in cluster.servers for row in s.execute(f"SELECT * FROM {SHARDED}.t"))
+    assert left == sorted(cluster["s0"].execute(f"SELECT * FROM {DIRECT}.t"))

@@ -185,6 +185,11 @@ def _orders_as_server(table: TableConfig, value: object, column: KeyColumn | Non
     return isinstance(value, str) and bool(_INTEGER_TEXT.match(value))
 
 
+def key_shard(table: TableConfig, value: object, column: KeyColumn | None) -> Shards:
+    """The planner's own rule for `key = value` (prepared templates route by it too)."""
+    return _shard_of(table, value, column)
+
+
 def _shard_of(table: TableConfig, value: object, column: KeyColumn | None) -> Shards:
     """One shard, or None (all) when the value does not map cleanly: MySQL would coerce it."""
     if column is not None and column.kind == "string" and table.algorithm == "hash":

@@ -25,7 +25,7 @@ from ..analysis import Kind, Statement, analyze
 from ..analysis.parse import Parsed, parse
 from ..config import Config, SchemaConfig, TableConfig
 from ..metadata.model import Catalog, TableMetadata
-from . import plan, sharding
+from . import key_templates, plan, sharding
 from .fanout import calc_found_rows, rewrite_fanout_select
 from .fanout_plans import FanoutPlans
 from .keycolumn import KeyColumn, key_column, place_string
@@ -313,6 +313,25 @@ class Planner:
             return self._route_opaque(parsed, sql, database).shards[0]
         placed = self._place_tables(ast, database)
         return placed[0].shards[0] if placed else self.default_shard(database)
+
+    def key_parameter(
+        self, parsed: Parsed, database: str | None
+    ) -> tuple[TableConfig, KeyColumn, int] | None:
+        """For a template placed by `key = :pN` alone (key_templates.py): the table, what
+        the shards say its key column is (as the planner reads it now), and N."""
+        ast = parsed.ast
+        if ast is None:
+            return None
+        try:
+            placed = self._place_tables(ast, database)
+        except errors.ProxyError:
+            return None
+        if len(placed) != 1 or placed[0].config is None or not placed[0].config.sharded:
+            return None
+        index = key_templates.key_parameter(ast, placed[0].node, placed[0].config)
+        if index is None:
+            return None
+        return placed[0].config, self._key_column(placed[0]), index
 
     # --- table placement ------------------------------------------------------------
 

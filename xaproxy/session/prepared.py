@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from ..analysis import Kind
 from ..analysis.parse import Parsed
+from ..config import TableConfig
 from ..protocol.binary import sql_literal
+from ..routing.keycolumn import KeyColumn
 from ..routing.plan import Plan
 
 
@@ -31,6 +33,11 @@ class PreparedStatement:
     long_data: dict[int, bytes] = field(default_factory=dict)
     long_data_too_large: bool = False  # more than max_allowed_packet was sent: EXECUTE fails
     template: Parsed | None = None  # parsed once, with :pN for the N-th `?`, routed per execute
+    # `WHERE key = ?` templates (routing/key_templates.py): the table and the parameter,
+    # and the plan made for each shard, valid while the planner's metadata is `key_metadata`
+    key_param: tuple[TableConfig, KeyColumn, int] | None = None
+    key_plans: dict[str, Plan] = field(default_factory=dict)
+    key_metadata: object = None
     _pieces: list[bytes] | None = None
 
     def template_text(self) -> str:

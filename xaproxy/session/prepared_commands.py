@@ -20,6 +20,7 @@ from ..protocol import wire
 from ..protocol.binary import decode_params, parse_execute
 from ..protocol.constants import Capability, Command
 from ..protocol.resultset import parse_prepare_ok, write_prepare_ok
+from ..routing.keys import key_shard
 from ..routing.plan import Plan, Route
 from . import connection_state, local, reply, statements
 from .prepared import PreparedStatement
@@ -83,6 +84,8 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
                 route = None
             if route is not None and route.static:
                 statement.route = route
+            elif statement.native:
+                statement.key_param = planner.key_parameter(statement.template, s.database)
         await _describe_on_shard(s, statement, planner.describe_shard(parsed, sql, s.database))
     elif statements.is_routed(kind):
         statement.kind = Kind.LOCAL_SELECT
@@ -196,7 +199,12 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
         and template.ast is not None
     ):
         # planned once at PREPARE; only the values are bound now
-        route = s.ctx.planner.route(template, sql, s.database, values)
+        shard = _key_shard(s, statement, values)
+        route = statement.key_plans.get(shard) if shard is not None else None
+        if route is None:
+            route = s.ctx.planner.route(template, sql, s.database, values)
+            if shard is not None and route.shards == (shard,) and type(route.root) is Route:
+                statement.key_plans[shard] = route
         if _runs_natively(s, statement, route):
             await _execute_natively(s, statement, payload, route)
             return
@@ -253,6 +261,28 @@ async def _execute_natively(
     await connection_state.run_routed(
         s, statement.sql, analyze(statement.sql), route, more=False, binary=True, native=command
     )
+
+
+def _key_shard(
+    s: SessionState, statement: PreparedStatement, values: list[object] | None
+) -> str | None:
+    """The one shard a `WHERE key = ?` template's value names (the planner's rule), when
+    its plan for that shard may be reused: same database, same table metadata."""
+    keyed = statement.key_param
+    if keyed is None or values is None or s.database != statement.database_at_prepare:
+        return None
+    planner = s.ctx.planner
+    if statement.key_metadata is not planner.metadata:
+        # new table metadata: the key column may read values otherwise; plans made anew
+        statement.key_plans.clear()
+        statement.key_metadata = planner.metadata
+        assert statement.template is not None
+        keyed = statement.key_param = planner.key_parameter(statement.template, s.database)
+        if keyed is None:
+            return None
+    table, column, index = keyed
+    shards = key_shard(table, values[index], column)
+    return shards[0] if shards is not None and len(shards) == 1 else None
 
 
 def _raw_types(payload: bytes, count: int) -> bytes:
