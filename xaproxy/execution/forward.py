@@ -126,8 +126,18 @@ async def _forward_rows(
     rows_end = wire.rows_end
     write = out.write
     deprecate_eof = backend.deprecate_eof
+    row_run = backend.row_run if convert is None else None
     rows = 0
     while True:
+        if row_run is not None:
+            # the rows already received go out as one run of wire bytes
+            run, count, next_seq = row_run(out.seq)
+            if count:
+                out.write_wire(run, next_seq)
+                rows += count
+                if out.pending > _FLUSH_BYTES:
+                    await out.flush()
+                continue
         payload = await read()
         head = payload[0] if payload else 0
         end = rows_end(payload, deprecate_eof) if head == 0xFE else None

@@ -82,6 +82,12 @@ class PacketStream:
                 break
         self._out_size += length
 
+    def write_wire(self, data: bytes, next_seq: int) -> None:
+        """Queue packets already framed with this stream's sequence ids (a relayed run)."""
+        self._out.append(data)
+        self._out_size += len(data)
+        self.seq = next_seq
+
     @property
     def pending(self) -> int:
         return self._out_size

@@ -194,6 +194,59 @@ class Backend:
             raise errors.shard_lost(self.shard, _describe(exc)) from None
 
     async def read(self) -> bytes:
+        # A packet already in the receive buffer is taken without awaiting the reader.
+        conn = self.conn
+        proto = conn._proto
+        if proto is not None:
+            pos = proto.pos
+            buf = proto.buffer
+            if proto.length - pos >= 4:
+                size = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+                if (
+                    size < _MAX_PAYLOAD
+                    and proto.length - pos - 4 >= size
+                    and buf[pos + 3] == conn._next_seq_id
+                ):
+                    conn._next_seq_id = (conn._next_seq_id + 1) & 0xFF
+                    proto.pos = pos + 4 + size
+                    return bytes(buf[pos + 4 : pos + 4 + size])
+        return await self._read_waiting()
+
+    def row_run(self, client_seq: int) -> tuple[bytes, int, int]:
+        """The complete row packets at the head of the receive buffer, framed for the client.
+
+        Returns (wire bytes, packet count, the client's next sequence id); stops before
+        the first packet that is incomplete, 16 MiB or more, or starts with 0xFE or 0xFF
+        (end of rows, an error), which the caller reads as a packet. Rows are relayed as
+        the shard sent them; only the sequence ids are the client's.
+        """
+        conn = self.conn
+        proto = conn._proto
+        if proto is None:
+            return b"", 0, client_seq
+        buf = proto.buffer
+        start = pos = proto.pos
+        end = proto.length
+        seq = conn._next_seq_id
+        count = 0
+        while end - pos >= 5:
+            size = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+            if size >= _MAX_PAYLOAD or end - pos - 4 < size or buf[pos + 3] != seq or size == 0:
+                break
+            if buf[pos + 4] >= 0xFE:
+                break
+            pos += 4 + size
+            seq = (seq + 1) & 0xFF
+            count += 1
+        if not count:
+            return b"", 0, client_seq
+        shift = (client_seq - conn._next_seq_id) & 0xFF
+        run = bytes(buf[start:pos]) if not shift else _renumbered(buf, start, pos, shift)
+        proto.pos = pos
+        conn._next_seq_id = seq
+        return run, count, (client_seq + count) & 0xFF
+
+    async def _read_waiting(self) -> bytes:
         self.read_since = time.monotonic()
         gate = self.gate
         if gate is not None and gate.paused and gate.buffered < READ_LOW_WATER:
@@ -334,6 +387,19 @@ class Backend:
             self.conn.close()
         except Exception:
             pass
+
+
+_MAX_PAYLOAD = 0xFFFFFF
+
+
+def _renumbered(buf: bytearray, start: int, end: int, shift: int) -> bytes:
+    """Packets buf[start:end] with every sequence id moved by `shift`."""
+    run = bytearray(buf[start:end])
+    pos, stop = 0, end - start
+    while pos < stop:
+        run[pos + 3] = (run[pos + 3] + shift) & 0xFF
+        pos += 4 + (run[pos] | run[pos + 1] << 8 | run[pos + 2] << 16)
+    return bytes(run)
 
 
 _LIVE: weakref.WeakSet[Backend] = weakref.WeakSet()
