@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 CACHE_LIMIT = 64
 
 _U32 = struct.Struct("<I")
+_TOO_MANY_STATEMENTS = 1461  # ER_MAX_PREPARED_STMT_COUNT_REACHED
 
 StatementKey = tuple[str | None, tuple[str, ...], str]
 
@@ -68,6 +69,12 @@ class StatementCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def drain(self) -> list[ShardStatement]:
+        """Forgets every statement and returns them (to close on the shard)."""
+        entries = list(self._entries.values())
+        self._entries.clear()
+        return entries
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -83,8 +90,12 @@ async def prepared_on(backend: Backend, sql: str) -> ShardStatement:
     entry = cache.get(key)
     if entry is not None:
         return entry
-    await backend.send(Command.STMT_PREPARE, sql.encode("utf-8", "surrogateescape"))
-    first = await backend.read()
+    first = await _prepare(backend, sql)
+    if wire.is_err(first) and wire.parse_err(first).code == _TOO_MANY_STATEMENTS and len(cache):
+        # the shard's max_prepared_stmt_count is server-wide: give this connection's back
+        for held in cache.drain():
+            await backend.send(Command.STMT_CLOSE, _U32.pack(held.id))
+        first = await _prepare(backend, sql)
     if wire.is_err(first):
         raise wire.parse_err(first)
     statement_id, columns, params = parse_prepare_ok(first)
@@ -101,3 +112,8 @@ async def prepared_on(backend: Backend, sql: str) -> ShardStatement:
     if evicted is not None:
         await backend.send(Command.STMT_CLOSE, _U32.pack(evicted.id))  # no reply
     return entry
+
+
+async def _prepare(backend: Backend, sql: str) -> bytes:
+    await backend.send(Command.STMT_PREPARE, sql.encode("utf-8", "surrogateescape"))
+    return await backend.read()
