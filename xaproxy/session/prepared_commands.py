@@ -17,7 +17,7 @@ from ..analysis.spans import placeholder_offsets
 from ..authz import authorize
 from ..execution.native import NativeExecute
 from ..protocol import wire
-from ..protocol.binary import decode_params, parse_execute
+from ..protocol.binary import ExecuteRequest, decode_params, parse_execute
 from ..protocol.constants import Capability, Command
 from ..protocol.resultset import parse_prepare_ok, write_prepare_ok
 from ..routing.keys import key_shard
@@ -158,21 +158,7 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
     if s.database != statement.database_at_prepare:
         authorize(analyze(statement.sql), s.grants, s.database)  # its names resolve anew
     count = len(statement.offsets)
-    request = parse_execute(payload[1:], count)
-    if statement.long_data_too_large:
-        statement.long_data_too_large = False
-        raise errors.ProxyError(
-            1153,
-            "08S01",
-            "Parameter of prepared statement which is set through mysql_send_long_data() "
-            "is longer than 'max_allowed_packet' bytes",
-        )
-    if count:
-        if request.param_types is not None:
-            statement.param_types = request.param_types
-            statement.raw_types = _raw_types(payload, count)
-        elif statement.param_types is None:
-            raise errors.malformed_packet("parameter types were never sent for this statement")
+    request = _bind(statement, payload, count)
     kind = statement.kind
     route = statement.route
     if route is not None and s.database != statement.database_at_prepare:
@@ -283,6 +269,26 @@ def _key_shard(
     table, column, index = keyed
     shards = key_shard(table, values[index], column)
     return shards[0] if shards is not None and len(shards) == 1 else None
+
+
+def _bind(statement: PreparedStatement, payload: bytes, count: int) -> ExecuteRequest:
+    """The execute's parts; the parameter types it binds are kept for later executes."""
+    request = parse_execute(payload[1:], count)
+    if statement.long_data_too_large:
+        statement.long_data_too_large = False
+        raise errors.ProxyError(
+            1153,
+            "08S01",
+            "Parameter of prepared statement which is set through mysql_send_long_data() "
+            "is longer than 'max_allowed_packet' bytes",
+        )
+    if count:
+        if request.param_types is not None:
+            statement.param_types = request.param_types
+            statement.raw_types = _raw_types(payload, count)
+        elif statement.param_types is None:
+            raise errors.malformed_packet("parameter types were never sent for this statement")
+    return request
 
 
 def _raw_types(payload: bytes, count: int) -> bytes:
