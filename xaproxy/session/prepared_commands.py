@@ -164,6 +164,10 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
     if route is not None and s.database != statement.database_at_prepare:
         route = None
     if route is not None and _runs_natively(s, statement, route):
+        if count:
+            # the proxy forwards only a parameter block it can read itself: a malformed
+            # one is refused here, as on the inline path, not left to the shard's reading
+            decode_params(request, statement.param_types, statement.long_data)
         await _execute_natively(s, statement, payload, route)
         return
     values = None
