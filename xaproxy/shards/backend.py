@@ -209,6 +209,9 @@ class Backend:
                 ):
                     conn._next_seq_id = (conn._next_seq_id + 1) & 0xFF
                     proto.pos = pos + 4 + size
+                    gate = self.gate
+                    if gate is not None and gate.paused and gate.buffered < READ_LOW_WATER:
+                        gate.resume()
                     return bytes(buf[pos + 4 : pos + 4 + size])
         return await self._read_waiting()
 
@@ -244,6 +247,9 @@ class Backend:
         run = bytes(buf[start:pos]) if not shift else _renumbered(buf, start, pos, shift)
         proto.pos = pos
         conn._next_seq_id = seq
+        gate = self.gate
+        if gate is not None and gate.paused and gate.buffered < READ_LOW_WATER:
+            gate.resume()
         return run, count, (client_seq + count) & 0xFF
 
     async def _read_waiting(self) -> bytes:
