@@ -320,7 +320,7 @@ def test_reset_connection_and_reused_connections_prepare_again(
     between them (the shard forgets its statements): every execute still runs."""
     sql = "SELECT name FROM t WHERE id = ?"
     with _proxy(proxy) as plain, _proxy(proxy) as moded:
-        moded.simple_query("SET SESSION sql_mode = 'ANSI_QUOTES'")
+        moded.simple_query("SET SESSION sql_mode = 'STRICT_ALL_TABLES'")
         ids = [c.prepare(sql).statement_id for c in (plain, moded)]
         for round_ in range(8):
             for client, statement_id in zip((plain, moded), ids, strict=True):
