@@ -382,3 +382,19 @@ def test_keyed_updates_and_deletes_change_the_rows_mariadb_changes(
         assert session(client) == expected
     left = sorted(row for s in cluster.servers for row in s.execute(f"SELECT * FROM {SHARDED}.t"))
     assert left == sorted(cluster["s0"].execute(f"SELECT * FROM {DIRECT}.t"))
+
+
+def test_a_prepared_statement_reading_the_sessions_last_insert_id_gets_the_sessions_value(
+    cluster: LocalCluster, proxy: ProxyProcess
+) -> None:
+    """LAST_INSERT_ID() is the session's: a pooled shard connection's own value (another
+    session's insert) must not answer it, prepared or not."""
+    with _proxy(proxy) as first, _proxy(proxy) as other:
+        first.simple_query("DO LAST_INSERT_ID(41)")
+        other.simple_query("DO LAST_INSERT_ID(99)")  # may run on the same pooled connection
+        statement = first.prepare("SELECT LAST_INSERT_ID() + ? AS v")
+        _execute(first, statement.statement_id, [(LONGLONG, 1)])
+        rows = _results(first)[0][1]
+        assert len(rows) == 1 and struct.pack("<q", 42) in rows[0], rows
+        assert first.simple_query("SELECT LAST_INSERT_ID() + 1 AS v").rows == [[b"42"]]
+        assert first.simple_query("SELECT LAST_INSERT_ID()").rows == [[b"41"]]

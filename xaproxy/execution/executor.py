@@ -73,9 +73,9 @@ async def run(
         shard, route, defer_join=txn is not None and txn.mode == "xa"
     )
     try:
-        restore_id = (
-            "last_insert_id" in sql.lower() and backend.last_insert_id != client.last_insert_id
-        )
+        # Another session's LAST_INSERT_ID(x) may have set the pooled connection's value
+        # unseen (its OK carries no id): a statement reading it always gets the session's.
+        restore_id = "last_insert_id" in sql.lower()
         sent = opening is not None and await cursor.open_branch(
             backend, shard, opening, None if restore_id or native is not None else sql
         )
@@ -104,6 +104,9 @@ async def run(
             await capture_warnings(client, backend)
         if summary.error is None:  # after the warnings: asking the shard clears them
             await _note_relayed(client, backend, summary, sql)
+            if restore_id:  # LAST_INSERT_ID(x) sets the session's value: read it back
+                value = (await backend.query_rows("SELECT LAST_INSERT_ID()"))[0][0]
+                client.last_insert_id = backend.last_insert_id = int(value or 0)
         if summary.error is not None:
             client.note_error(summary.error)
             await cursor.after_error(summary.error, backend)

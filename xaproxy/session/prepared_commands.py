@@ -66,7 +66,13 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
             offsets = placeholder_offsets(sql)
     statement = PreparedStatement(s.next_statement_id, sql, kind, offsets)
     statement.database_at_prepare = s.database
-    statement.native = kind in _NATIVE_KINDS and analysis.set_statement is None
+    # Values the session owns (LAST_INSERT_ID(), ROW_COUNT(), @@autocommit...) are the
+    # pooled shard connection's in a native statement: those stay on the text path.
+    statement.native = (
+        kind in _NATIVE_KINDS
+        and analysis.set_statement is None
+        and not analysis.uses_session_values
+    )
     if kind in (Kind.USE, Kind.EMPTY, Kind.COMMENT, Kind.LOAD_DATA_LOCAL):
         raise errors.unsupported_prepare(sql.split(None, 1)[0].upper() if sql.strip() else "empty")
     if statements.is_routed(kind) and not (analysis.uses_session_values and not offsets):
