@@ -67,6 +67,17 @@ def not_supported(what: str, hint: str = "") -> ProxyError:
     return ProxyError(1235, "42000", message)
 
 
+def group_concat_too_long(limit: int) -> MergeAborted:
+    """A merged GROUP_CONCAT() would reach group_concat_max_len: the proxy does not cut it."""
+    return MergeAborted(
+        1235,
+        "42000",
+        f"xaproxy does not support a GROUP_CONCAT() result over several shards that reaches "
+        f"group_concat_max_len ({limit} bytes): MariaDB would cut it (warning 1260); "
+        "raise group_concat_max_len, or add the shard key to the WHERE clause so one shard answers",
+    )
+
+
 def merge_memory_exceeded(limit: int, what: str) -> MergeAborted:
     """ER_OUT_OF_SORTMEMORY (1038): the merge would hold more than max_merge_memory_mb."""
     return MergeAborted(

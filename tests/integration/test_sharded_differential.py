@@ -985,10 +985,18 @@ def exact_construct(draw: st.DrawFn, table: str) -> Query:
             shape="bit_aggregate",
         )
     if kind == 1:
-        aggregate = draw(st.sampled_from(UNMERGED_AGGREGATES))
+        aggregate = draw(st.sampled_from(UNMERGED_AGGREGATES + MERGED_CONCATS))
+        if aggregate in MERGED_CONCATS:
+            grouped = draw(st.booleans())
+            return Query(
+                f"SELECT {'n, ' if grouped else ''}{aggregate}, COUNT(*) FROM {table}{where}"
+                f"{' GROUP BY n ORDER BY n' if grouped else ''}",
+                ordered=grouped,
+                shape="group_concat",
+            )
         return Query(
             f"SELECT {aggregate} FROM {table}{where}",
-            unsupported=("aggregate",),
+            unsupported=("aggregate", "add ORDER BY inside GROUP_CONCAT"),
             shape="unmerged_aggregate",
         )
     if kind == 2:
@@ -1047,6 +1055,11 @@ BIT_AGGREGATES = ("BIT_OR(n)", "BIT_AND(n)", "BIT_XOR(n)", "BIT_OR(k)", "BIT_AND
 UNMERGED_AGGREGATES = (
     "VARIANCE(n)", "VAR_POP(n)", "VAR_SAMP(amount)", "STD(n)", "STDDEV(n)", "STDDEV_POP(n)",
     "STDDEV_SAMP(amount)", "JSON_ARRAYAGG(n)", "JSON_OBJECTAGG(id, n)", "GROUP_CONCAT(name)",
+)  # fmt: skip
+# ordered by the concatenated INT column itself: one answer on one server, merged exactly
+MERGED_CONCATS = (
+    "GROUP_CONCAT(n ORDER BY n)", "GROUP_CONCAT(DISTINCT n ORDER BY n DESC SEPARATOR '|')",
+    "GROUP_CONCAT(k ORDER BY k DESC)", "GROUP_CONCAT(id ORDER BY id SEPARATOR '')",
 )  # fmt: skip
 
 

@@ -1054,3 +1054,40 @@ def test_a_merge_lets_other_sessions_run_while_it_streams(spec: MergeSpec) -> No
     pulled_when_other_ran, count = asyncio.run(scenario())
     assert count in (rows, 2 * rows)
     assert pulled_when_other_ran < 2 * rows  # it ran before the merge had read everything
+
+
+# --- GROUP_CONCAT(x ORDER BY x): per-(group, x) pieces joined ----------------------------------
+
+
+def _concat_spec(distinct: bool, descending: bool = False) -> MergeSpec:
+    # shards: SELECT g, GROUP_CONCAT(x ORDER BY x), x, @@group_concat_max_len GROUP BY g, x
+    concat = Aggregate("GROUP_CONCAT", 1, 2, 3, b"|", distinct)
+    return MergeSpec(
+        2,
+        group_by=(0,),
+        aggregates=(concat,),
+        group_order=(SortKey(0, False), SortKey(2, descending)),
+    )
+
+
+def test_group_concat_joins_the_pieces_in_value_order_and_skips_nulls() -> None:
+    shards = [
+        [[1, "1,1", 1, 100], [1, "3", 3, 100], [2, None, None, 100]],
+        [[1, None, None, 100], [1, "2", 2, 100], [1, "3", 3, 100], [3, "9", 9, 100]],
+    ]
+    rows = run(_concat_spec(False), [INT, CI, INT, UINT], shards)
+    assert rows == [["1", "1,1|2|3|3"], ["2", None], ["3", "9"]]
+
+
+def test_group_concat_distinct_keeps_one_piece_per_value_across_shards() -> None:
+    shards = [[[1, "3", 3, 100], [1, "1", 1, 100]], [[1, "3", 3, 100], [1, "2", 2, 100]]]
+    rows = run(_concat_spec(True, descending=True), [INT, CI, INT, UINT], shards)
+    assert rows == [["1", "3|2|1"]]
+
+
+def test_group_concat_reaching_group_concat_max_len_is_refused() -> None:
+    shards = [[[1, "aaaa", "aaaa", 12]], [[1, "bbbb", "bbbb", 12]]]
+    with pytest.raises(errors.MergeAborted) as caught:
+        run(_concat_spec(False), [INT, CI, CI, UINT], shards)
+    assert caught.value.code == 1235 and "group_concat_max_len (12 bytes)" in caught.value.message
+    assert run(_concat_spec(False), [INT, CI, CI, UINT], shards[:1]) == [["1", "aaaa"]]

@@ -358,8 +358,58 @@ class _Bitwise:
         out[self.column] = str(self.total).encode()
 
 
+class _GroupConcatSorted:
+    """GROUP_CONCAT(x ORDER BY x) over (group, x) partials sorted by x: the fragments joined.
+
+    Each fragment is one shard's GROUP_CONCAT over its rows with one x, so the
+    fragments in x order are MariaDB's string; with DISTINCT an x another shard
+    already sent is skipped. A result that reaches group_concat_max_len (less
+    the widest character, as a shard may have cut its fragment) is refused:
+    MariaDB would cut it and warn.
+    """
+
+    __slots__ = ("agg", "decode", "last", "parts", "size")
+
+    _NOTHING = object()
+
+    def __init__(self, agg: Aggregate, decode: Decoder) -> None:
+        self.agg = agg
+        self.decode = decode
+        self.last: object = self._NOTHING
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, values: list[bytes | None]) -> None:
+        agg = self.agg
+        fragment = values[agg.column]
+        if fragment is None:
+            return
+        if agg.distinct:
+            key = self.decode(values[agg.sum_column])
+            if key == self.last:
+                return
+            self.last = key
+        if self.parts:
+            self.size += len(agg.separator)
+        self.parts.append(fragment)
+        self.size += len(fragment)
+        limit = int(values[agg.count_column] or b"0")
+        if self.size + 4 > limit:
+            raise errors.group_concat_too_long(limit)
+
+    def finish(self, out: list[bytes | None]) -> None:
+        out[self.agg.column] = self.agg.separator.join(self.parts) if self.parts else None
+
+
 _Accumulator = (
-    _Count | _CountDistinct | _CountDistinctSorted | _Sum | _Extreme | _Average | _Bitwise
+    _Count
+    | _CountDistinct
+    | _CountDistinctSorted
+    | _GroupConcatSorted
+    | _Sum
+    | _Extreme
+    | _Average
+    | _Bitwise
 )
 
 
@@ -422,6 +472,10 @@ class _Plan:
                 made.append(_CountDistinctSorted(column, self.decoder(column)))
             elif agg.kind == "COUNT_DISTINCT":
                 made.append(_CountDistinct(column, self.decoder(column)))
+            elif agg.kind == "GROUP_CONCAT":
+                if not sorted_values:
+                    raise ValueError("merge spec: GROUP_CONCAT needs partials sorted by value")
+                made.append(_GroupConcatSorted(agg, self.decoder(agg.sum_column)))
             elif agg.kind == "SUM":
                 made.append(_Sum(column, _Number(self.coldefs[column])))
             elif agg.kind in ("MIN", "MAX"):
@@ -540,9 +594,9 @@ def _check(spec: MergeSpec, ncols: int) -> None:
         if agg.kind not in AGGREGATE_KINDS:
             raise ValueError(f"merge spec: unknown aggregate {agg.kind!r}")
         column(agg.column, agg.kind)
-        if agg.kind == "AVG":
-            column(agg.sum_column, "AVG sum")
-            column(agg.count_column, "AVG count")
+        if agg.kind in ("AVG", "GROUP_CONCAT"):
+            column(agg.sum_column, f"{agg.kind} sum or value")
+            column(agg.count_column, f"{agg.kind} count or length limit")
 
 
 # --- row sources ---------------------------------------------------------------------------------

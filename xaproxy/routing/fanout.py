@@ -14,7 +14,7 @@ columns included, is counted from the row's end (negative positions).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
@@ -53,6 +53,7 @@ _AGGREGATES = {
     exp.BitwiseOrAgg: "BIT_OR",
     exp.BitwiseAndAgg: "BIT_AND",
     exp.BitwiseXorAgg: "BIT_XOR",
+    exp.GroupConcat: "GROUP_CONCAT",
 }
 # MariaDB aggregates sqlglot leaves as plain function calls: the merge knows none of them
 _UNTYPED_AGGREGATE_NAMES = frozenset(
@@ -102,6 +103,8 @@ class _Rewrite:
     hidden: list[exp.Expression] = field(default_factory=list)
     aggregates: list[Aggregate] = field(default_factory=list)
     count_distinct: list[int] = field(default_factory=list)
+    group_concat: list[int] = field(default_factory=list)
+    concat_key: SortKey | None = None  # a GROUP_CONCAT's value column, in its ORDER BY direction
     group_columns: list[int] = field(default_factory=list)
     order_keys: list[SortKey] = field(default_factory=list)
     having: Having | None = None
@@ -125,6 +128,7 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
     _avg_partials(state)
     _group_by(state)
     _count_distinct_regroup(state)
+    _group_concat_regroup(state)
     _having(state)
     _order_by(state)
     grouped = bool(state.group_columns) or bool(state.aggregates)
@@ -159,7 +163,8 @@ def _refuse_unmergeable(ast: exp.Select, sql: str) -> None:
         if name is not None:
             raise errors.not_supported(
                 f"aggregate {name}() in a SELECT that spans several shards (the merge "
-                "combines only COUNT, SUM, MIN, MAX, AVG and BIT_OR/BIT_AND/BIT_XOR)",
+                "combines only COUNT, SUM, MIN, MAX, AVG, BIT_OR/BIT_AND/BIT_XOR and "
+                "GROUP_CONCAT(x ORDER BY x))",
                 "add the shard key to the WHERE clause so one shard answers, or select the "
                 "rows and aggregate in the application",
             )
@@ -205,7 +210,9 @@ def _select_items(state: _Rewrite, sql: str) -> None:
                 raise errors.not_supported("COUNT(DISTINCT a, b) over several shards")
             item = exp.alias_(distinct_arg[0].copy(), alias or "c", quoted=True)
         state.new_items.append(item)
-        if kind is not None and kind != "COUNT_DISTINCT":
+        if kind == "GROUP_CONCAT":
+            state.group_concat.append(index)
+        elif kind is not None and kind != "COUNT_DISTINCT":
             state.aggregates.append(Aggregate(kind, index))
     if len(state.count_distinct) > 1:
         raise errors.not_supported(
@@ -242,6 +249,75 @@ def _count_distinct_regroup(state: _Rewrite) -> None:
     state.query.set("group", exp.Group(expressions=new_group))
     # the other aggregates combine the finer (group, value) partials just as well
     state.aggregates.insert(0, Aggregate("COUNT_DISTINCT", state.count_distinct[0]))
+
+
+def _group_concat_regroup(state: _Rewrite) -> None:
+    """Shards return one row per (group, value) with its GROUP_CONCAT; the merge joins them.
+
+    The value and the shard session's group_concat_max_len ride as helper
+    columns; the shards sort by the value in the GROUP_CONCAT's direction.
+    """
+    if not state.group_concat:
+        return
+    if len(state.group_concat) > 1 or state.count_distinct:
+        raise errors.not_supported(
+            "GROUP_CONCAT() with another GROUP_CONCAT() or COUNT(DISTINCT ...) in one SELECT "
+            "that spans several shards",
+            "run one query per GROUP_CONCAT()",
+        )
+    index = state.group_concat[0]
+    node = _unaliased(state.items[index])
+    value, distinct, descending, separator = _group_concat_parts(node)
+    value_column = state.add_hidden(value.copy())
+    limit_column = state.add_hidden(exp.var("@@SESSION.group_concat_max_len"))
+    group = state.query.args.get("group")
+    new_group = [e.copy() for e in (group.expressions if group is not None else [])]
+    new_group.append(value.copy())
+    state.query.set("group", exp.Group(expressions=new_group))
+    state.concat_key = SortKey(value_column, descending)
+    state.aggregates.insert(
+        0, Aggregate("GROUP_CONCAT", index, value_column, limit_column, separator, distinct)
+    )
+
+
+def _group_concat_parts(node: exp.Expression) -> tuple[exp.Column, bool, bool, bytes]:
+    """(value, DISTINCT, descending, separator) of a GROUP_CONCAT the merge joins exactly.
+
+    Exact means MariaDB's order is fixed: ORDER BY the concatenated column
+    itself (ties are then equal values), one plain column, an ASCII separator.
+    """
+    hint = (
+        "add ORDER BY inside GROUP_CONCAT by the concatenated column itself, as in "
+        "GROUP_CONCAT(name ORDER BY name), or add the shard key to the WHERE clause"
+    )
+    order = node.this
+    if not isinstance(order, exp.Order) or len(order.expressions) != 1:
+        raise errors.not_supported(
+            "GROUP_CONCAT() without ORDER BY its own column in a SELECT that spans several "
+            "shards (the concatenation order would differ)",
+            hint,
+        )
+    argument = order.this
+    distinct = isinstance(argument, exp.Distinct)
+    values = argument.expressions if distinct else [argument]
+    ordered = order.expressions[0]
+    if len(values) != 1 or not isinstance(values[0], exp.Column) or ordered.this != values[0]:
+        raise errors.not_supported(
+            "GROUP_CONCAT() over anything but one column ordered by itself, in a SELECT "
+            "that spans several shards",
+            hint,
+        )
+    separator = node.args.get("separator")
+    if separator is None:
+        text = ","
+    elif isinstance(separator, exp.Literal) and separator.is_string and separator.this.isascii():
+        text = separator.this
+    else:
+        raise errors.not_supported(
+            "a GROUP_CONCAT() SEPARATOR other than an ASCII string in a SELECT that spans "
+            "several shards",
+        )
+    return values[0], distinct, bool(ordered.args.get("desc")), text.encode()
 
 
 def _having(state: _Rewrite) -> None:
@@ -344,7 +420,7 @@ def _shard_order(state: _Rewrite, grouped: bool) -> tuple[SortKey, ...]:
         columns = list(state.group_columns)
         if state.count_distinct:
             columns.append(state.count_distinct[0])
-        if not columns:
+        if not columns and state.concat_key is None:
             return ()
         lead = state.order_keys if all(k.column in columns for k in state.order_keys) else []
     elif state.query.args.get("distinct") and not state.hidden:
@@ -359,6 +435,8 @@ def _shard_order(state: _Rewrite, grouped: bool) -> tuple[SortKey, ...]:
     for column in columns:
         if all(k.column != column for k in keys):
             keys.append(SortKey(column, False))
+    if grouped and state.concat_key is not None:
+        keys.append(state.concat_key)  # the value last: a group's fragments come in its order
     return tuple(keys)
 
 
@@ -421,11 +499,11 @@ def _steps(
 
 
 def _placed_aggregate(a: Aggregate, place) -> Aggregate:
-    return Aggregate(
-        a.kind,
-        place(a.column),
-        None if a.sum_column is None else place(a.sum_column),
-        None if a.count_column is None else place(a.count_column),
+    return replace(
+        a,
+        column=place(a.column),
+        sum_column=None if a.sum_column is None else place(a.sum_column),
+        count_column=None if a.count_column is None else place(a.count_column),
     )
 
 
@@ -564,9 +642,9 @@ def _aggregate_position(state: _Rewrite, node: exp.Expression, kind: str) -> int
     found = _item_position(state, node)
     if found is not None:
         return found
-    if kind == "COUNT_DISTINCT":
+    if kind in ("COUNT_DISTINCT", "GROUP_CONCAT"):
         raise errors.not_supported(
-            "COUNT(DISTINCT ...) in HAVING or ORDER BY without selecting it, over several shards",
+            f"{kind} in HAVING or ORDER BY without selecting it, over several shards",
             "select it too",
         )
     position = state.add_hidden(node.copy())

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 BITWISE_KINDS = frozenset({"BIT_OR", "BIT_AND", "BIT_XOR"})
-AGGREGATE_KINDS = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "COUNT_DISTINCT"} | BITWISE_KINDS)
+AGGREGATE_KINDS = frozenset(
+    {"COUNT", "SUM", "MIN", "MAX", "AVG", "COUNT_DISTINCT", "GROUP_CONCAT"} | BITWISE_KINDS
+)
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,18 @@ class Aggregate:
     AVG: `column` holds each shard's own AVG (its definition gives the output
     type and decimals), `sum_column`/`count_column` hold SUM(x) and COUNT(x).
     COUNT_DISTINCT: shards grouped by (group columns, x); `column` holds x.
+    GROUP_CONCAT(x ORDER BY x): shards grouped by (group columns, x), sorted by
+    x inside the group; `column` holds each shard's GROUP_CONCAT of its (group,
+    x) rows (its definition is MariaDB's), `sum_column` holds x and
+    `count_column` the shard session's group_concat_max_len.
     """
 
     kind: str
     column: int
     sum_column: int | None = None
     count_column: int | None = None
+    separator: bytes = b","
+    distinct: bool = False
 
 
 @dataclass(frozen=True)

@@ -336,6 +336,12 @@ class DropHidden(MergeStep):
 
 def _describe_aggregate(a: Aggregate) -> str:
     text = f"{a.kind}({column_ref(a.column)})"
+    if a.kind == "GROUP_CONCAT":
+        distinct = " distinct" if a.distinct else ""
+        return (
+            f"{text} of values {column_ref(a.sum_column)}{distinct} separator "
+            f"{a.separator.decode()!r} max_len {column_ref(a.count_column)}"
+        )
     if a.sum_column is not None and a.count_column is not None:
         text += f" from sum {column_ref(a.sum_column)} count {column_ref(a.count_column)}"
     return text
