@@ -24,10 +24,11 @@ from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ProxyProcess, p
 SCHEMA, DIRECT = "gcat", "gcat_direct"
 DDL = (
     "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, g INT NULL, n INT NULL, "
-    "s VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL)"
+    "s VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL, "
+    "u VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NULL)"
 )
 ROWS = [
-    (i, i % 4 if i % 7 else None, (i * 37) % 11 if i % 5 else None, f"w{(i * 13) % 9}")
+    (i, i % 4 if i % 7 else None, (i * 37) % 11 if i % 5 else None, f"w{(i * 13) % 9}", "u")
     for i in range(1, 121)
 ]
 REFUSED = 1235
@@ -94,7 +95,7 @@ def pair(proxy: ProxyProcess, cluster: LocalCluster) -> Iterator[tuple[Any, Any]
         autocommit=True, charset="utf8mb4",
     )  # fmt: skip
     try:
-        values = ",".join(["(%s,%s,%s,%s)"] * len(ROWS))
+        values = ",".join(["(%s,%s,%s,%s,%s)"] * len(ROWS))
         with via.cursor() as cur:
             cur.execute(f"INSERT INTO t VALUES {values}", [v for r in ROWS for v in r])
         yield via, direct
@@ -169,6 +170,15 @@ def test_group_concat_without_a_fixed_order_is_refused_with_advice(
         cur.execute(sql)
     assert caught.value.args[0] == REFUSED
     assert "add ORDER BY inside GROUP_CONCAT" in caught.value.args[1]
+
+
+def test_group_concat_of_a_collation_the_merge_does_not_model_is_refused(
+    pair: tuple[Any, Any],
+) -> None:
+    via, _ = pair
+    with pytest.raises(pymysql.MySQLError) as caught, via.cursor() as cur:
+        cur.execute("SELECT GROUP_CONCAT(u ORDER BY u) FROM t")
+    assert caught.value.args[0] == REFUSED and "utf8mb4_unicode_ci" in caught.value.args[1]
 
 
 def test_a_result_that_reaches_group_concat_max_len_is_refused_not_cut(

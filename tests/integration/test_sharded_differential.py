@@ -1056,10 +1056,12 @@ UNMERGED_AGGREGATES = (
     "VARIANCE(n)", "VAR_POP(n)", "VAR_SAMP(amount)", "STD(n)", "STDDEV(n)", "STDDEV_POP(n)",
     "STDDEV_SAMP(amount)", "JSON_ARRAYAGG(n)", "JSON_OBJECTAGG(id, n)", "GROUP_CONCAT(name)",
 )  # fmt: skip
-# ordered by the concatenated INT column itself: one answer on one server, merged exactly
+# ordered by the concatenated column itself (numbers, dates: no ties between unequal
+# texts): one answer on one server, merged exactly
 MERGED_CONCATS = (
     "GROUP_CONCAT(n ORDER BY n)", "GROUP_CONCAT(DISTINCT n ORDER BY n DESC SEPARATOR '|')",
-    "GROUP_CONCAT(k ORDER BY k DESC)", "GROUP_CONCAT(id ORDER BY id SEPARATOR '')",
+    "GROUP_CONCAT(amount ORDER BY amount DESC)", "GROUP_CONCAT(id ORDER BY id SEPARATOR '')",
+    "GROUP_CONCAT(DISTINCT at ORDER BY at)",
 )  # fmt: skip
 
 

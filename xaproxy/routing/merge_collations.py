@@ -6,7 +6,7 @@ result's column definitions, which carry the connection's collation. A column of
 another collation (utf8mb4_unicode_ci finds 'Straße' = 'strasse', general_ci
 does not) would be merged by the wrong rules: such a SELECT that spans several
 shards is refused when a merge key (GROUP BY, ORDER BY, DISTINCT, MIN/MAX,
-COUNT(DISTINCT), HAVING) reads such a column. The collations come from the
+COUNT(DISTINCT), GROUP_CONCAT, HAVING) reads such a column. The collations come from the
 shards' metadata; `col COLLATE utf8mb4_general_ci` (or _bin) makes a key mergeable.
 """
 
@@ -49,8 +49,8 @@ def _merge_keys(ast: exp.Select) -> Iterator[exp.Expression]:
         yield having.this
     for node in ast.walk():
         distinct_count = isinstance(node, exp.Count) and isinstance(node.this, exp.Distinct)
-        if distinct_count or isinstance(node, (exp.Min, exp.Max)):
-            yield node.this
+        if distinct_count or isinstance(node, (exp.Min, exp.Max, exp.GroupConcat)):
+            yield node.this  # GROUP_CONCAT: its pieces are ordered and deduplicated by value
 
 
 def _aliases(ast: exp.Select) -> dict[str, exp.Expression]:
