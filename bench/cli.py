@@ -96,6 +96,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="transfer targets to run (xaproxy-xa,xaproxy-at,handwritten-xa,spider,spider-xa)",
     )
     p.add_argument("--oversell-clients", type=int, help="oversell clients (500; quick 100)")
+    p.add_argument(
+        "--oversell-targets",
+        default="xaproxy-xa,xaproxy-at",
+        help="oversell targets to run (xaproxy-xa,xaproxy-at)",
+    )
     p.add_argument("--connections", type=int, help="idle connections to open (10000; quick 1000)")
     _big_result_arguments(p)
     p.add_argument("--pool-size", type=int, default=64, help="xaproxy pool_size per shard (64)")
@@ -145,6 +150,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bad = [t for t in args.sysbench_targets if t not in SYSBENCH_TARGETS]
     if bad:
         p.error(f"unknown sysbench target {bad[0]!r}")
+    args.oversell_targets = tuple(t.strip() for t in args.oversell_targets.split(",") if t.strip())
+    for t in args.oversell_targets:
+        if t not in ("xaproxy-xa", "xaproxy-at"):
+            p.error(f"unknown oversell target {t!r}")
     q = args.quick
     defaults = {
         "sysbench_time": 3.0 if q else 15.0,
@@ -254,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                 ("transfers", topts, lambda o: transfers.run(harness, o, _log, loop_runner.run))
             )
         if "oversell" in args.workloads:
-            oopts = oversell.OversellOptions(clients=args.oversell_clients)
+            oopts = oversell.OversellOptions(
+                clients=args.oversell_clients, targets=args.oversell_targets
+            )
             phases.append(
                 ("oversell", oopts, lambda o: oversell.run(harness, o, _log, loop_runner.run))
             )

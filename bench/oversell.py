@@ -3,14 +3,16 @@
 ``stock`` (one row, count 100) lives on s0 (unsharded, the schema's default
 shard); ``orders`` lives on s1 (sharded ``mod`` on client_id over the single
 shard s1). Every client, all released at once, runs one purchase through
-xaproxy in XA mode:
+xaproxy, once per mode (`xaproxy-xa`, then `xaproxy-at` after
+SET xaproxy_transaction_mode = 'at'), each on freshly loaded rows:
 
   BEGIN; SELECT count FROM stock WHERE id = 1 FOR UPDATE;
   if count > 0: UPDATE stock SET count = count - 1 WHERE id = 1; INSERT INTO orders ...;
   COMMIT
 
 Deadlocks and lock wait timeouts are retried. Afterwards exactly 100 orders
-must exist and the stock must be 0.
+must exist and the stock must be 0 (and, in AT mode, no global lock or undo row
+may be left once the proxy has stopped).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ MAX_ATTEMPTS = 20
 @dataclass
 class OversellOptions:
     clients: int
+    targets: tuple[str, ...] = ("xaproxy-xa", "xaproxy-at")
     notes: list[str] = field(default_factory=list)
 
 
@@ -57,17 +60,33 @@ def verify(h: Harness) -> tuple[bool, str]:
     ((stock,),) = h.shard("s0").execute("SELECT count FROM stock WHERE id = 1", DB)
     ((orders,),) = h.shard("s1").execute("SELECT COUNT(*) FROM orders", DB)
     prepared = len(h.shard("s0").execute("XA RECOVER")) + len(h.shard("s1").execute("XA RECOVER"))
-    ok = int(stock) == 0 and int(orders) == STOCK and prepared == 0
+    left = sum(_at_leftovers(h, shard) for shard in ("s0", "s1"))
+    ok = int(stock) == 0 and int(orders) == STOCK and prepared == 0 and left == 0
     text = f"oversell {'OK' if ok else 'MISMATCH'} ({orders} orders, stock {stock}"
     if prepared:
         text += f", {prepared} prepared XA branches left"
+    if left:
+        text += f", {left} AT lock/undo rows left"
     return ok, text + ")"
+
+
+def _at_leftovers(h: Harness, shard: str) -> int:
+    """AT global locks and undo rows still on `shard` (none once every transaction ended)."""
+    server = h.shard(shard)
+    if not server.execute("SHOW DATABASES LIKE 'xaproxy'"):
+        return 0
+    if not server.execute("SHOW TABLES FROM xaproxy LIKE 'global_locks'"):
+        return 0
+    ((locks,),) = server.execute("SELECT COUNT(*) FROM xaproxy.global_locks")
+    ((undo,),) = server.execute("SELECT COUNT(*) FROM xaproxy.undo_log WHERE status = 0")
+    return int(locks) + int(undo)
+
 
 
 async def _client(
     i: int,
     conn: Any,
-    endpoint: tuple[str, int],
+    endpoint: tuple[str, int, str],
     start: asyncio.Event,
     stats: RunStats,
     bought: list[float],
@@ -94,7 +113,7 @@ async def _client(
             if code in CONNECTION_LOST:
                 with contextlib.suppress(Exception):
                     conn.close()
-                conn = await connect(*endpoint, PROXY_USER, PROXY_PASSWORD, DB)
+                conn = await _connect(*endpoint)
                 cur = conn.cursor()
             else:
                 with contextlib.suppress(Exception):
@@ -109,15 +128,21 @@ async def _client(
         conn.close()
 
 
-async def _run(host: str, port: int, clients: int) -> tuple[RunStats, float, float]:
-    conns = await connect_many(
-        clients, lambda _: connect(host, port, PROXY_USER, PROXY_PASSWORD, DB)
-    )
+async def _connect(host: str, port: int, mode: str) -> Any:
+    conn = await connect(host, port, PROXY_USER, PROXY_PASSWORD, DB)
+    if mode == "at":
+        async with conn.cursor() as cur:
+            await cur.execute("SET xaproxy_transaction_mode = 'at'")
+    return conn
+
+
+async def _run(host: str, port: int, mode: str, clients: int) -> tuple[RunStats, float, float]:
+    conns = await connect_many(clients, lambda _: _connect(host, port, mode))
     stats = RunStats()
     start = asyncio.Event()
     bought: list[float] = []
     tasks = [
-        asyncio.ensure_future(_client(i, c, (host, port), start, stats, bought))
+        asyncio.ensure_future(_client(i, c, (host, port, mode), start, stats, bought))
         for i, c in enumerate(conns)
     ]
     try:
@@ -135,7 +160,17 @@ async def _run(host: str, port: int, clients: int) -> tuple[RunStats, float, flo
 
 
 def run(h: Harness, opts: OversellOptions, log: Any, runner: Any) -> list[dict[str, Any]]:
-    log(f"oversell: stock {STOCK} on s0, orders on s1, {opts.clients} clients through xaproxy (xa)")
+    return [_run_target(h, opts, target, log, runner) for target in opts.targets]
+
+
+def _run_target(
+    h: Harness, opts: OversellOptions, target: str, log: Any, runner: Any
+) -> dict[str, Any]:
+    mode = target.rpartition("-")[2]
+    log(
+        f"oversell: stock {STOCK} on s0, orders on s1, {opts.clients} clients "
+        f"through xaproxy ({mode})"
+    )
     load(h)
     schema = [
         {
@@ -146,15 +181,15 @@ def run(h: Harness, opts: OversellOptions, log: Any, runner: Any) -> list[dict[s
             ],
         }
     ]
-    service = h.start_proxy("xaproxy-oversell", schema)
+    service = h.start_proxy(f"xaproxy-oversell-{mode}", schema)
     try:
-        stats, elapsed, sold_out = runner(_run(service.host, service.port, opts.clients))
+        stats, elapsed, sold_out = runner(_run(service.host, service.port, mode, opts.clients))
     finally:
         h.stop_service(service, opts.notes)
     _, check = verify(h)
     row = {
         "workload": "oversell",
-        "target": "xaproxy-xa",
+        "target": target,
         "concurrency": opts.clients,
         "unit": "tps",
         "throughput": stats.done / elapsed if elapsed > 0 else 0.0,
@@ -169,5 +204,8 @@ def run(h: Harness, opts: OversellOptions, log: Any, runner: Any) -> list[dict[s
         ),
         "ok": check.startswith("oversell OK"),
     }
-    log(f"  oversell {opts.clients} clients: {row['throughput']:.1f} tps  {row['errors']}  {check}")
-    return [row]
+    log(
+        f"  oversell {mode} {opts.clients} clients: {row['throughput']:.1f} tps  "
+        f"{row['errors']}  {check}"
+    )
+    return row
