@@ -82,7 +82,6 @@ def _at_leftovers(h: Harness, shard: str) -> int:
     return int(locks) + int(undo)
 
 
-
 async def _client(
     i: int,
     conn: Any,
