@@ -396,7 +396,9 @@ def test_images_restore_every_type_byte_for_byte(
         assert wait_for(lambda: not proxy.is_running(), 10)
         changed = snapshot(cluster)
         assert changed["s1"] != before["s1"] and changed["s2"] != before["s2"]  # locally committed
-        assert {r[0] for r in open_undo(cluster, proxy_id)} == {"s0", "s1", "s2"}
+        # s0, the decider, commits its rows with the decision row: it never had an undo row
+        assert {r[0] for r in open_undo(cluster, proxy_id)} == {"s1", "s2"}
+        assert changed["s0"] == before["s0"]
         restarted = start_proxy(proxy_factory, cluster, proxy_id, config=proxy.config)
         restarted_conn = connect(restarted, DB)
         assert query(restarted_conn, "SELECT 1") == [(1,)]
@@ -601,15 +603,16 @@ def test_rollback_never_overwrites_a_row_changed_outside_the_transaction(
         query(conn, "COMMIT")
     conn.close()
     assert wait_for(lambda: not proxy.is_running(), 10)
-    # both shards committed locally; before the outcome, someone changes row 1 directly
-    assert balance(cluster, 0) == 900 and balance(cluster, 1) == 1100
+    # s1 committed locally (s0, the decider, died uncommitted with the proxy); before the
+    # outcome, someone changes row 1 directly
+    assert balance(cluster, 0) == 1000 and balance(cluster, 1) == 1100
     gtrid = {r[1] for r in open_undo(cluster, proxy_id)}
     assert len(gtrid) == 1
     gtrid = gtrid.pop()
     on_shard(cluster.servers[1], f"UPDATE {DB}.acc SET bal = 5555 WHERE id = 1")
 
     restarted = start_proxy(proxy_factory, cluster, proxy_id, config=proxy.config)
-    # s0 is rolled back; s1 keeps the outside change, its undo row (status 2) and its lock
+    # s0 has nothing to undo; s1 keeps the outside change, its undo row (status 2) and its lock
     assert balance(cluster, 0) == 1000
     assert balance(cluster, 1) == 5555
     assert open_undo(cluster, proxy_id) == [("s1", gtrid, "s1", 2)]
@@ -686,28 +689,29 @@ def test_coordinator_rollback_stops_at_a_dirty_row(
     worker = threading.Thread(target=transfer)
     worker.start()
     try:
-        # s0 and s1 commit locally while s2 waits for the lock (about 3 s)
-        assert wait_for(lambda: len(open_undo(cluster, proxy_id)) == 2, 10), open_undo(
+        # s1 commits locally while s2 waits for the lock (about 3 s); s0, the decider,
+        # would commit only with the decision row
+        assert wait_for(lambda: len(open_undo(cluster, proxy_id)) == 1, 10), open_undo(
             cluster, proxy_id
         )
-        on_shard(cluster.servers[0], f"UPDATE {DB}.acc SET bal = 4444 WHERE id = 0")
+        on_shard(cluster.servers[1], f"UPDATE {DB}.acc SET bal = 4444 WHERE id = 1")
         worker.join(30)
     finally:
         worker.join(30)
         on_shard(cluster.servers[2], f"DELETE FROM {LOCKS} WHERE gtrid = 'other:s2:1:2'")
     assert outcome.get("error", (None,))[0] == 1205, outcome
-    assert balance(cluster, 0) == 4444  # not overwritten
-    assert balance(cluster, 1) == 1000  # compensated
+    assert balance(cluster, 1) == 4444  # not overwritten
+    assert balance(cluster, 0) == 1000  # the decider rolled back
     assert balance(cluster, 2) == 1000  # never committed
     undo = open_undo(cluster, proxy_id)
-    assert [(r[0], r[3]) for r in undo] == [("s0", 2)], undo
-    assert {r[0] for r in lock_rows(cluster, proxy_id)} == {"s0"}
+    assert [(r[0], r[3]) for r in undo] == [("s1", 2)], undo
+    assert {r[0] for r in lock_rows(cluster, proxy_id)} == {"s1"}
     assert "XAPROXY RESOLVE" in proxy.log_text()
     admin = connect(proxy, DB)
     assert [r[3] for r in transactions(admin) if r[2] == undo[0][1]] == ["at: needs operator"]
     query(admin, f"XAPROXY RESOLVE '{undo[0][1]}' ACCEPT")
     assert not open_undo(cluster, proxy_id) and not lock_rows(cluster, proxy_id)
-    assert balance(cluster, 0) == 4444
+    assert balance(cluster, 1) == 4444
     admin.close()
 
 
@@ -733,8 +737,11 @@ def test_global_locks_hold_off_another_proxy(proxy_factory: Factory, cluster: Lo
         conn = connect(holder, DB)
         try:
             query(conn, "BEGIN")
-            query(conn, "UPDATE acc SET bal = bal - 100 WHERE id = 0")
-            query(conn, "UPDATE acc SET bal = bal + 100 WHERE id = 1")
+            query(conn, "UPDATE acc SET bal = bal - 100 WHERE id = 1")
+            query(conn, "UPDATE acc SET bal = bal + 100 WHERE id = 2")
+            # a write on s0, the decider: it commits with the decision row, so rows 1
+            # and 2 are the ones held by global locks
+            query(conn, "UPDATE acc SET bal = bal WHERE id = 3")
             query(conn, "COMMIT")
             result["holder"] = time.monotonic()
         except pymysql.MySQLError as exc:
@@ -745,42 +752,42 @@ def test_global_locks_hold_off_another_proxy(proxy_factory: Factory, cluster: Lo
     thread = threading.Thread(target=hold)
     thread.start()
     try:
-        # the holder committed locally on s0 and s1 and holds the global locks of rows 0 and 1
+        # the holder committed locally on s1 and s2 and holds the global locks of rows 1 and 2
         assert wait_for(lambda: len(lock_rows(cluster, "glholder")) == 2, 10)
         conn = connect(impatient, DB)
         # plain reads do not wait (and see the locally committed value): they answer
         # while the holder still holds its locks (it holds them for 15 s)
-        assert query(conn, "SELECT bal FROM acc WHERE id = 0") == [(900,)]
-        assert holds_lock_of(cluster, "glholder", 0)
+        assert query(conn, "SELECT bal FROM acc WHERE id = 1") == [(900,)]
+        assert holds_lock_of(cluster, "glholder", 1)
         # nor inside a transaction, with or without a comment in front
         query(conn, "BEGIN")
-        assert query(conn, "SELECT bal FROM acc WHERE id = 0") == [(900,)]
-        assert query(conn, "/* plain */ SELECT bal FROM acc WHERE id = 1") == [(1100,)]
-        assert holds_lock_of(cluster, "glholder", 0) and holds_lock_of(cluster, "glholder", 1)
+        assert query(conn, "SELECT bal FROM acc WHERE id = 1") == [(900,)]
+        assert query(conn, "/* plain */ SELECT bal FROM acc WHERE id = 2") == [(1100,)]
+        assert holds_lock_of(cluster, "glholder", 1) and holds_lock_of(cluster, "glholder", 2)
         query(conn, "COMMIT")
         # a conflicting multi-shard AT transaction waits, then fails with 1205, rolled back
         query(conn, "BEGIN")
-        query(conn, "UPDATE acc SET bal = bal - 1 WHERE id = 2")
-        query(conn, "UPDATE acc SET bal = bal + 1 WHERE id = 0")
+        query(conn, "UPDATE acc SET bal = bal - 1 WHERE id = 0")
+        query(conn, "UPDATE acc SET bal = bal + 1 WHERE id = 1")
         with pytest.raises(pymysql.MySQLError) as failed:
             query(conn, "COMMIT")
         assert failed.value.args[0] == 1205, failed.value.args
         assert "glholder" in failed.value.args[1]
         # it gave up after its 10 retries, while the holder still held the lock
-        assert holds_lock_of(cluster, "glholder", 0)
-        assert balance(cluster, 0) == 900 and balance(cluster, 2) == 1000
+        assert holds_lock_of(cluster, "glholder", 1)
+        assert balance(cluster, 1) == 900 and balance(cluster, 0) == 1000
         assert query(conn, "SELECT @@in_transaction") == [(0,)]
         # a one-shard transaction must wait for the lock too
         query(conn, "BEGIN")
-        query(conn, "UPDATE acc SET bal = bal + 1 WHERE id = 1")
+        query(conn, "UPDATE acc SET bal = bal + 1 WHERE id = 2")
         with pytest.raises(pymysql.MySQLError) as failed:
             query(conn, "COMMIT")
         assert failed.value.args[0] == 1205
-        assert balance(cluster, 1) == 1100
+        assert balance(cluster, 2) == 1100
         # SELECT ... FOR UPDATE waits for the global lock too; it gives up with 1205
         query(conn, "BEGIN")
         with pytest.raises(pymysql.MySQLError) as failed:
-            query(conn, "SELECT bal FROM acc WHERE id = 0 FOR UPDATE")
+            query(conn, "SELECT bal FROM acc WHERE id = 1 FOR UPDATE")
         assert failed.value.args[0] == 1205
         assert "glholder" in failed.value.args[1]
         query(conn, "ROLLBACK")
@@ -789,28 +796,28 @@ def test_global_locks_hold_off_another_proxy(proxy_factory: Factory, cluster: Lo
         # a patient proxy waits until the holder is done, then succeeds
         patient_conn = connect(patient, DB)
         query(patient_conn, "BEGIN")
-        query(patient_conn, "UPDATE acc SET bal = bal - 7 WHERE id = 0")
-        query(patient_conn, "UPDATE acc SET bal = bal + 7 WHERE id = 2")
+        query(patient_conn, "UPDATE acc SET bal = bal - 7 WHERE id = 1")
+        query(patient_conn, "UPDATE acc SET bal = bal + 7 WHERE id = 0")
         query(patient_conn, "COMMIT")
         # it waited for the holder: it could commit only once the holder let go of row 0
-        assert not holds_lock_of(cluster, "glholder", 0)
+        assert not holds_lock_of(cluster, "glholder", 1)
         thread.join(30)
         assert "holder" in result, result
-        assert balances(cluster) == {0: 893, 1: 1100, 2: 1007, 3: 1000, 4: 1000, 5: 1000}
+        assert balances(cluster) == {0: 1007, 1: 893, 2: 1100, 3: 1000, 4: 1000, 5: 1000}
         # and a locking read waits for the holder's successor no longer
         query(patient_conn, "BEGIN")
-        assert query(patient_conn, "SELECT bal FROM acc WHERE id = 0 FOR UPDATE") == [(893,)]
+        assert query(patient_conn, "SELECT bal FROM acc WHERE id = 1 FOR UPDATE") == [(893,)]
         query(patient_conn, "COMMIT")
         patient_conn.close()
 
         # after the holder is done, the impatient proxy succeeds at once
         assert_clean(cluster, "glholder")
         query(conn, "BEGIN")
-        assert query(conn, "SELECT bal FROM acc WHERE id = 0 FOR UPDATE") == [(893,)]
-        query(conn, "UPDATE acc SET bal = bal - 1 WHERE id = 0")
-        query(conn, "UPDATE acc SET bal = bal + 1 WHERE id = 1")
+        assert query(conn, "SELECT bal FROM acc WHERE id = 1 FOR UPDATE") == [(893,)]
+        query(conn, "UPDATE acc SET bal = bal - 1 WHERE id = 1")
+        query(conn, "UPDATE acc SET bal = bal + 1 WHERE id = 2")
         query(conn, "COMMIT")
-        assert balance(cluster, 0) == 892 and balance(cluster, 1) == 1101
+        assert balance(cluster, 1) == 892 and balance(cluster, 2) == 1101
         conn.close()
     finally:
         thread.join(30)
@@ -835,8 +842,9 @@ def test_locking_read_waits_for_a_global_lock_then_proceeds(
     def hold() -> None:
         conn = connect(holder, DB)
         query(conn, "BEGIN")
-        query(conn, "UPDATE acc SET bal = bal - 5 WHERE id = 3")
-        query(conn, "UPDATE acc SET bal = bal + 5 WHERE id = 4")
+        query(conn, "UPDATE acc SET bal = bal - 5 WHERE id = 3")  # s0, the decider
+        query(conn, "UPDATE acc SET bal = bal + 5 WHERE id = 4")  # s1: a global lock
+        query(conn, "UPDATE acc SET bal = bal WHERE id = 2")  # s2: a global lock
         query(conn, "COMMIT")
         finished["holder"] = time.monotonic()
         conn.close()

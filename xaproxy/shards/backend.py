@@ -11,6 +11,7 @@ import asyncio
 import ssl
 import time
 import weakref
+from dataclasses import dataclass
 
 import asyncmy
 from asyncmy import errors as asyncmy_errors
@@ -22,6 +23,24 @@ from ..config import ShardConfig
 from ..protocol import wire
 from ..protocol.constants import Command, Status
 from .statements import StatementCache
+
+
+@dataclass(slots=True)
+class Result:
+    """One statement's result in a multi-statement: rows (and their column
+    definitions) for a query, the OK for anything else."""
+
+    coldefs: list[bytes]
+    rows: list[list[bytes | None]]
+    ok: wire.OkInfo | None
+
+
+class StatementFailed(errors.BackendError):
+    """A shard's error for statement `index` (0-based) of a multi-statement."""
+
+    def __init__(self, code: int, sqlstate: str, message: str, index: int) -> None:
+        super().__init__(code, sqlstate, message)
+        self.index = index
 
 
 class _RawPacket:
@@ -350,6 +369,54 @@ class Backend:
         if error is not None:
             raise error
         return coldefs, rows
+
+    async def query_results(self, sql: str | bytes) -> list[Result]:
+        """Runs a multi-statement; returns one result per statement (rows, or the OK).
+
+        The server stops at the first error: it is raised as a `StatementFailed` that
+        says which statement (0-based) failed, after the results before it were read.
+        """
+        await self.send(Command.QUERY, sql.encode() if isinstance(sql, str) else sql)
+        results: list[Result] = []
+        while True:
+            payload = await self.read()
+            if wire.is_err(payload):
+                self.status = 0
+                error = wire.parse_err(payload)
+                raise StatementFailed(error.code, error.sqlstate, error.message, len(results))
+            if payload[0] == 0x00:
+                ok = wire.parse_ok(payload)
+                self.status = ok.status
+                if ok.last_insert_id:
+                    self.last_insert_id = ok.last_insert_id
+                results.append(Result([], [], ok))
+            else:
+                coldefs, rows = await self._read_rows(payload, len(results))
+                results.append(Result(coldefs, rows, None))
+            if not self.status & Status.MORE_RESULTS_EXISTS:
+                return results
+
+    async def _read_rows(
+        self, first: bytes, index: int
+    ) -> tuple[list[bytes], list[list[bytes | None]]]:
+        count, _ = wire.read_lenenc_int(first, 0)
+        coldefs = [await self.read() for _ in range(count or 0)]
+        if not self.deprecate_eof:
+            await self.read()
+        rows: list[list[bytes | None]] = []
+        while True:
+            payload = await self.read()
+            if wire.is_err(payload):
+                self.status = 0
+                error = wire.parse_err(payload)
+                raise StatementFailed(error.code, error.sqlstate, error.message, index)
+            if self._ends_rows(payload):
+                return coldefs, rows
+            row, pos = [], 0
+            for _ in range(count or 0):
+                value, pos = wire.read_lenenc_bytes(payload, pos)
+                row.append(value)
+            rows.append(row)
 
     def _ends_rows(self, payload: bytes) -> bool:
         end = wire.rows_end(payload, self.deprecate_eof)

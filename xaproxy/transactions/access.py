@@ -525,15 +525,12 @@ class ShardAccess:
         parsed, params = self.parse_cache.template(sql)
         if not isinstance(parsed.ast, exp.Select):
             return False
-        settings = self.config.transactions
         await at.wait_for_global_locks(
             backend,
             bind_placeholders(parsed.ast, params),
             self.state.database,
             self.coordinator.primary_keys,
-            settings.lock_retry_count,
-            settings.lock_retry_interval_ms,
-            self.coordinator.peeker(backend.shard),
+            self.coordinator.lock_wait(backend.shard),
         )
         return True
 

@@ -30,8 +30,9 @@ from .. import errors
 from ..analysis import Kind, analyze
 from ..protocol import wire
 from ..routing.mariadb_sql import mariadb_sql
-from ..shards.backend import Backend
+from ..shards.backend import Backend, Result, StatementFailed
 from . import statements as tsql
+from .at_locks import Holder, LocalLocks
 from .images import (
     IMAGE_READ,
     Row,
@@ -54,10 +55,7 @@ UNDO_NORMAL = 0
 UNDO_DEFENSE = 1  # written by a rollback that found no undo row: a late local commit fails
 UNDO_NEEDS_OPERATOR = 2  # data changed outside the transaction; kept for an operator
 
-# Runs a query on a fresh autocommit connection to a branch's shard. Lock checks go
-# through it: in the branch's own transaction a plain read sees a stale snapshot (a
-# released lock would look held for ever), and a locking read would make the
-# holder's release wait for us while we wait for it.
+# Runs a query on a fresh autocommit connection to a branch's shard (see LockWait).
 Peek = Callable[[str], Awaitable[list[Row]]]
 
 BOOTSTRAP = (
@@ -197,21 +195,73 @@ async def execute_write(
             f"writes to table '{db}.{table.name}', which has no primary key",
             "add a primary key, or use XA mode",
         )
-    alias = f" AS {quote_identifier(table.alias)}" if table.alias else ""
     kind = "INSERT" if isinstance(ast, exp.Insert) else type(ast).__name__.upper()
-    before: list[Row] = []
-    coldefs: list[bytes] = []
-    # TIMESTAMP text depends on the session time zone: remember the one the images are in
-    tz_column = ", @@session.time_zone" if info.timestamps else ""
-    time_zone = None
-    inserted = _inserted_rows(ast, info) if kind == "INSERT" else None
     if kind == "UPDATE":
         for assignment in ast.expressions:
             if isinstance(assignment, exp.EQ) and assignment.this.name.lower() in (
                 k.lower() for k in pk
             ):
                 raise _refuse("an UPDATE of the primary key", "delete the row and insert it again")
-    if kind in ("UPDATE", "DELETE"):
+    write = _Write(backend, ast, sql, qualified, table, info, kind)
+    inserted = _inserted_rows(ast, info) if kind == "INSERT" else None
+    try:
+        if kind == "INSERT":
+            return await write.insert(inserted)
+        return await write.update_or_delete()
+    except errors.ShardUnavailable:
+        raise
+    except _AfterWrite as exc:
+        raise errors.BackendError(
+            1402,
+            "XA100",
+            "Transaction rolled back: xaproxy could not take the AT image of a write "
+            f"({exc.error.message})",
+        ) from None
+
+
+class _AfterWrite(Exception):
+    """An image could not be taken after the write ran: the transaction must end."""
+
+    def __init__(self, error: errors.ProxyError) -> None:
+        self.error = error
+
+
+@dataclass(slots=True)
+class _Write:
+    """One AT write and its images, in as few round trips as the statement allows:
+
+    DELETE                       before image ; DELETE                      (one)
+    UPDATE by the whole PK       before image ; UPDATE ; after image by PK  (one)
+    other UPDATEs                before image ; UPDATE, then after by keys  (two)
+    INSERT                       INSERT ; after image by its keys / new ids (one)
+
+    The server stops a multi-statement at its first error, so a write whose before
+    image could not be read never runs; an error after the write ran ends the
+    transaction (`_AfterWrite`).
+    """
+
+    backend: Backend
+    ast: exp.Expression
+    sql: str
+    qualified: str
+    table: exp.Table
+    info: TableInfo
+    kind: str
+
+    @property
+    def tz_column(self) -> str:
+        # TIMESTAMP text depends on the session time zone: remember the one the images are in
+        return ", @@session.time_zone" if self.info.timestamps else ""
+
+    def statement(self) -> str | None:
+        """The client's statement, made safe to follow with another one (a trailing
+        `--` comment would swallow it); None when it cannot be (ends with `;`)."""
+        text = self.sql.rstrip()
+        return None if text.endswith(";") else text + "\n"
+
+    def before_read(self) -> str:
+        ast = self.ast
+        alias = f" AS {quote_identifier(self.table.alias)}" if self.table.alias else ""
         where = ast.args.get("where")
         clause = f" WHERE {mariadb_sql(where.this)}" if where is not None else ""
         order = ast.args.get("order")
@@ -219,33 +269,136 @@ async def execute_write(
         tail = (f" {mariadb_sql(order)}" if order is not None else "") + (
             f" {mariadb_sql(limit)}" if limit is not None else ""
         )
-        coldefs, before = await backend.query_table(
-            f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified}{alias}{clause}{tail} FOR UPDATE"
+        return (
+            f"{IMAGE_READ}SELECT *{self.tz_column} FROM {self.qualified}{alias}{clause}{tail} "
+            "FOR UPDATE"
         )
-        coldefs, before, time_zone = _split_time_zone(coldefs, before, tz_column)
-    ok = await backend.execute_ok(sql)
-    try:
-        image = None
-        if kind == "UPDATE" and before:
-            image = StatementImage(qualified, kind, _columns(coldefs, info), pk, before)
-            image.time_zone = time_zone
-            _, image.after = await backend.query_table(
-                f"{IMAGE_READ}SELECT * FROM {qualified} WHERE {where_pk(image, before)}"
+
+    async def update_or_delete(self) -> tuple[wire.OkInfo, StatementImage | None]:
+        statement = self.statement()
+        by_pk = (
+            _pk_condition(self.ast, self.table, self.info.primary_key)
+            if self.kind == "UPDATE"
+            else None
+        )
+        texts = [self.before_read()]
+        if statement is not None:
+            texts.append(statement)
+            if by_pk is not None:
+                texts.append(f"{IMAGE_READ}SELECT * FROM {self.qualified} WHERE {by_pk}")
+        results = await self._run(texts, written_at=1)
+        coldefs, before = results[0].coldefs, results[0].rows
+        if statement is None:
+            ok = await self.backend.execute_ok(self.sql)
+        else:
+            ok = results[1].ok or wire.OkInfo(0, 0, self.backend.status, 0, b"")
+        coldefs, before, time_zone = _split_time_zone(coldefs, before, self.tz_column)
+        if not before:
+            return ok, None
+        image = StatementImage(
+            self.qualified, self.kind, _columns(coldefs, self.info), self.info.primary_key, before
+        )
+        image.time_zone = time_zone
+        if self.kind == "UPDATE":
+            if len(results) == 3:
+                image.after = results[2].rows
+            else:
+                try:
+                    _, image.after = await self.backend.query_table(
+                        f"{IMAGE_READ}SELECT * FROM {self.qualified} WHERE {where_pk(image, before)}"
+                    )
+                except errors.BackendError as exc:
+                    raise _AfterWrite(exc) from None
+        return ok, image
+
+    async def insert(self, inserted: str | None) -> tuple[wire.OkInfo, StatementImage | None]:
+        statement = self.statement()
+        pk = self.info.primary_key
+        ok: wire.OkInfo | None = None
+        if inserted is None:  # generated keys: the ids the server just assigned
+            if statement is None or "last_insert_id" in self.sql.lower():
+                ok = await self.backend.execute_ok(self.sql)
+                if not ok.affected_rows:
+                    return ok, None
+                if not ok.last_insert_id:
+                    raise _AfterWrite(
+                        errors.ProxyError(1105, "HY000", "the shard reported no generated id")
+                    )
+                first = str(ok.last_insert_id)
+                count = str(ok.affected_rows)
+            else:
+                first, count, ok = "LAST_INSERT_ID()", "ROW_COUNT()", None
+            condition = (
+                f"{quote_identifier(pk[0])} BETWEEN {first} AND "
+                f"{first} + ({count} - 1) * @@auto_increment_increment"
             )
-        elif kind == "DELETE" and before:
-            image = StatementImage(qualified, kind, _columns(coldefs, info), pk, before)
-            image.time_zone = time_zone
-        elif kind == "INSERT" and ok.affected_rows:
-            image = await _insert_image(backend, qualified, info, inserted, ok, tz_column)
-    except errors.ShardUnavailable:
-        raise
-    except errors.ProxyError as exc:
-        raise errors.BackendError(
-            1402,
-            "XA100",
-            f"Transaction rolled back: xaproxy could not take the AT image of a write ({exc.message})",
-        ) from None
-    return ok, image
+        else:
+            condition = inserted
+        read = f"{IMAGE_READ}SELECT *{self.tz_column} FROM {self.qualified} WHERE {condition}"
+        if ok is None and statement is not None:
+            results = await self._run([statement, read], written_at=0)
+            ok = results[0].ok or wire.OkInfo(0, 0, self.backend.status, 0, b"")
+            coldefs, after = results[1].coldefs, results[1].rows
+        elif ok is None:
+            ok = await self.backend.execute_ok(self.sql)
+            coldefs, after = await self._read_after(read)
+        else:
+            coldefs, after = await self._read_after(read)
+        if not ok.affected_rows:
+            return ok, None
+        coldefs, after, time_zone = _split_time_zone(coldefs, after, self.tz_column)
+        if len(after) != ok.affected_rows:
+            raise _AfterWrite(
+                errors.ProxyError(
+                    1105, "HY000", f"found {len(after)} of the {ok.affected_rows} inserted rows"
+                )
+            )
+        columns = _columns(coldefs, self.info)
+        return ok, StatementImage(self.qualified, "INSERT", columns, pk, [], after, time_zone)
+
+    async def _read_after(self, read: str) -> tuple[list[bytes], list[Row]]:
+        try:
+            return await self.backend.query_table(read)
+        except errors.BackendError as exc:
+            raise _AfterWrite(exc) from None
+
+    async def _run(self, texts: list[str], written_at: int) -> list[Result]:
+        """The texts as one multi-statement; an error after statement `written_at` ran
+        (the write) is an `_AfterWrite`."""
+        try:
+            return await self.backend.query_results(";".join(texts))
+        except StatementFailed as exc:
+            if exc.index > written_at:
+                raise _AfterWrite(exc) from None
+            raise errors.BackendError(exc.code, exc.sqlstate, exc.message) from None
+
+
+def _pk_condition(ast: exp.Expression, table: exp.Table, pk: list[str]) -> str | None:
+    """`pk = literal AND ...` when the WHERE is a conjunction that fixes every primary-key
+    column to a literal (so the write touches at most that one row); else None."""
+    where = ast.args.get("where")
+    if where is None or ast.args.get("order") is not None or ast.args.get("limit") is not None:
+        return None
+    wanted = {k.lower(): k for k in pk}
+    names = {n.lower() for n in (table.name, table.alias) if n}
+    found: dict[str, str] = {}
+    for conjunct in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        if not isinstance(conjunct, exp.EQ):
+            continue
+        column, value = conjunct.this, conjunct.expression
+        if isinstance(value, exp.Column):
+            column, value = value, column
+        if not isinstance(column, exp.Column) or column.name.lower() not in wanted:
+            continue
+        if column.table and column.table.lower() not in names:
+            continue
+        literal = value.this if isinstance(value, exp.Neg) else value
+        if not isinstance(literal, exp.Literal):
+            continue
+        found.setdefault(column.name.lower(), mariadb_sql(value))
+    if set(found) != set(wanted):
+        return None
+    return " AND ".join(f"{quote_identifier(wanted[k])} = {v}" for k, v in found.items())
 
 
 def _check_imageable(ast: exp.Expression) -> None:
@@ -261,37 +414,6 @@ def _check_imageable(ast: exp.Expression) -> None:
     if not isinstance(ast, (exp.Insert, exp.Update, exp.Delete)):
         what = str(ast.this).upper() if isinstance(ast, exp.Command) else type(ast).__name__.upper()
         raise _refuse(f"{what} inside a transaction")
-
-
-async def _insert_image(
-    backend: Backend,
-    qualified: str,
-    info: TableInfo,
-    inserted: str | None,
-    ok: wire.OkInfo,
-    tz_column: str,
-) -> StatementImage:
-    """The after image of an INSERT: the rows it wrote, by key or by generated ids."""
-    pk = info.primary_key
-    if inserted is None:  # generated keys: the ids the server just assigned
-        if not ok.last_insert_id:
-            raise errors.ProxyError(1105, "HY000", "the shard reported no generated id")
-        first = ok.last_insert_id
-        condition = (
-            f"{quote_identifier(pk[0])} BETWEEN {first} AND "
-            f"{first} + {ok.affected_rows - 1} * @@auto_increment_increment"
-        )
-    else:
-        condition = inserted
-    coldefs, after = await backend.query_table(
-        f"{IMAGE_READ}SELECT *{tz_column} FROM {qualified} WHERE {condition}"
-    )
-    coldefs, after, time_zone = _split_time_zone(coldefs, after, tz_column)
-    if len(after) != ok.affected_rows:
-        raise errors.ProxyError(
-            1105, "HY000", f"found {len(after)} of the {ok.affected_rows} inserted rows"
-        )
-    return StatementImage(qualified, "INSERT", _columns(coldefs, info), pk, [], after, time_zone)
 
 
 def _split_time_zone(
@@ -364,9 +486,7 @@ async def wait_for_global_locks(
     ast: exp.Select,
     database: str | None,
     primary_keys: PrimaryKeys,
-    retries: int,
-    interval_ms: int,
-    peek: Peek | None = None,
+    wait: LockWait,
 ) -> None:
     """SELECT ... FOR UPDATE in AT mode: wait while another transaction holds a selected row.
 
@@ -395,7 +515,7 @@ async def wait_for_global_locks(
         f"{IMAGE_READ}SELECT {columns} FROM {qualified}{alias}{clause} FOR UPDATE"
     )
     keys = [f"{qualified}:" + ",".join((v or b"").hex() for v in row) for row in rows]
-    await _wait_until_free(backend, keys, None, retries, interval_ms, peek)
+    await wait.until_free(keys, None)
 
 
 def _lock_keys(images: list[StatementImage]) -> list[str]:
@@ -409,33 +529,48 @@ def _lock_keys(images: list[StatementImage]) -> list[str]:
     return keys
 
 
-async def _wait_until_free(
-    backend: Backend,
-    keys: list[str],
-    gtrid: str | None,
-    retries: int,
-    interval_ms: int,
-    peek: Peek | None,
-) -> None:
-    """Returns once no other transaction holds a global lock on `keys`; else 1205."""
-    if not keys:
-        return
-    read = peek or backend.query_rows
-    holder = ""
-    mine = f" AND gtrid <> {_q(gtrid)}" if gtrid else ""
-    for batch_start in range(0, len(keys), 500):
-        wanted = ", ".join(_q(k) for k in keys[batch_start : batch_start + 500])
-        for attempt in range(max(1, retries)):
-            held = await read(
-                f"SELECT lock_key, gtrid FROM {LOCKS} WHERE lock_key IN ({wanted}){mine} LIMIT 1"
-            )
-            if not held:
-                break
-            holder = f"{held[0][0].decode('utf-8', 'replace')} held by {held[0][1].decode('utf-8', 'replace')}"
-            if attempt + 1 < max(1, retries):
-                await asyncio.sleep(interval_ms / 1000)
-        else:
-            raise _lock_timeout(holder)
+@dataclass(slots=True)
+class LockWait:
+    """How a transaction waits for other transactions' global locks on rows it holds.
+
+    First the holders of this proxy (`local`): their completion is awaited, no polling.
+    Then the lock rows on the shard, read on a fresh autocommit connection (`peek`):
+    in the branch's own transaction a plain read sees a stale snapshot, and a locking
+    read (or a failed insert of a held key) would make the holder's release wait for
+    us while we wait for it. Those rows are other proxies' or crash leftovers; they
+    are read again every `interval_ms`, `retries` times at most.
+    """
+
+    local: LocalLocks
+    peek: Peek
+    retries: int
+    interval_ms: int
+
+    @property
+    def budget_s(self) -> float:
+        return max(1, self.retries) * self.interval_ms / 1000
+
+    async def until_free(self, keys: list[str], gtrid: str | None) -> None:
+        """Returns once no other transaction holds a global lock on `keys`; else 1205/1213."""
+        if not keys:
+            return
+        await self.local.wait_free(keys, gtrid, self.budget_s)
+        holder = ""
+        mine = f" AND gtrid <> {_q(gtrid)}" if gtrid else ""
+        for batch_start in range(0, len(keys), 500):
+            wanted = ", ".join(_q(k) for k in keys[batch_start : batch_start + 500])
+            for attempt in range(max(1, self.retries)):
+                held = await self.peek(
+                    f"SELECT lock_key, gtrid FROM {LOCKS} WHERE lock_key IN ({wanted}){mine} LIMIT 1"
+                )
+                if not held:
+                    break
+                holder = f"{held[0][0].decode('utf-8', 'replace')} held by {held[0][1].decode('utf-8', 'replace')}"
+                if attempt + 1 < max(1, self.retries):
+                    await asyncio.sleep(self.interval_ms / 1000)
+                    await self.local.wait_free(keys, gtrid, self.budget_s)
+            else:
+                raise _lock_timeout(holder)
 
 
 def _lock_timeout(holder: str) -> errors.ProxyError:
@@ -450,79 +585,69 @@ def _lock_timeout(holder: str) -> errors.ProxyError:
 # --- phase 1: global locks, undo row, local commit ---------------------------------
 
 
-async def check_locks(
-    backend: Backend,
-    images: list[StatementImage],
-    retries: int,
-    interval_ms: int,
-    peek: Peek | None = None,
-) -> None:
-    """A transaction that wrote on one shard commits without global locks of its own,
-    but must not overwrite rows another AT transaction may still roll back."""
-    await _wait_until_free(backend, _lock_keys(images), None, retries, interval_ms, peek)
+async def check_locks(images: list[StatementImage], wait: LockWait) -> None:
+    """A branch that commits without global locks of its own (the only writer, or the
+    one whose local commit records the decision) must still not overwrite rows another
+    AT transaction may roll back."""
+    await wait.until_free(_lock_keys(images), None)
 
 
-async def take_locks(
+async def commit_branch(
     backend: Backend,
     gtrid: str,
+    shard: str,
     images: list[StatementImage],
-    retries: int,
-    interval_ms: int,
-    peek: Peek | None = None,
-) -> None:
-    """Inserts the branch's global lock rows in its local transaction; waits out conflicts.
+    wait: LockWait,
+) -> Holder | None:
+    """Phase one of a branch: its global lock rows, its undo row and its local commit,
+    in one round trip, once no other transaction holds those locks.
 
     The branch holds the row locks of every row it changed, so once no other
-    transaction's lock row is visible for them none can appear before our insert.
+    transaction's lock is seen for them none can appear before our insert. The keys
+    are registered with this proxy's waiters before the lock rows commit.
+    Returns the registration (None: no keys), which the caller releases.
     """
     keys = _lock_keys(images)
-    if not keys:
-        return
-    for attempt in range(max(1, retries)):
-        await _wait_until_free(backend, keys, gtrid, retries - attempt, interval_ms, peek)
-        values = ", ".join(f"({_q(k)}, {_q(gtrid)})" for k in keys)
-        try:
-            await backend.execute_ok(
-                f"SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
-                f"INSERT INTO {LOCKS} (lock_key, gtrid) VALUES {values}"
-            )
-            return
-        except errors.BackendError as exc:
-            if exc.code == 1205:  # only this statement was undone: try again
-                continue
-            if exc.code == 1062:  # a holder appeared after all; we now block its release
-                held = await (peek or backend.query_rows)(
-                    f"SELECT lock_key, gtrid FROM {LOCKS} WHERE lock_key IN "
-                    f"({', '.join(_q(k) for k in keys)}) AND gtrid <> {_q(gtrid)} LIMIT 1"
-                )
-                holder = (
-                    f"{held[0][0].decode('utf-8', 'replace')} held by {held[0][1].decode('utf-8', 'replace')}"
-                    if held
-                    else "held by another transaction"
-                )
-                raise _lock_timeout(holder) from None
-            raise  # 1213 and others: InnoDB rolled the local transaction back
-    raise _lock_timeout("(its lock rows could not be inserted)")
-
-
-async def commit_locally(
-    backend: Backend, gtrid: str, shard: str, images: list[StatementImage]
-) -> None:
-    blob = encode_undo(images)
-    await backend.execute_ok(
-        tsql.then_commit(
-            f"INSERT INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
-            f"({_q(gtrid)}, {_q(shard)}, {UNDO_NORMAL}, X'{blob.hex()}')"
-        )
+    await wait.until_free(keys, gtrid)
+    holder = wait.local.hold(gtrid, keys) if keys else None
+    undo = (
+        f"INSERT INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
+        f"({_q(gtrid)}, {_q(shard)}, {UNDO_NORMAL}, X'{encode_undo(images).hex()}')"
     )
+    locks = (
+        "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
+        f"INSERT INTO {LOCKS} (lock_key, gtrid) VALUES "
+        + ", ".join(f"({_q(k)}, {_q(gtrid)})" for k in keys)
+    )
+    text = tsql.join(locks, undo, tsql.COMMIT) if keys else tsql.join(undo, tsql.COMMIT)
+    try:
+        await backend.query_results(text)
+    except StatementFailed as exc:
+        if keys and exc.index == 0 and exc.code in (1062, 1205):
+            # Another proxy's lock row appeared after all (1062 leaves us a share lock
+            # on it, so its release would wait for us): this branch gives up.
+            wait.local.release(holder)
+            raise _lock_timeout(f"on {shard} (taken by another transaction meanwhile)") from None
+        wait.local.release(holder)
+        raise errors.BackendError(exc.code, exc.sqlstate, exc.message) from None
+    except BaseException:
+        wait.local.release(holder)
+        raise
+    return holder
 
 
 async def release(backend: Backend, gtrid: str, shard: str | None = None) -> None:
     """Phase 2 after commit: the undo rows and global locks of `gtrid` on this shard go."""
     where_shard = f" AND shard = {_q(shard)}" if shard else ""
+    # one local transaction: a crash never leaves lock rows without their undo row
+    # (recovery finds work by its undo rows)
     await backend.execute_ok(
-        f"DELETE FROM {UNDO} WHERE gtrid = {_q(gtrid)}{where_shard} AND status = {UNDO_NORMAL}; "
-        f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}"
+        tsql.join(
+            tsql.START,
+            f"DELETE FROM {UNDO} WHERE gtrid = {_q(gtrid)}{where_shard} AND status = {UNDO_NORMAL}",
+            f"DELETE FROM {LOCKS} WHERE gtrid = {_q(gtrid)}",
+            tsql.COMMIT,
+        )
     )
 
 

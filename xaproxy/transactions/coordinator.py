@@ -28,6 +28,7 @@ from ..shards.backend import Backend
 from ..shards.pool import Pools
 from . import at, decisions, failpoints, metrics
 from . import statements as tsql
+from .at_locks import Holder, LocalLocks
 from .images import StatementImage
 from .xid import GlobalId, Xid, new_global_id
 
@@ -93,6 +94,7 @@ class Coordinator:
         self.primary_keys = at.PrimaryKeys()
         self._releases: list[tuple[str, str]] = []  # AT phase 2: (shard, gtrid)
         self._retries: set[asyncio.Task] = set()  # AT compensations still to finish
+        self.local_locks = LocalLocks()  # AT global locks held by this process's transactions
 
     # --- joining ------------------------------------------------------------------
 
@@ -266,36 +268,40 @@ class Coordinator:
     # --- AT mode ----------------------------------------------------------------------
 
     async def _commit_at(self, txn: Transaction) -> list[str]:
+        """AT commit: the other writers commit locally with undo rows and global locks,
+        then the decider (the writer on the first shard by name) commits its data with
+        the decision row, in one round trip (its rows need no undo: they commit with
+        the decision); then the locks and undo rows go, in parallel per shard."""
         branches = list(txn.branches.values())
-        writers = [b for b in branches if b.images]
+        writers = sorted((b for b in branches if b.images), key=lambda b: b.shard)
         readers = [b for b in branches if not b.images]
-        settings = self.config.transactions
         if len(writers) <= 1:
             return await self._commit_at_one_phase(txn, writers, readers)
-        await self.ensure_decision_table(writers[0].shard)
-        gid = new_global_id(self.proxy_id, writers[0].shard)
+        decider, others = writers[0], writers[1:]
+        await self.ensure_decision_table(decider.shard)
+        gid = new_global_id(self.proxy_id, decider.shard)
         txn.gid = gid
         self.active[gid.gtrid] = txn
+        holders: dict[str, Holder | None] = {}
 
         async def phase_one(branch: Branch) -> None:
-            await at.take_locks(
-                branch.backend,
-                gid.gtrid,
-                branch.images,
-                settings.lock_retry_count,
-                settings.lock_retry_interval_ms,
-                self.peeker(branch.shard),
+            holders[branch.shard] = await at.commit_branch(
+                branch.backend, gid.gtrid, branch.shard, branch.images, self.lock_wait(branch.shard)
             )
-            await at.commit_locally(branch.backend, gid.gtrid, branch.shard, branch.images)
 
+        check = asyncio.ensure_future(at.check_locks(decider.images, self.lock_wait(decider.shard)))
         committed, failed, failure = await _in_parallel(
-            writers, phase_one, "at_after_local_commit_some"
+            others, phase_one, "at_after_local_commit_some"
         )
+        try:
+            await check
+        except errors.ProxyError as exc:
+            failure = failure or exc
         if failure is not None:
             txn.state = "rolling_back"
-            await asyncio.gather(*(self._quiet(b, tsql.ROLLBACK) for b, _ in failed))
-            await asyncio.gather(*(self._quiet(b, tsql.ROLLBACK) for b in readers))
-            await self._abort_at(gid, committed)
+            undone = [b for b, _ in failed] + [decider] + readers
+            await asyncio.gather(*(self._quiet(b, tsql.ROLLBACK) for b in undone))
+            await self._abort_at(gid, committed, holders)
             metrics.ROLLBACKS.labels("at_phase_one_failed").inc()
             raise errors.ProxyError(
                 failure.code if failure.code in (1205, 1213) else 1402,
@@ -303,32 +309,48 @@ class Coordinator:
                 f"Transaction rolled back on every shard: {failure.message}",
             )
         await failpoints.hit("at_after_local_commit_all")
-        await asyncio.gather(*(self._quiet(b, tsql.COMMIT) for b in readers))
-        await self._record_at_decision(txn, gid, writers, committed)
+        await self._record_at_decision(txn, gid, writers, committed, holders)
         txn.state = "committed"
         await failpoints.hit("at_after_decision")
+        await self._release_at(gid, committed, holders, readers)
         metrics.COMMITS.labels("at").inc()
-        for branch in writers:
+        return []
+
+    async def _release_at(
+        self,
+        gid: GlobalId,
+        committed: list[Branch],
+        holders: dict[str, Holder | None],
+        readers: list[Branch],
+    ) -> None:
+        """Phase two: each branch's undo row and global locks go at once, on its own
+        (idle) connection, in parallel; what fails is left to the background sweep."""
+
+        async def release(branch: Branch) -> None:
+            try:
+                await at.release(branch.backend, gid.gtrid, branch.shard)
+            except errors.ProxyError:
+                branch.backend.usable = False
+                raise
+            finally:
+                self.local_locks.release(holders.get(branch.shard))
+
+        ending = asyncio.gather(*(self._quiet(b, tsql.COMMIT) for b in readers))
+        _, failed, _ = await _in_parallel(committed, release, "at_after_release_some")
+        await ending
+        for branch, _ in failed:
             self._releases.append((branch.shard, gid.gtrid))
         self._schedule_cleanup(gid.decision_shard, gid.gtrid)
-        return []
 
     async def _commit_at_one_phase(
         self, txn: Transaction, writers: list[Branch], readers: list[Branch]
     ) -> list[str]:
         """At most one shard wrote: no undo log to keep, a local COMMIT on each branch."""
-        settings = self.config.transactions
         if writers:
             # No undo needed, but the rows must not belong to another AT transaction
             # that may still roll back (it would find them changed).
             try:
-                await at.check_locks(
-                    writers[0].backend,
-                    writers[0].images,
-                    settings.lock_retry_count,
-                    settings.lock_retry_interval_ms,
-                    self.peeker(writers[0].shard),
-                )
+                await at.check_locks(writers[0].images, self.lock_wait(writers[0].shard))
             except errors.ProxyError as exc:
                 txn.state = "rolling_back"
                 await self._rollback_branches(txn)
@@ -343,16 +365,26 @@ class Coordinator:
         return []
 
     async def _record_at_decision(
-        self, txn: Transaction, gid: GlobalId, writers: list[Branch], committed: list
+        self,
+        txn: Transaction,
+        gid: GlobalId,
+        writers: list[Branch],
+        committed: list[Branch],
+        holders: dict[str, Holder | None],
     ) -> None:
-        """The commit row on the first writer's shard; a failure there aborts everywhere."""
-        decider = writers[0].backend
+        """The commit row inserted in the decider's own local transaction, committed with
+        its data in one round trip; a failure there aborts everywhere."""
+        decider = writers[0]
         try:
-            await decider.execute_ok(
-                decisions.commit_row_sql(gid, [b.shard for b in writers], self.proxy_id)
+            await decider.backend.execute_ok(
+                tsql.then_commit(
+                    decisions.commit_row_sql(gid, [b.shard for b in writers], self.proxy_id)
+                )
             )
         except errors.BackendError as exc:
-            await self._abort_at(gid, committed)
+            txn.state = "rolling_back"
+            await self._quiet(decider, tsql.ROLLBACK)
+            await self._abort_at(gid, committed, holders)
             metrics.ROLLBACKS.labels("decision_failed").inc()
             raise errors.ProxyError(
                 1402,
@@ -363,7 +395,7 @@ class Coordinator:
             outcome = await self._learn_outcome(gid)
             if outcome == decisions.ABORT:  # the decision row never committed; the abort sticks now
                 txn.state = "rolling_back"
-                await self._abort_at(gid, committed)
+                await self._abort_at(gid, committed, holders)
                 metrics.ROLLBACKS.labels("decision_lost").inc()
                 raise errors.ProxyError(
                     1402,
@@ -373,6 +405,8 @@ class Coordinator:
                 ) from None
             if outcome != decisions.COMMIT:
                 txn.state = "in_doubt"
+                for branch in committed:  # the lock rows stay: recovery releases them
+                    self.local_locks.release(holders.get(branch.shard))
                 self._needs_recovery()
                 # Not "in flight here" any more: the resolver must finish it (from the
                 # undo rows and the decision shard) as soon as the shard is back.
@@ -383,6 +417,15 @@ class Coordinator:
                     f"Got error during COMMIT: shard '{gid.decision_shard}' failed while recording the "
                     f"commit decision of {gid.gtrid} ({exc.message}); recovery will finish it consistently",
                 ) from None
+
+    def lock_wait(self, shard: str) -> at.LockWait:
+        settings = self.config.transactions
+        return at.LockWait(
+            self.local_locks,
+            self.peeker(shard),
+            settings.lock_retry_count,
+            settings.lock_retry_interval_ms,
+        )
 
     def peeker(self, shard: str) -> at.Peek:
         """Reads on a fresh autocommit connection to `shard` (the latest committed rows)."""
@@ -399,14 +442,26 @@ class Coordinator:
 
         return peek
 
-    async def _abort_at(self, gid: GlobalId, committed: list[Branch]) -> bool:
+    async def _abort_at(
+        self,
+        gid: GlobalId,
+        committed: list[Branch],
+        holders: dict[str, Holder | None] | None = None,
+    ) -> bool:
         """Makes the abort stick, then compensates the branches that committed locally.
 
-        Compensation runs on fresh connections: a branch's own may be the one that
-        broke. Returns False when the outcome could not be learned (recovery finishes).
+        This proxy's waiters for their locks are deadlock victims at once (they hold row
+        locks the compensation needs). Compensation runs on the branch's own connection
+        when it is sound, else in the background on fresh ones. Returns False when the
+        outcome could not be learned (recovery finishes).
         """
+        holders = holders or {}
+        for branch in committed:
+            self.local_locks.abort(holders.get(branch.shard))
         outcome = await self._learn_outcome(gid)
         if outcome != decisions.ABORT:
+            for branch in committed:
+                self.local_locks.release(holders.get(branch.shard))
             self._retry_compensation(gid, [b.shard for b in committed])
             return False
 
@@ -414,9 +469,12 @@ class Coordinator:
             # The branch's own connection is idle now (its local transaction committed);
             # using it needs no pool slot, which a busy proxy may not have.
             own = branch.backend
-            if not own.broken and await self._compensate_on(own, gid, branch.shard):
-                return
-            self._retry_compensation(gid, [branch.shard])
+            try:
+                if not own.broken and await self._compensate_on(own, gid, branch.shard):
+                    return
+                self._retry_compensation(gid, [branch.shard])
+            finally:
+                self.local_locks.release(holders.get(branch.shard))
 
         await asyncio.gather(*(undo(b) for b in committed))
         return True

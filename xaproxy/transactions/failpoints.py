@@ -25,6 +25,7 @@ POINTS = (
     "at_after_local_commit_some",
     "at_after_local_commit_all",
     "at_after_decision",
+    "at_after_release_some",
 )
 
 
