@@ -184,12 +184,16 @@ def test_proxy_killed_at(point: str, accounts: LocalCluster, proxy_factory: Fact
     undo, locks = open_work(cluster, "atpk")
     if point != "before_commit":
         assert f"failpoint {point}" in proxy.log_text()
-        assert undo and locks, "the failpoint came after a local commit: undo rows and locks exist"
+        if point != "at_after_release_some":
+            assert undo and locks, (
+                "the failpoint came after a local commit: undo rows and locks exist"
+            )
     # s0, the decider, commits its rows with the decision row and keeps no undo row
     if point in ("at_after_local_commit_all", "at_after_decision"):
         assert {r[0] for r in undo} == {"s1", "s2"}, undo
     if point == "at_after_release_some":
-        assert len({r[0] for r in undo}) == 1 and undo[0][0] in ("s1", "s2"), undo
+        # one release is done; the other ran at the same time and may be done as well
+        assert len(undo) <= 1 and {r[0] for r in undo} <= {"s1", "s2"}, undo
     if point in COMMITTED:
         assert applied_now(cluster)  # committed, the rest is only releasing
 
@@ -280,9 +284,10 @@ def test_other_proxy_finishes_an_abandoned_at_transaction(
     assert outcome.kind == "lost", outcome
     bank.wait_until(lambda: not doomed.is_running(), 10, "atab1 to exit")
     left = {r[0] for r in open_work(cluster, "atab1")[0]}
-    assert left == ({"s1"} if point == "at_after_release_some" else {"s1", "s2"}) or (
-        point == "at_after_release_some" and left == {"s2"}
-    ), left
+    if point == "at_after_release_some":  # one release done, the other maybe too
+        assert left in (set(), {"s1"}, {"s2"}), left
+    else:
+        assert left == {"s1", "s2"}, left
     wait_finished(cluster, "atab1", survivor)
     assert_all_or_nothing(cluster, point in COMMITTED, f"atab1 killed at {point}")
     again = transfer(survivor, BACK if point in COMMITTED else TRANSFER)

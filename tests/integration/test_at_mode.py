@@ -6,6 +6,7 @@ Every check of the outcome looks at the shards directly, never only through the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -82,6 +83,8 @@ PROXY_IDS = (
     "glpatient",
     "glread1",
     "glread2",
+    "glauto",
+    "glqueue",
     "other",
 )
 ACCOUNTS = 6  # ids 0..5, two per shard (id % 3)
@@ -869,3 +872,111 @@ def test_locking_read_waits_for_a_global_lock_then_proceeds(
         conn.close()
     finally:
         thread.join(30)
+
+
+# --- autocommit statements and locking reads over several shards --------------------------
+
+
+def test_autocommit_writes_and_multi_shard_locking_reads_respect_global_locks(
+    proxy_factory: Factory, cluster: LocalCluster
+) -> None:
+    """A lock row of another transaction (as another proxy leaves it) on row 2 (s2) holds
+    off an autocommit write of that row, and a locking read over several shards, in a
+    transaction and in autocommit; once it is gone they all run."""
+    proxy = start_proxy(
+        proxy_factory, cluster, "glauto", lock_retry_count=5, lock_retry_interval_ms=20
+    )
+    gtrid = "other:s2:1:3"
+    on_shard(
+        cluster.servers[2],
+        f"INSERT INTO {LOCKS} (lock_key, gtrid) VALUES (%s, '{gtrid}')",
+        (lock_key(DB, "acc", 2),),
+    )
+    conn = connect(proxy, DB)
+    try:
+        for statement in (
+            "UPDATE acc SET bal = bal + 1 WHERE id = 2",
+            "DELETE FROM acc WHERE id = 2",
+            "SELECT id, bal FROM acc WHERE id IN (1, 2) FOR UPDATE",
+            "SELECT id, bal FROM acc WHERE id IN (1, 2) LOCK IN SHARE MODE",
+            "SELECT id, bal FROM acc WHERE id = 2 FOR UPDATE",
+        ):
+            with pytest.raises(pymysql.MySQLError) as failed:
+                query(conn, statement)
+            assert failed.value.args[0] == 1205, (statement, failed.value.args)
+            assert gtrid in failed.value.args[1], failed.value.args
+            assert query(conn, "SELECT @@in_transaction") == [(0,)]
+        query(conn, "BEGIN")
+        with pytest.raises(pymysql.MySQLError) as failed:
+            query(conn, "SELECT id, bal FROM acc ORDER BY id FOR UPDATE")
+        assert failed.value.args[0] == 1205, failed.value.args
+        assert query(conn, "SELECT @@in_transaction") == [(0,)]  # the transaction ended
+        # rows the lock does not cover are written in autocommit without waiting
+        assert query(conn, "UPDATE acc SET bal = bal + 1 WHERE id = 1") == []
+        assert balance(cluster, 1) == 1001 and balance(cluster, 2) == 1000
+        # a table without a primary key has no global locks: autocommit writes still run
+        query(conn, "DELETE FROM nopk")
+        query(conn, "INSERT INTO nopk VALUES (1, 1)")
+        assert query(conn, "SELECT id, v FROM nopk") == [(1, 1)]
+        query(conn, "DELETE FROM nopk")
+    finally:
+        on_shard(cluster.servers[2], f"DELETE FROM {LOCKS} WHERE gtrid = '{gtrid}'")
+    assert query(conn, "SELECT id, bal FROM acc WHERE id IN (1, 2) FOR UPDATE") == [
+        (1, 1001),
+        (2, 1000),
+    ]
+    assert query(conn, "UPDATE acc SET bal = bal - 1 WHERE id = 2") == []
+    assert balance(cluster, 2) == 999
+    conn.close()
+    assert_clean(cluster, "glauto")
+
+
+def test_waiters_of_one_proxy_queue_on_a_hot_row_and_lose_no_money(
+    proxy_factory: Factory, cluster: LocalCluster
+) -> None:
+    """Many clients move money from row 0 (s0) to rows on s1 and s2 and back at once:
+    waiters queue on the holder's completion (deadlock victims and timeouts are retried);
+    afterwards every acknowledged transfer is applied and no money is lost."""
+    proxy = start_proxy(
+        proxy_factory, cluster, "glqueue", lock_retry_count=200, lock_retry_interval_ms=10
+    )
+    acknowledged: list[tuple[int, int]] = []
+    problems: list[BaseException] = []
+
+    def client(index: int) -> None:
+        conn = connect(proxy, DB)
+        try:
+            for round_ in range(8):
+                target = 1 + (index + round_) % 5
+                for _attempt in range(50):
+                    try:
+                        query(conn, "BEGIN")
+                        query(conn, "UPDATE acc SET bal = bal - 1 WHERE id = 1")
+                        query(conn, f"UPDATE acc SET bal = bal + 1 WHERE id = {target}")
+                        query(conn, "UPDATE acc SET bal = bal + 0 WHERE id = 0")
+                        query(conn, "COMMIT")
+                        acknowledged.append((1, target))
+                        break
+                    except pymysql.MySQLError as exc:
+                        if exc.args[0] not in (1205, 1213):
+                            raise
+                        with contextlib.suppress(pymysql.MySQLError):
+                            query(conn, "ROLLBACK")
+        except BaseException as exc:
+            problems.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not problems, problems
+    now = balances(cluster)
+    assert sum(now.values()) == ACCOUNTS * START_BALANCE, now
+    moved = {i: sum(1 for _, t in acknowledged if t == i) for i in range(ACCOUNTS)}
+    expected = {i: START_BALANCE + moved[i] for i in range(ACCOUNTS)}
+    expected[1] = START_BALANCE - len(acknowledged) + moved[1]
+    assert now == expected, (now, expected)
+    assert_clean(cluster, "glqueue")

@@ -12,6 +12,7 @@ sends text, relays or collects results, and keeps the session's result state.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -68,6 +69,11 @@ async def run(
     txn = client.txn
     if txn is None and not client.autocommit and not root.implicit_commit:
         txn = cursor.start(implicit=False)
+    # AT mode: an autocommit write or locking read is a one-statement AT transaction, so
+    # that it respects other transactions' global locks (and a write keeps its images)
+    implicit_at = txn is None and not root.implicit_commit and cursor.at_autocommit(sql, route)
+    if implicit_at:
+        txn = cursor.start(implicit=True)
     shard = root.shard
     backend, borrowed, opening = await cursor.connection(
         shard, route, defer_join=txn is not None and txn.mode == "xa"
@@ -85,7 +91,7 @@ async def run(
         if (
             txn is not None
             and txn.mode == "at"
-            and await _at_write(client, cursor, backend, route, sql, more)
+            and await _at_write(client, cursor, backend, route, sql, more, implicit_at)
         ):
             return
         if native is not None:
@@ -94,11 +100,15 @@ async def run(
         elif not sent:
             await backend.send(Command.QUERY, sql.encode("utf-8", "surrogateescape"))
         watch = cursor.lock_wait_watch(backend)
+        # an implicit transaction ends before the reply is read: not IN_TRANS
+        status = client.status() & ~_IN_TRANS if implicit_at else None
         if watch is None:
-            summary = await relay(client, backend, more, binary)
+            summary = await relay(client, backend, more, binary, status)
         else:
             async with watch:
-                summary = await relay(client, backend, more, binary)
+                summary = await relay(client, backend, more, binary, status)
+        if implicit_at:
+            await _end_locking_read(cursor)
         keep_result_state(client, summary)
         if summary.warnings and summary.error is None:
             await capture_warnings(client, backend)
@@ -121,6 +131,9 @@ async def run(
         backend.usable = False  # the result stream was cut: the connection is desynced
         raise
     finally:
+        if implicit_at and client.txn is txn:  # it failed: the implicit transaction ends
+            with contextlib.suppress(errors.ProxyError):
+                await cursor.end(commit=False, reason="implicit_at_failed")
         if borrowed:
             cursor.release(backend)
 
@@ -144,23 +157,34 @@ async def _run_on_several(
 
 
 async def _at_write(
-    client: Client, cursor: Cursor, backend: Backend, route: Plan, sql: str, more: bool
+    client: Client,
+    cursor: Cursor,
+    backend: Backend,
+    route: Plan,
+    sql: str,
+    more: bool,
+    implicit: bool = False,
 ) -> bool:
-    """An AT-mode write is the transaction layer's (it keeps the images); True if it was one."""
+    """An AT-mode write is the transaction layer's (it keeps the images); True if it was one.
+    An implicit (autocommit) one commits before its OK."""
     if not (route.write or cursor.at_may_write(sql)) or await cursor.at_locking_read(backend, sql):
         return False
     _refuse_at_returning(sql)
     ok = await cursor.at_write(route.shards[0], backend, sql)
+    if implicit:
+        await cursor.end(commit=True)
     client.out.write(wire.ok_reply(client.status() | (_MORE if more else 0), ok))
     return True
 
 
-async def relay(client: Client, backend: Backend, more: bool, binary: bool) -> ResultSummary:
+async def relay(
+    client: Client, backend: Backend, more: bool, binary: bool, status: int | None = None
+) -> ResultSummary:
     """Forwards the results of the command just sent on `backend` to the client."""
     return await forward_result(
         backend,
         client.out,
-        session_status=client.status(),
+        session_status=client.status() if status is None else status,
         more_follows=more,
         client_deprecate_eof=client.deprecate_eof,
         binary_rows=make_row_converter if binary else None,
@@ -243,6 +267,8 @@ async def run_merged(
     try:
         await _connect_all(cursor, route, backends, borrowed, client, sql)
         guard = await cursor.guard_statement(backends, False)
+        if route.write and cursor.at_mode():
+            await cursor.at_locking_reads(backends, sql)
         status = client.status()
         read = await scatter_read(
             backends,

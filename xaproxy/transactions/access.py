@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlglot import exp
 
 from .. import errors
+from ..analysis import Kind, analyze
 from ..config import Config
 from ..protocol import wire
 from ..protocol.constants import Command
@@ -503,16 +505,29 @@ class ShardAccess:
 
     async def at_write(self, shard: str, backend: Backend, sql: str) -> wire.OkInfo:
         """An AT-mode write: the statement with its before and after images."""
-        parsed, params = self.parse_cache.template(sql)
-        if parsed.ast is None:
-            raise errors.parse_error(f"{parsed.error}; AT mode needs to parse every write")
-        ast = bind_placeholders(parsed.ast, params)
-        coordinator = self.coordinator
-        await coordinator.ensure_decision_table(shard)
         state = self.state
-        ok, image = await at.execute_write(
-            backend, ast, sql, state.database, coordinator.primary_keys
-        )
+        implicit = state.txn is not None and state.txn.implicit
+        parsed, params = self.parse_cache.template(sql)
+        coordinator = self.coordinator
+        try:
+            if parsed.ast is None:
+                raise at.NotImageable(
+                    *_args(
+                        errors.parse_error(f"{parsed.error}; AT mode needs to parse every write")
+                    )
+                )
+            ast = bind_placeholders(parsed.ast, params)
+            await coordinator.ensure_decision_table(shard)
+            ok, image = await at.execute_write(
+                backend, ast, sql, state.database, coordinator.primary_keys
+            )
+        except at.NotImageable:
+            if not implicit:
+                raise
+            # An autocommit statement AT mode cannot image (no primary key, INSERT IGNORE,
+            # REPLACE ...) runs as it did before AT mode checked autocommit writes: alone,
+            # without images and without waiting for global locks.
+            ok, image = await backend.execute_ok(sql), None
         if image is not None and state.txn is not None:
             state.txn.branches[shard].images.append(image)
         if ok.last_insert_id:
@@ -533,6 +548,36 @@ class ShardAccess:
             self.coordinator.lock_wait(backend.shard),
         )
         return True
+
+    async def at_locking_reads(self, backends: list[tuple[str, Backend]], sql: str) -> None:
+        """A locking read over several shards waits out other transactions' global locks
+        on each shard's rows, as a one-shard locking read does."""
+        parsed, params = self.parse_cache.template(sql)
+        if not isinstance(parsed.ast, exp.Select):
+            return
+        ast = bind_placeholders(parsed.ast, params)
+        coordinator = self.coordinator
+        await _all_of(
+            at.wait_for_global_locks(
+                backend,
+                ast,
+                self.state.database,
+                coordinator.primary_keys,
+                coordinator.lock_wait(shard),
+            )
+            for shard, backend in backends
+        )
+
+    def at_autocommit(self, sql: str, route: Any) -> bool:
+        """True for an autocommit write or locking read in AT mode: it runs as a
+        one-statement AT transaction (global locks respected, images taken)."""
+        state = self.state
+        if state.txn is not None or not state.autocommit or state.txn_mode != "at":
+            return False
+        kind = analyze(sql).kind
+        if kind in (Kind.INSERT, Kind.UPDATE, Kind.DELETE, Kind.REPLACE):
+            return True
+        return kind == Kind.SELECT and bool(getattr(route, "write", False))
 
     async def at_scatter_write(
         self, backends: list[tuple[str, Backend]], route: Any, sql: str
@@ -557,3 +602,15 @@ async def _on_each(backends: list[Backend], sql: str) -> None:
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+async def _all_of(steps: Iterable[Awaitable[object]]) -> None:
+    """Runs the steps at once; the first failure raised after all of them ended."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def _args(exc: errors.ProxyError) -> tuple[int, str, str]:
+    return exc.code, exc.sqlstate, exc.message

@@ -151,8 +151,13 @@ def may_write(sql: str) -> bool:
     return statement.kind not in _READ_KINDS and statement.verb not in ("HELP", "TABLE", "")
 
 
+class NotImageable(errors.ProxyError):
+    """A write AT mode cannot take exact images of, refused before it ran."""
+
+
 def _refuse(what: str, hint: str = "") -> errors.ProxyError:
-    return errors.not_supported(f"{what} in AT mode", hint or "use XA mode for this transaction")
+    refusal = errors.not_supported(f"{what} in AT mode", hint or "use XA mode for this transaction")
+    return NotImageable(refusal.code, refusal.sqlstate, refusal.message)
 
 
 def _target_table(ast: exp.Expression) -> exp.Table:
@@ -541,10 +546,15 @@ class LockWait:
     are read again every `interval_ms`, `retries` times at most.
     """
 
+    shard: str
     local: LocalLocks
     peek: Peek
     retries: int
     interval_ms: int
+
+    def local_keys(self, keys: list[str]) -> list[str]:
+        """Keys in the in-process table: a lock row's key is only unique per shard."""
+        return [f"{self.shard}/{key}" for key in keys]
 
     @property
     def budget_s(self) -> float:
@@ -554,7 +564,8 @@ class LockWait:
         """Returns once no other transaction holds a global lock on `keys`; else 1205/1213."""
         if not keys:
             return
-        await self.local.wait_free(keys, gtrid, self.budget_s)
+        local_keys = self.local_keys(keys)
+        await self.local.wait_free(local_keys, gtrid, self.budget_s)
         holder = ""
         mine = f" AND gtrid <> {_q(gtrid)}" if gtrid else ""
         for batch_start in range(0, len(keys), 500):
@@ -568,7 +579,7 @@ class LockWait:
                 holder = f"{held[0][0].decode('utf-8', 'replace')} held by {held[0][1].decode('utf-8', 'replace')}"
                 if attempt + 1 < max(1, self.retries):
                     await asyncio.sleep(self.interval_ms / 1000)
-                    await self.local.wait_free(keys, gtrid, self.budget_s)
+                    await self.local.wait_free(local_keys, gtrid, self.budget_s)
             else:
                 raise _lock_timeout(holder)
 
@@ -609,7 +620,7 @@ async def commit_branch(
     """
     keys = _lock_keys(images)
     await wait.until_free(keys, gtrid)
-    holder = wait.local.hold(gtrid, keys) if keys else None
+    holder = wait.local.hold(gtrid, wait.local_keys(keys)) if keys else None
     undo = (
         f"INSERT INTO {UNDO} (gtrid, shard, status, rollback_info) VALUES "
         f"({_q(gtrid)}, {_q(shard)}, {UNDO_NORMAL}, X'{encode_undo(images).hex()}')"

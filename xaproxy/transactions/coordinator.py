@@ -421,6 +421,7 @@ class Coordinator:
     def lock_wait(self, shard: str) -> at.LockWait:
         settings = self.config.transactions
         return at.LockWait(
+            shard,
             self.local_locks,
             self.peeker(shard),
             settings.lock_retry_count,
