@@ -30,6 +30,7 @@ from . import at, decisions, failpoints, metrics
 from . import statements as tsql
 from .at_locks import Holder, LocalLocks
 from .images import StatementImage
+from .peek import BatchedPeek
 from .xid import GlobalId, Xid, new_global_id
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Coordinator:
         self._releases: list[tuple[str, str]] = []  # AT phase 2: (shard, gtrid)
         self._retries: set[asyncio.Task] = set()  # AT compensations still to finish
         self.local_locks = LocalLocks()  # AT global locks held by this process's transactions
+        self._peeks: dict[str, BatchedPeek] = {}
 
     # --- joining ------------------------------------------------------------------
 
@@ -429,18 +431,11 @@ class Coordinator:
         )
 
     def peeker(self, shard: str) -> at.Peek:
-        """Reads on a fresh autocommit connection to `shard` (the latest committed rows)."""
-
-        async def peek(sql: str) -> list:
-            backend = await self.pools.acquire(shard, urgent=True)
-            try:
-                return await backend.query_rows(sql)
-            except BaseException:
-                backend.usable = False
-                raise
-            finally:
-                self.pools.release(backend)
-
+        """Reads on a fresh autocommit connection to `shard` (the latest committed rows),
+        batched with the other lock checks on that shard."""
+        peek = self._peeks.get(shard)
+        if peek is None:
+            peek = self._peeks[shard] = BatchedPeek(self.pools, shard)
         return peek
 
     async def _abort_at(
