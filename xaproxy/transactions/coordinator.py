@@ -643,6 +643,8 @@ class Coordinator:
                     self.pools.release(backend)
 
     async def close(self) -> None:
+        for peek in self._peeks.values():
+            peek.close()
         if self._retries:  # unfinished ones are finished by the next start's recovery
             await asyncio.wait(list(self._retries), timeout=5)
         if self._cleanup_task is not None:
