@@ -36,6 +36,21 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _oversell_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--oversell-targets",
+        default="xaproxy-xa,xaproxy-at",
+        help="oversell targets to run (xaproxy-xa,xaproxy-at)",
+    )
+
+
+def _check_oversell_targets(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    args.oversell_targets = tuple(t.strip() for t in args.oversell_targets.split(",") if t.strip())
+    for t in args.oversell_targets:
+        if t not in ("xaproxy-xa", "xaproxy-at"):
+            p.error(f"unknown oversell target {t!r}")
+
+
 def _big_result_arguments(p: argparse.ArgumentParser) -> None:
     """Options of the bigresults workload and of the peers (Spider)."""
     p.add_argument(
@@ -96,12 +111,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="transfer targets to run (xaproxy-xa,xaproxy-at,handwritten-xa,spider,spider-xa)",
     )
     p.add_argument("--oversell-clients", type=int, help="oversell clients (500; quick 100)")
-    p.add_argument(
-        "--oversell-targets",
-        default="xaproxy-xa,xaproxy-at",
-        help="oversell targets to run (xaproxy-xa,xaproxy-at)",
-    )
     p.add_argument("--connections", type=int, help="idle connections to open (10000; quick 1000)")
+    _oversell_arguments(p)
     _big_result_arguments(p)
     p.add_argument("--pool-size", type=int, default=64, help="xaproxy pool_size per shard (64)")
     p.add_argument(
@@ -150,10 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bad = [t for t in args.sysbench_targets if t not in SYSBENCH_TARGETS]
     if bad:
         p.error(f"unknown sysbench target {bad[0]!r}")
-    args.oversell_targets = tuple(t.strip() for t in args.oversell_targets.split(",") if t.strip())
-    for t in args.oversell_targets:
-        if t not in ("xaproxy-xa", "xaproxy-at"):
-            p.error(f"unknown oversell target {t!r}")
+    _check_oversell_targets(p, args)
     q = args.quick
     defaults = {
         "sysbench_time": 3.0 if q else 15.0,
