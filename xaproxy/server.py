@@ -57,11 +57,13 @@ async def check_shard_connection_limits(
         limit = found.max_connections
         if limit is None:
             continue
-        needed = 2 * shard.pool_size * config.workers + _OTHER_CONNECTIONS
+        # each worker also keeps one connection per shard for AT lock checks (peek.py)
+        needed = (2 * shard.pool_size + 1) * config.workers + _OTHER_CONNECTIONS
         if needed >= limit:
             problems.append(
-                f"shards[{shard.name}]: pool_size {shard.pool_size} x 2 (overflow) x "
-                f"{config.workers} worker(s) + {_OTHER_CONNECTIONS} = {needed} connections "
+                f"shards[{shard.name}]: (pool_size {shard.pool_size} x 2 (overflow) + 1 (AT "
+                f"lock checks)) x {config.workers} worker(s) + {_OTHER_CONNECTIONS} = {needed} "
+                "connections "
                 f"would reach the shard's max_connections ({limit}); lower pool_size or "
                 "raise max_connections on the shard"
             )
