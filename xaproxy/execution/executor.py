@@ -54,10 +54,8 @@ async def run(
 ) -> None:
     """Runs `sql` as the plan `route` says and queues its result (one result, or an error raised).
 
-    The `Route` case is inline: it is the hot path, and every coroutine level
-    costs each point select. `native`: a prepared statement's execute forwarded to
-    the shard's own prepared statement (a one-shard `Route` outside AT mode only);
-    `sql` is then its text with the `?` markers.
+    `Route` is inline: the hot path, where every coroutine level costs each point select.
+    `native`: an execute forwarded to the shard's own prepared statement (`sql` is its text).
     """
     await cursor.check_timeout()
     root = route.root
@@ -99,27 +97,14 @@ async def run(
             binary = False  # the shard's rows are binary already: relayed as they are
         elif not sent:
             await backend.send(Command.QUERY, sql.encode("utf-8", "surrogateescape"))
-        watch = cursor.lock_wait_watch(backend)
         # an implicit transaction ends before the reply is read: not IN_TRANS
         status = client.status() & ~_IN_TRANS if implicit_at else None
-        if watch is None:
-            summary = await relay(client, backend, more, binary, status)
-        else:
-            async with watch:
-                summary = await relay(client, backend, more, binary, status)
+        summary = await relay(
+            client, backend, more, binary, status, cursor.lock_wait_watch(backend)
+        )
         if implicit_at:
             await _end_locking_read(cursor)
-        keep_result_state(client, summary)
-        if summary.warnings and summary.error is None:
-            await capture_warnings(client, backend)
-        if summary.error is None:  # after the warnings: asking the shard clears them
-            await _note_relayed(client, backend, summary, sql)
-            if restore_id:  # LAST_INSERT_ID(x) sets the session's value: read it back
-                value = (await backend.query_rows("SELECT LAST_INSERT_ID()"))[0][0]
-                client.last_insert_id = backend.last_insert_id = int(value or 0)
-        if summary.error is not None:
-            client.note_error(summary.error)
-            await cursor.after_error(summary.error, backend)
+        await _after_relay(client, cursor, backend, summary, sql, restore_id)
     except errors.BackendError as exc:
         await cursor.after_error(exc, backend)
         raise
@@ -136,6 +121,28 @@ async def run(
                 await cursor.end(commit=False, reason="implicit_at_failed")
         if borrowed:
             cursor.release(backend)
+
+
+async def _after_relay(
+    client: Client,
+    cursor: Cursor,
+    backend: Backend,
+    summary: ResultSummary,
+    sql: str,
+    reread_id: bool,
+) -> None:
+    """What a relayed result leaves in the session: ids, warnings, the error."""
+    keep_result_state(client, summary)
+    if summary.warnings and summary.error is None:
+        await capture_warnings(client, backend)
+    if summary.error is None:  # after the warnings: asking the shard clears them
+        await _note_relayed(client, backend, summary, sql)
+        if reread_id:  # LAST_INSERT_ID(x) sets the session's value: read it back
+            value = (await backend.query_rows("SELECT LAST_INSERT_ID()"))[0][0]
+            client.last_insert_id = backend.last_insert_id = int(value or 0)
+    if summary.error is not None:
+        client.note_error(summary.error)
+        await cursor.after_error(summary.error, backend)
 
 
 async def _run_on_several(
@@ -178,10 +185,16 @@ async def _at_write(
 
 
 async def relay(
-    client: Client, backend: Backend, more: bool, binary: bool, status: int | None = None
+    client: Client,
+    backend: Backend,
+    more: bool,
+    binary: bool,
+    status: int | None = None,
+    watch: contextlib.AbstractAsyncContextManager | None = None,
 ) -> ResultSummary:
-    """Forwards the results of the command just sent on `backend` to the client."""
-    return await forward_result(
+    """Forwards the results of the command just sent on `backend` to the client, under
+    the transaction's lock-wait `watch` when it has one."""
+    result = forward_result(
         backend,
         client.out,
         session_status=client.status() if status is None else status,
@@ -189,6 +202,10 @@ async def relay(
         client_deprecate_eof=client.deprecate_eof,
         binary_rows=make_row_converter if binary else None,
     )
+    if watch is None:
+        return await result
+    async with watch:
+        return await result
 
 
 async def _note_relayed(client: Client, backend: Backend, summary: ResultSummary, sql: str) -> None:
