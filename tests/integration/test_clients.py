@@ -25,6 +25,7 @@ from sqlalchemy import LargeBinary, Numeric, String
 from sqlalchemy.dialects.mysql import DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tests.support.proxied import drop_databases, module_proxy
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -97,15 +98,10 @@ def matrix_proxy(
     for client in TABLES:
         s0.execute(TABLE_DDL.format(table=_table_name(client)), SCHEMA)
     config = proxy_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}])
-    proxy = ProxyProcess(config, tmp_path_factory.mktemp("matrix"), name="matrix")
-    proxy.start()
-    try:
+    with module_proxy(
+        config, tmp_path_factory, "matrix", cleanup=lambda: drop_databases(cluster, [SCHEMA])
+    ) as proxy:
         yield proxy
-    finally:
-        code = proxy.stop()
-        for server in cluster.servers:
-            server.execute(f"DROP DATABASE IF EXISTS {SCHEMA}")
-    assert code == 0, f"proxy exited with {code}; log tail:\n{proxy.log_tail()}"
 
 
 def _unique(prefix: str) -> str:

@@ -19,8 +19,14 @@ from typing import Any
 import pymysql
 import pytest
 
+from tests.support.proxied import (
+    drop_databases,
+    module_proxy,
+    proxied_and_direct,
+    recreate_database,
+)
 from xaproxy.devkit.localshards import LocalCluster
-from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ProxyProcess, proxy_config
+from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
 SCHEMA, DIRECT = "exact", "exact_direct"
 COLLATIONS = {
@@ -67,48 +73,25 @@ REFUSED = 1235
 def proxy(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    for server in cluster.servers:
-        server.execute(
-            f"DROP DATABASE IF EXISTS {SCHEMA}; DROP DATABASE IF EXISTS {DIRECT}; "
-            f"CREATE DATABASE {SCHEMA} CHARACTER SET utf8mb4"
-        )
-        server.execute(";".join(DDL), SCHEMA)
-    oracle = cluster.servers[2]
-    oracle.execute(f"CREATE DATABASE {DIRECT} CHARACTER SET utf8mb4")
-    oracle.execute(";".join(DDL), DIRECT)
+    drop_databases(cluster, [DIRECT])
+    recreate_database(cluster.servers, SCHEMA, DDL, charset="utf8mb4")
+    recreate_database([cluster.servers[2]], DIRECT, DDL, charset="utf8mb4")
     config = proxy_config(
         cluster,
         schemas=[{"name": SCHEMA, "default_shard": "s0", "tables": [
             {**t, "shards": ["s0", "s1"]} for t in TABLES
         ]}],
     )  # fmt: skip
-    process = ProxyProcess(config, tmp_path_factory.mktemp("exact"), name="exact")
-    process.start()
-    try:
+    with module_proxy(
+        config, tmp_path_factory, "exact", cleanup=lambda: drop_databases(cluster, [SCHEMA, DIRECT])
+    ) as process:
         yield process
-    finally:
-        code = process.stop()
-        for server in cluster.servers:
-            server.execute(f"DROP DATABASE IF EXISTS {SCHEMA}; DROP DATABASE IF EXISTS {DIRECT}")
-    assert code == 0, f"proxy exited with {code}; log tail:\n{process.log_tail()}"
 
 
 @pytest.fixture(scope="module")
 def pair(proxy: ProxyProcess, cluster: LocalCluster) -> Iterator[tuple[Any, Any]]:
-    via = pymysql.connect(
-        host=proxy.host, port=proxy.port, user=PROXY_USER, password=PROXY_PASSWORD,
-        database=SCHEMA, autocommit=True, charset="utf8mb4",
-    )  # fmt: skip
-    oracle = cluster.servers[2]
-    direct = pymysql.connect(
-        host=oracle.host, port=oracle.port, user="root", password="", database=DIRECT,
-        autocommit=True, charset="utf8mb4",
-    )  # fmt: skip
-    try:
-        yield via, direct
-    finally:
-        via.close()
-        direct.close()
+    with proxied_and_direct(proxy, SCHEMA, cluster.servers[2], DIRECT, charset="utf8mb4") as pair:
+        yield pair
 
 
 def outcome(conn: Any, sql: str, args: Any = None) -> tuple[str, object]:

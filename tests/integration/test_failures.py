@@ -18,6 +18,7 @@ import pymysql
 import pytest
 
 from tests.support import rawclient as rc
+from tests.support.proxied import connect_proxy
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -48,18 +49,7 @@ def proxy(
 
 
 def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    params: dict[str, Any] = {
-        "host": proxy.host,
-        "port": proxy.port,
-        "user": USER,
-        "password": PASSWORD,
-        "database": SCHEMA,
-        "autocommit": True,
-        "connect_timeout": 10,
-        "read_timeout": 60,
-    }
-    params.update(kwargs)
-    return pymysql.connect(**params)
+    return connect_proxy(proxy, SCHEMA, user=USER, password=PASSWORD, **kwargs)
 
 
 def query(conn: pymysql.Connection, sql: str, args: Any = None) -> list[tuple]:

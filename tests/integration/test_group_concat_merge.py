@@ -18,6 +18,12 @@ import mysql.connector
 import pymysql
 import pytest
 
+from tests.support.proxied import (
+    drop_databases,
+    module_proxy,
+    proxied_and_direct,
+    recreate_database,
+)
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ProxyProcess, proxy_config
 
@@ -59,49 +65,27 @@ def proxy(
 ) -> Iterator[ProxyProcess]:
     literals = [["NULL" if v is None else repr(v) for v in r] for r in ROWS]
     values = ",".join(f"({','.join(r)})" for r in literals)
-    for server in cluster.servers:
-        server.execute(
-            f"DROP DATABASE IF EXISTS {SCHEMA}; DROP DATABASE IF EXISTS {DIRECT}; "
-            f"CREATE DATABASE {SCHEMA} CHARACTER SET utf8mb4"
-        )
-        server.execute(DDL, SCHEMA)
-    oracle = cluster.servers[2]
-    oracle.execute(f"CREATE DATABASE {DIRECT} CHARACTER SET utf8mb4")
-    oracle.execute(f"{DDL}; INSERT INTO t VALUES {values}", DIRECT)
+    drop_databases(cluster, [DIRECT])
+    recreate_database(cluster.servers, SCHEMA, [DDL], charset="utf8mb4")
+    recreate_database([cluster.servers[2]], DIRECT, [DDL, f"INSERT INTO t VALUES {values}"],
+                      charset="utf8mb4")  # fmt: skip
     table = {"name": "t", "shard_key": "id", "algorithm": "hash", "shards": ["s0", "s1"]}
     config = proxy_config(
         cluster, schemas=[{"name": SCHEMA, "default_shard": "s0", "tables": [table]}]
     )
-    process = ProxyProcess(config, tmp_path_factory.mktemp("gcat"), name="gcat")
-    process.start()
-    try:
+    with module_proxy(
+        config, tmp_path_factory, "gcat", cleanup=lambda: drop_databases(cluster, [SCHEMA, DIRECT])
+    ) as process:
         yield process
-    finally:
-        code = process.stop()
-        for server in cluster.servers:
-            server.execute(f"DROP DATABASE IF EXISTS {SCHEMA}; DROP DATABASE IF EXISTS {DIRECT}")
-    assert code == 0, f"proxy exited with {code}; log tail:\n{process.log_tail()}"
 
 
 @pytest.fixture(scope="module")
 def pair(proxy: ProxyProcess, cluster: LocalCluster) -> Iterator[tuple[Any, Any]]:
-    via = pymysql.connect(
-        host=proxy.host, port=proxy.port, user=PROXY_USER, password=PROXY_PASSWORD,
-        database=SCHEMA, autocommit=True, charset="utf8mb4",
-    )  # fmt: skip
-    oracle = cluster.servers[2]
-    direct = pymysql.connect(
-        host=oracle.host, port=oracle.port, user="root", password="", database=DIRECT,
-        autocommit=True, charset="utf8mb4",
-    )  # fmt: skip
-    try:
+    with proxied_and_direct(proxy, SCHEMA, cluster.servers[2], DIRECT, charset="utf8mb4") as pair:
         values = ",".join(["(%s,%s,%s,%s,%s)"] * len(ROWS))
-        with via.cursor() as cur:
+        with pair[0].cursor() as cur:
             cur.execute(f"INSERT INTO t VALUES {values}", [v for r in ROWS for v in r])
-        yield via, direct
-    finally:
-        via.close()
-        direct.close()
+        yield pair
 
 
 def answer(conn: Any, sql: str) -> tuple[object, ...]:

@@ -21,6 +21,7 @@ import pymysql
 import pytest
 
 from tests.support import rawclient as rc
+from tests.support.proxied import connect_proxy
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ProxyProcess, proxy_config
 
@@ -55,16 +56,7 @@ def proxy(
 
 
 def _connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    params: dict[str, Any] = {
-        "host": proxy.host,
-        "port": proxy.port,
-        "user": PROXY_USER,
-        "password": PROXY_PASSWORD,
-        "database": SCHEMA,
-        "read_timeout": 60,
-    }
-    params.update(kwargs)
-    return pymysql.connect(**params)
+    return connect_proxy(proxy, SCHEMA, **{"autocommit": False, **kwargs})
 
 
 def _closed_by_peer(sock: socket.socket, timeout: float = 60) -> bool:

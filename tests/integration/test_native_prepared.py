@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import rawclient as rc
+from tests.support.proxied import drop_databases, module_proxy, recreate_database
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -41,11 +42,8 @@ _PLAN_BITS = 0x0010 | 0x0020
 def proxy(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    for server in cluster.servers:
-        for db in (DIRECT, PLAIN, SHARDED):
-            server.execute(f"DROP DATABASE IF EXISTS {db}")
-            server.execute(f"CREATE DATABASE {db}")
-            server.execute(TABLE.format(db=db))
+    for db in (DIRECT, PLAIN, SHARDED):
+        recreate_database(cluster.servers, db, [TABLE.format(db=db)])
     for db in (DIRECT, PLAIN):
         cluster["s0"].execute(PROCEDURE.format(db=db))
     schemas = [
@@ -59,13 +57,11 @@ def proxy(
         },
     ]
     config = proxy_config(cluster, schemas=schemas, users=[{"user": USER, "password": PASSWORD}])
-    process = ProxyProcess(config, tmp_path_factory.mktemp("native"), name="native")
-    process.start()
-    yield process
-    process.stop()
-    for server in cluster.servers:
-        for db in (DIRECT, PLAIN, SHARDED):
-            server.execute(f"DROP DATABASE IF EXISTS {db}")
+    dbs = (DIRECT, PLAIN, SHARDED)
+    with module_proxy(
+        config, tmp_path_factory, "native", cleanup=lambda: drop_databases(cluster, dbs)
+    ) as process:
+        yield process
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import rawclient as rc
+from tests.support.proxied import drop_databases, module_proxy, recreate_database
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -56,11 +57,8 @@ ROWS = "INSERT INTO {db}.secrets (id, name, secret) VALUES (1, 'alice', 's3cret-
 def proxy(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    for server in cluster.servers:
-        for db in (DIRECT, PLAIN, SHARDED):
-            server.execute(f"DROP DATABASE IF EXISTS {db}")
-            server.execute(f"CREATE DATABASE {db}")
-            server.execute(TABLE.format(db=db))
+    for db in (DIRECT, PLAIN, SHARDED):
+        recreate_database(cluster.servers, db, [TABLE.format(db=db)])
     schemas = [
         {"name": PLAIN, "default_shard": "s0"},
         {
@@ -77,13 +75,11 @@ def proxy(
         },
     ]
     config = proxy_config(cluster, schemas=schemas, users=[{"user": USER, "password": PASSWORD}])
-    process = ProxyProcess(config, tmp_path_factory.mktemp("inject"), name="inject")
-    process.start()
-    yield process
-    process.stop()
-    for server in cluster.servers:
-        for db in (DIRECT, PLAIN, SHARDED):
-            server.execute(f"DROP DATABASE IF EXISTS {db}")
+    dbs = (DIRECT, PLAIN, SHARDED)
+    with module_proxy(
+        config, tmp_path_factory, "inject", cleanup=lambda: drop_databases(cluster, dbs)
+    ) as process:
+        yield process
 
 
 @pytest.fixture(autouse=True)

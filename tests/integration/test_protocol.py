@@ -21,6 +21,7 @@ import pymysql
 import pytest
 
 from tests.support import rawclient as rc
+from tests.support.proxied import connect_proxy
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -57,17 +58,7 @@ def proxy_survives(proxy: ProxyProcess) -> Iterator[None]:
 
 
 def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    params: dict[str, Any] = {
-        "host": proxy.host,
-        "port": proxy.port,
-        "user": USER,
-        "password": PASSWORD,
-        "database": SCHEMA,
-        "autocommit": True,
-        "read_timeout": 60,
-    }
-    params.update(kwargs)
-    return pymysql.connect(**params)
+    return connect_proxy(proxy, SCHEMA, user=USER, password=PASSWORD, **kwargs)
 
 
 def connector(proxy: ProxyProcess, **kwargs: Any) -> Any:

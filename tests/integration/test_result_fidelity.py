@@ -15,6 +15,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from tests.support.proxied import assert_same_transcripts, connect_proxy
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ProxyProcess, proxy_config
 
@@ -79,18 +80,7 @@ def direct(cluster: LocalCluster, **kwargs: Any) -> pymysql.Connection:
 
 
 def through(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    params: dict[str, Any] = {
-        "host": proxy.host,
-        "port": proxy.port,
-        "user": PROXY_USER,
-        "password": PROXY_PASSWORD,
-        "database": DB,
-        "autocommit": True,
-        "connect_timeout": 10,
-        "read_timeout": 60,
-    }
-    params.update(kwargs)
-    return pymysql.connect(**params)
+    return connect_proxy(proxy, DB, **kwargs)
 
 
 def transcript(conn: pymysql.Connection, script: list[str]) -> list[tuple]:
@@ -113,15 +103,9 @@ def transcript(conn: pymysql.Connection, script: list[str]) -> list[tuple]:
 
 def both(cluster: LocalCluster, proxy: ProxyProcess, script: list[str]) -> list[tuple]:
     """Runs `script` directly and through the proxy; asserts the transcripts are equal."""
-    conns = [direct(cluster), through(proxy)]
-    try:
-        mine, theirs = (transcript(conn, script) for conn in conns)
-    finally:
-        for conn in conns:
-            conn.close()
-    for expected, got in zip(mine, theirs, strict=True):
-        assert got == expected, f"MariaDB: {expected}\nxaproxy: {got}"
-    return theirs
+    return assert_same_transcripts(
+        lambda: direct(cluster), lambda: through(proxy), transcript, script
+    )
 
 
 def rows_left(cluster: LocalCluster, table: str, columns: str = "*") -> tuple[list, list]:

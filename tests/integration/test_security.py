@@ -21,6 +21,7 @@ import pytest
 from pymysql.constants import CLIENT
 
 from tests.support import rawclient as rc
+from tests.support.proxied import connect_proxy
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 from xaproxy.protocol.auth import native_hash
@@ -94,12 +95,8 @@ def proxy_survives(proxy: ProxyProcess) -> Iterator[None]:
 
 
 def connect(proxy: ProxyProcess, user: str = "app", **kwargs: Any) -> pymysql.Connection:
-    params: dict[str, Any] = {
-        "host": proxy.host, "port": proxy.port, "user": user, "password": PASSWORDS[user],
-        "database": SCHEMA, "autocommit": True, "read_timeout": 120,
-    }  # fmt: skip
-    params.update(kwargs)
-    return pymysql.connect(**params)
+    kwargs.setdefault("read_timeout", 120)
+    return connect_proxy(proxy, SCHEMA, user=user, password=PASSWORDS[user], **kwargs)
 
 
 def query(conn: pymysql.Connection, sql: str) -> list[tuple]:

@@ -22,6 +22,7 @@ import pytest
 from pymysql.constants import SERVER_STATUS
 
 from tests.support import bank
+from tests.support.proxied import assert_same_transcripts
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess
 
@@ -120,15 +121,9 @@ def transcript(conn: pymysql.Connection, script: list[str]) -> list[tuple]:
 
 def both(cluster: LocalCluster, proxy: ProxyProcess, script: list[str]) -> list[tuple]:
     """Runs `script` directly and through the proxy; asserts the transcripts are equal."""
-    conns = [direct(cluster), through(proxy)]
-    try:
-        mine, theirs = (transcript(conn, script) for conn in conns)
-    finally:
-        for conn in conns:
-            conn.close()
-    for expected, got in zip(mine, theirs, strict=True):
-        assert got == expected, f"MariaDB: {expected}\nxaproxy: {got}"
-    return theirs
+    return assert_same_transcripts(
+        lambda: direct(cluster), lambda: through(proxy), transcript, script
+    )
 
 
 def accounts_left(cluster: LocalCluster) -> tuple[dict[int, int], dict[int, int]]:

@@ -23,6 +23,7 @@ import pymysql
 import pymysql.cursors
 import pytest
 
+from tests.support.proxied import connect_proxy, drop_databases, module_proxy
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -95,17 +96,13 @@ def proxy(
             {"name": NEW_SCHEMA, "default_shard": "s1"},
         ],
     )
-    process = ProxyProcess(config, tmp_path_factory.mktemp("routing"), name="routing")
-    process.start()
-    try:
+    with module_proxy(
+        config,
+        tmp_path_factory,
+        "routing",
+        cleanup=lambda: drop_databases(cluster, [SCHEMA, NEW_SCHEMA]),
+    ) as process:
         yield process
-    finally:
-        code = process.stop()
-        for server in cluster.servers:
-            server.execute(
-                f"DROP DATABASE IF EXISTS {SCHEMA}; DROP DATABASE IF EXISTS {NEW_SCHEMA}"
-            )
-    assert code == 0, f"proxy exited with {code}; log tail:\n{process.log_tail()}"
 
 
 @pytest.fixture(autouse=True)
@@ -115,12 +112,8 @@ def proxy_survives(proxy: ProxyProcess) -> Iterator[None]:
 
 
 def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    params: dict[str, Any] = {
-        "host": proxy.host, "port": proxy.port, "user": USER, "password": PASSWORD,
-        "database": SCHEMA, "autocommit": True, "read_timeout": 120,
-    }  # fmt: skip
-    params.update(kwargs)
-    return pymysql.connect(**params)
+    kwargs.setdefault("read_timeout", 120)
+    return connect_proxy(proxy, SCHEMA, user=USER, password=PASSWORD, **kwargs)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pymysql
 import pymysql.cursors
 import pytest
 
+from tests.support.proxied import drop_databases, module_proxy
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -70,15 +71,10 @@ def proxy(
     config = proxy_config(
         cluster, schemas=[{"name": SCHEMA, "default_shard": "s0", "tables": TABLES}]
     )
-    process = ProxyProcess(config, tmp_path_factory.mktemp("metadata"), name="metadata")
-    process.start()
-    try:
+    with module_proxy(
+        config, tmp_path_factory, "metadata", cleanup=lambda: drop_databases(cluster, [SCHEMA, REF])
+    ) as process:
         yield process
-    finally:
-        code = process.stop()
-        for server in cluster.servers:
-            server.execute(f"DROP DATABASE IF EXISTS {SCHEMA}; DROP DATABASE IF EXISTS {REF}")
-    assert code == 0, f"proxy exited with {code}; log tail:\n{process.log_tail()}"
 
 
 @pytest.fixture(autouse=True)

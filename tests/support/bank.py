@@ -20,6 +20,7 @@ from typing import Any
 import pymysql
 from pymysql.constants import SERVER_STATUS
 
+from tests.support.proxied import connect_proxy
 from xaproxy.devkit.localshards import LocalCluster, LocalMariaDB
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -216,19 +217,8 @@ def wait_no_in_doubt(
 
 
 def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    params: dict[str, Any] = {
-        "host": proxy.host,
-        "port": proxy.port,
-        "user": USER,
-        "password": PASSWORD,
-        "database": SCHEMA,
-        "autocommit": True,
-        "connect_timeout": 10,
-        "read_timeout": 60,
-        "write_timeout": 60,
-    }
-    params.update(kwargs)
-    return pymysql.connect(**params)
+    kwargs.setdefault("write_timeout", 60)
+    return connect_proxy(proxy, SCHEMA, user=USER, password=PASSWORD, **kwargs)
 
 
 def run(conn: pymysql.Connection, sql: str, args: Any = None) -> list[tuple]:
