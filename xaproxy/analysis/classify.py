@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlglot.tokens import Token, TokenType
 
 from .kinds import Kind
-from .tokens import type_ids, word
+from .tokens import NAME_TYPES, dotted_name, type_ids, word
 
 _SIMPLE_HEADS = {
     "SELECT": Kind.SELECT,
@@ -270,9 +270,8 @@ _TABLE_WORDS = {
     "VIEW": False,
     "EXISTS": False,
 }
-_NAME_TYPES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
 _VALUE_TYPES = frozenset({TokenType.STRING, TokenType.NUMBER, TokenType.NATIONAL_STRING})
-_NAME_IDS = type_ids(_NAME_TYPES)
+_NAME_IDS = type_ids(NAME_TYPES)
 _VALUE_IDS = type_ids(_VALUE_TYPES)
 _NOT_NAMES = frozenset(
     {"SELECT", "WITH", "VALUES", "VALUE", "SET", "WHERE", "DUAL", "(", "IF", "NOT", "EXISTS", ""}
@@ -399,24 +398,8 @@ class Names:
 
 
 def _qualified_name(tokens: list[Token], index: int) -> tuple[str | None, int]:
-    parts: list[str] = []
-    while index < len(tokens):
-        token = tokens[index]
-        if token.token_type not in _NAME_TYPES and not (
-            token.token_type != TokenType.STRING and token.text[:1].isalpha()
-        ):
-            break
-        if token.token_type != TokenType.IDENTIFIER and word(token) in _NOT_NAMES:
-            break
-        parts.append(token.text)
-        index += 1
-        if index < len(tokens) and tokens[index].token_type == TokenType.DOT:
-            index += 1
-            continue
-        break
-    if not parts:
-        return None, index
-    return ".".join(parts), index
+    parts, index = dotted_name(tokens, index, _NOT_NAMES)
+    return (".".join(parts) if parts else None), index
 
 
 def _qualifiers(tokens: list[Token]) -> tuple[frozenset[str], frozenset[str]]:
@@ -452,7 +435,7 @@ def _skip_alias(tokens: list[Token], index: int) -> int:
             return index
         text = word(token)
         if text in ("AS", "READ", "WRITE", "LOCAL", "LOW_PRIORITY") or token.token_type in (
-            _NAME_TYPES
+            NAME_TYPES
         ):
             index += 1
             continue

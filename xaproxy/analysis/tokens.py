@@ -50,3 +50,31 @@ def word(token: Token) -> str:
     if " " in text or "\t" in text or "\n" in text:
         return " ".join(text.split()).upper()
     return text.upper()
+
+
+# Tokens that are names as written: bare words the tokenizer did not take as keywords,
+# and quoted identifiers.
+NAME_TYPES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+
+
+def dotted_name(
+    tokens: list[Token], index: int, stop_words: frozenset[str] = frozenset()
+) -> tuple[list[str], int]:
+    """The parts of a possibly dotted name at `index` (`d.t`, `` `d`.`t` ``, a keyword
+    used as a name) and the index after it; a bare word in `stop_words` ends the name."""
+    parts: list[str] = []
+    while index < len(tokens):
+        token = tokens[index]
+        if token.token_type not in NAME_TYPES and not (
+            token.token_type != TokenType.STRING and token.text[:1].isalpha()
+        ):
+            break
+        if token.token_type != TokenType.IDENTIFIER and word(token) in stop_words:
+            break
+        parts.append(token.text)
+        index += 1
+        if index < len(tokens) and tokens[index].token_type == TokenType.DOT:
+            index += 1
+            continue
+        break
+    return parts, index

@@ -24,7 +24,7 @@ from ..analysis import Kind, Statement, analyze
 from ..analysis.account import account_calls
 from ..analysis.classify import skip_definer
 from ..analysis.clauses import database_target, is_set_transaction, set_assignments, use_target
-from ..analysis.tokens import word
+from ..analysis.tokens import dotted_name, word
 from ..config.model import BOOKKEEPING_DATABASE
 from . import information_schema
 from .grants import UserGrants
@@ -143,7 +143,6 @@ _SHOW_CREATE_OBJECTS = frozenset(
     {"TABLE", "VIEW", "PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "SEQUENCE"}
 )
 _INSERT_MODIFIERS = frozenset({"LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "INTO"})
-_NAME_TYPES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
 _HARMLESS_PROXY_COMMANDS = frozenset({"VERSION"})
 
 
@@ -934,19 +933,7 @@ _KINDS = {
 
 def _qualified(tokens: list[Token], index: int) -> tuple[tuple[str | None, str] | None, int]:
     """(database or None, name) of a possibly dotted name at `index`, and the index after it."""
-    parts: list[str] = []
-    while index < len(tokens):
-        token = tokens[index]
-        if token.token_type not in _NAME_TYPES and not (
-            token.token_type != TokenType.STRING and token.text[:1].isalpha()
-        ):
-            break
-        parts.append(token.text)
-        index += 1
-        if index < len(tokens) and tokens[index].token_type == TokenType.DOT:
-            index += 1
-            continue
-        break
+    parts, index = dotted_name(tokens, index)
     if not parts:
         return None, index
     return (parts[-2] if len(parts) >= 2 else None, parts[-1]), index
