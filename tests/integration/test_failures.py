@@ -49,7 +49,9 @@ def proxy(
 
 
 def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    return connect_proxy(proxy, SCHEMA, user=USER, password=PASSWORD, **kwargs)
+    return connect_proxy(
+        proxy, **({"database": SCHEMA, "user": USER, "password": PASSWORD} | kwargs)
+    )
 
 
 def query(conn: pymysql.Connection, sql: str, args: Any = None) -> list[tuple]:

@@ -56,7 +56,7 @@ def proxy(
 
 
 def _connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    return connect_proxy(proxy, SCHEMA, **{"autocommit": False, **kwargs})
+    return connect_proxy(proxy, **({"database": SCHEMA, "autocommit": False} | kwargs))
 
 
 def _closed_by_peer(sock: socket.socket, timeout: float = 60) -> bool:

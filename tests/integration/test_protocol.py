@@ -58,7 +58,9 @@ def proxy_survives(proxy: ProxyProcess) -> Iterator[None]:
 
 
 def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    return connect_proxy(proxy, SCHEMA, user=USER, password=PASSWORD, **kwargs)
+    return connect_proxy(
+        proxy, **({"database": SCHEMA, "user": USER, "password": PASSWORD} | kwargs)
+    )
 
 
 def connector(proxy: ProxyProcess, **kwargs: Any) -> Any:

@@ -80,7 +80,7 @@ def direct(cluster: LocalCluster, **kwargs: Any) -> pymysql.Connection:
 
 
 def through(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
-    return connect_proxy(proxy, DB, **kwargs)
+    return connect_proxy(proxy, **({"database": DB} | kwargs))
 
 
 def transcript(conn: pymysql.Connection, script: list[str]) -> list[tuple]:

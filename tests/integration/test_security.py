@@ -96,7 +96,9 @@ def proxy_survives(proxy: ProxyProcess) -> Iterator[None]:
 
 def connect(proxy: ProxyProcess, user: str = "app", **kwargs: Any) -> pymysql.Connection:
     kwargs.setdefault("read_timeout", 120)
-    return connect_proxy(proxy, SCHEMA, user=user, password=PASSWORDS[user], **kwargs)
+    return connect_proxy(
+        proxy, **({"database": SCHEMA, "user": user, "password": PASSWORDS[user]} | kwargs)
+    )
 
 
 def query(conn: pymysql.Connection, sql: str) -> list[tuple]:

@@ -113,7 +113,9 @@ def proxy_survives(proxy: ProxyProcess) -> Iterator[None]:
 
 def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
     kwargs.setdefault("read_timeout", 120)
-    return connect_proxy(proxy, SCHEMA, user=USER, password=PASSWORD, **kwargs)
+    return connect_proxy(
+        proxy, **({"database": SCHEMA, "user": USER, "password": PASSWORD} | kwargs)
+    )
 
 
 @pytest.fixture

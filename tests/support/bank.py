@@ -218,7 +218,9 @@ def wait_no_in_doubt(
 
 def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
     kwargs.setdefault("write_timeout", 60)
-    return connect_proxy(proxy, SCHEMA, user=USER, password=PASSWORD, **kwargs)
+    return connect_proxy(
+        proxy, **({"database": SCHEMA, "user": USER, "password": PASSWORD} | kwargs)
+    )
 
 
 def run(conn: pymysql.Connection, sql: str, args: Any = None) -> list[tuple]:

@@ -55,21 +55,14 @@ def module_proxy(
     assert code == 0, f"proxy exited with {code}; log tail:\n{process.log_tail()}"
 
 
-def connect_proxy(
-    proxy: ProxyProcess,
-    database: str | None,
-    *,
-    user: str = PROXY_USER,
-    password: str = PROXY_PASSWORD,
-    **kwargs: Any,
-) -> pymysql.Connection:
-    """A PyMySQL connection through the proxy, autocommit on, generous timeouts."""
+def connect_proxy(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
+    """A PyMySQL connection through the proxy (the devkit's account, no database, autocommit
+    on, generous timeouts unless `kwargs` say otherwise)."""
     params: dict[str, Any] = {
         "host": proxy.host,
         "port": proxy.port,
-        "user": user,
-        "password": password,
-        "database": database,
+        "user": PROXY_USER,
+        "password": PROXY_PASSWORD,
         "autocommit": True,
         "connect_timeout": 10,
         "read_timeout": 60,
@@ -83,7 +76,7 @@ def proxied_and_direct(
     proxy: ProxyProcess, schema: str, oracle: LocalMariaDB, direct: str, **kwargs: Any
 ) -> Iterator[tuple[pymysql.Connection, pymysql.Connection]]:
     """(through the proxy to `schema`, straight to `direct` on the oracle server)."""
-    via = connect_proxy(proxy, schema, **kwargs)
+    via = connect_proxy(proxy, database=schema, **kwargs)
     straight = pymysql.connect(
         host=oracle.host, port=oracle.port, user="root", password="", database=direct,
         autocommit=True, **kwargs,
