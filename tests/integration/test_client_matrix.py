@@ -173,10 +173,6 @@ CLIENTS: dict[str, Client] = {
 # label pattern (fnmatch; a trailing "+" also accepts every later step) to the defect.
 # Each entry must still differ: the day a defect is fixed its test turns red until the
 # entry is removed.
-SHARDED_LIMIT_PARAMETER = (
-    "LIMIT ? in a SELECT over several shards is refused: 1235 'xaproxy does not support a "
-    "non-constant LIMIT in a SELECT that spans several shards'"
-)
 PROCEDURE_IN_SHARDED_SCHEMA = (
     "CREATE PROCEDURE in a sharded schema is refused with 1064 'xaproxy could not parse the "
     "statement: Expecting )'; the CALL then answers 1305 'PROCEDURE ... does not exist'"
@@ -218,17 +214,9 @@ _add("mariadb_dump", "sharded", {
     "dump.single_transaction": SHARDED_DUMP_ORDER,
     "dump.no_locks": SHARDED_DUMP_ORDER,
 })  # fmt: skip
-_add("node_mysql2", "sharded", {
-    "execute.limit_number": SHARDED_LIMIT_PARAMETER,
-    "execute.limit_string": SHARDED_LIMIT_PARAMETER,
-})  # fmt: skip
-_add("perl_dbd_mariadb", "sharded", {"prepared.limit": SHARDED_LIMIT_PARAMETER})
 _add("php_pdo_emulated", "sharded", {
     "prepared.limit_string": "an emulated LIMIT '2' (a quoted literal) is refused with 1235 "
     "'non-constant LIMIT ... several shards' where MariaDB answers 1064 (syntax error)",
-})  # fmt: skip
-_add("php_pdo_native", "sharded", {
-    "prepared.limit_string": SHARDED_LIMIT_PARAMETER,
 })  # fmt: skip
 
 # Differences that depend on which pooled shard connection serves a statement, so a run

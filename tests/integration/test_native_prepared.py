@@ -394,3 +394,55 @@ def test_a_prepared_statement_reading_the_sessions_last_insert_id_gets_the_sessi
         assert len(rows) == 1 and struct.pack("<q", 42) in rows[0], rows
         assert first.simple_query("SELECT LAST_INSERT_ID() + 1 AS v").rows == [[b"42"]]
         assert first.simple_query("SELECT LAST_INSERT_ID()").rows == [[b"41"]]
+
+
+NEWDECIMAL = 0xF6
+LIMIT_BINDINGS = {
+    "int": (LONGLONG, 3),
+    "zero": (LONGLONG, 0),
+    "negative": (LONGLONG, -1),
+    "string": (VAR_STRING, b"2"),
+    "string-fraction": (VAR_STRING, b"2.9"),
+    "string-prefix": (VAR_STRING, b" 3abc"),
+    "string-negative": (VAR_STRING, b"-1"),
+    "not-a-number": (VAR_STRING, b"x"),
+    "double": (DOUBLE, 2.0),
+    "double-fraction": (DOUBLE, 2.9),
+    "double-negative-fraction": (DOUBLE, -0.5),
+    "double-half-even": (DOUBLE, 2.5),
+    "double-half-odd": (DOUBLE, 3.5),
+    "double-negative": (DOUBLE, -1.0),
+    "double-huge": (DOUBLE, 1e30),
+    "decimal-half": (NEWDECIMAL, b"2.5"),
+    "decimal-negative-half": (NEWDECIMAL, b"-0.5"),
+    "decimal-small-negative": (NEWDECIMAL, b"-0.4"),
+    "string-huge": (VAR_STRING, b"99999999999999999999"),
+    "string-minus-zero": (VAR_STRING, b"-0"),
+    "null": (NULL, None),
+}
+
+
+@pytest.mark.parametrize("binding", LIMIT_BINDINGS.values(), ids=LIMIT_BINDINGS.keys())
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id, name FROM t ORDER BY id LIMIT ?",
+        "SELECT id, name FROM t ORDER BY id LIMIT 1, ?",
+        "SELECT id, name FROM t ORDER BY id DESC LIMIT ? OFFSET 1",
+        "SELECT id FROM t WHERE id > ? ORDER BY id LIMIT ?, ?",
+    ],
+    ids=["count", "count-after-offset", "offset-keyword", "offset-and-count"],
+)
+def test_limit_placeholders_over_several_shards_convert_bindings_as_mariadb(
+    cluster: LocalCluster, proxy: ProxyProcess, sql: str, binding: tuple[int, object]
+) -> None:
+    """The merge applies the LIMIT, so the proxy converts the bound value itself: DOUBLE
+    rounded half to even, DECIMAL half away from zero, strings by their leading digits,
+    NULL as 0, negatives and overflows as a count past every row."""
+    params = [binding] * sql.count("?")
+    if sql.count("?") == 3:
+        params = [(LONGLONG, 0), binding, binding]
+    with _direct(cluster) as direct:
+        expected = _run(direct, sql, [params])
+    with _proxy(proxy, SHARDED) as client:
+        assert _run(client, sql, [params]) == expected

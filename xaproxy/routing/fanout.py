@@ -44,6 +44,8 @@ def _mariadb_text(query: exp.Expression) -> str:
     return mariadb_sql(bare) + " LOCK IN SHARE MODE"
 
 
+_UNSIGNED_MAX = 2**64 - 1
+
 _AGGREGATES = {
     exp.Count: "COUNT",
     exp.Sum: "SUM",
@@ -374,7 +376,9 @@ def _limit(state: _Rewrite, grouped: bool) -> tuple[int | None, int]:
         # together: a shard's first offset+limit rows may hold too few distinct ones
         query.set("limit", None)
     elif limit is not None:
-        query.set("limit", exp.Limit(expression=exp.Literal.number((offset or 0) + limit)))
+        # MariaDB reads LIMIT as unsigned 64-bit: past that, every row is "all rows"
+        shard_limit = min((offset or 0) + limit, _UNSIGNED_MAX)
+        query.set("limit", exp.Limit(expression=exp.Literal.number(shard_limit)))
     return limit, offset or 0
 
 

@@ -24,6 +24,7 @@ class PreparedStatement:
     sql: str
     kind: Kind
     offsets: list[int]  # character offsets of the `?` markers
+    limit_params: frozenset[int] = frozenset()  # which markers are a LIMIT's count or offset
     route: Plan | None = None
     database_at_prepare: str | None = None
     columns: list[bytes] = field(default_factory=list)

@@ -13,7 +13,7 @@ import struct
 
 from .. import errors
 from ..analysis import Kind, analyze
-from ..analysis.spans import placeholder_offsets
+from ..analysis.spans import limit_placeholders, placeholder_offsets
 from ..authz import authorize
 from ..execution.native import NativeExecute
 from ..protocol import wire
@@ -23,6 +23,7 @@ from ..protocol.resultset import parse_prepare_ok, write_prepare_ok
 from ..routing.keys import key_shard
 from ..routing.plan import Plan, Route
 from . import connection_state, local, reply, statements
+from .limit_values import with_limit_counts
 from .prepared import PreparedStatement
 from .state import SessionState
 
@@ -66,6 +67,7 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
             offsets = placeholder_offsets(sql)
     statement = PreparedStatement(s.next_statement_id, sql, kind, offsets)
     statement.database_at_prepare = s.database
+    statement.limit_params = limit_placeholders(sql)
     # Values the session owns (LAST_INSERT_ID(), ROW_COUNT(), @@autocommit...) are the
     # pooled shard connection's in a native statement: those stay on the text path.
     statement.native = (
@@ -179,6 +181,7 @@ async def stmt_execute(s: SessionState, payload: bytes) -> None:
     values = None
     if count:
         values = decode_params(request, statement.param_types, statement.long_data)
+        values = with_limit_counts(values, statement.limit_params, statement.param_types)
         sql = statement.inline(values, not s.no_backslash_escapes, s.client_charset)
     else:
         sql = statement.sql
