@@ -219,16 +219,6 @@ _add("php_pdo_emulated", "sharded", {
     "'non-constant LIMIT ... several shards' where MariaDB answers 1064 (syntax error)",
 })  # fmt: skip
 
-# Differences that depend on which pooled shard connection serves a statement, so a run
-# may show them or not (no strict entry is possible until the proxy pins such sessions).
-UNSTABLE_DIFFERENCES: dict[str, str] = {
-    "uservar.read": "a user variable assigned in SELECT (@w := ...) is lost when the next "
-    "statement runs on another pooled connection (NULL instead of 42)",
-    "dump.single_transaction": "WRONG DATA: mariadb-dump --single-transaction of the unsharded "
-    "schema (START TRANSACTION WITH CONSISTENT SNAPSHOT, then plain SELECTs) dumps only row 3 "
-    "of items' four, and in some runs the notes rows of another client's database",
-}
-
 
 def expected_for(client: str, schema: str) -> dict[str, str]:
     """The known differences of one (client, layout): its own entries and those of "*"."""
@@ -364,9 +354,7 @@ def test_client_sees_through_the_proxy_what_it_sees_on_mariadb(
             f"the {client} script hit errors of its own (no server error code) against MariaDB "
             f"itself at {broken}:\n{direct.describe()}"
         )
-    comparison = compare(
-        direct.steps, proxied.steps, expected_for(client, schema), UNSTABLE_DIFFERENCES
-    )
+    comparison = compare(direct.steps, proxied.steps, expected_for(client, schema))
     assert comparison.ok, explain(f"{client} ({schema})", comparison, direct, proxied)
 
 
