@@ -344,6 +344,8 @@ def test_decode_params_server_internal_types_are_malformed(ftype):
     [
         (FieldType.DATE, b"\x05\xe8\x07\x02\x1d\x00"),
         (FieldType.DATETIME, b"\x03\xe8\x07\x02"),
+        (FieldType.DATETIME, b"\x0b\xe8\x07\x02\x1d\x17\x3b\x3b\x40\x42\x0f\x00"),
+        (FieldType.DATETIME, b"\x0b\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80"),
         (FieldType.TIME, b"\x04\x00\x00\x00\x00"),
         (FieldType.VAR_STRING, b"\xfb"),
         (FieldType.VAR_STRING, b"\xff"),

@@ -184,6 +184,9 @@ def _decode_date(buf: memoryview | bytes, pos: int, is_unsigned: bool) -> tuple[
 
 def _decode_datetime(buf: memoryview | bytes, pos: int, is_unsigned: bool) -> tuple[object, int]:
     parts, end = _read_temporal(buf, pos)
+    if parts[6] > 999_999:
+        # no datetime has them; a 4-byte field may say 2^32 - 1 (Python's datetime overflows)
+        raise errors.malformed_packet("datetime parameter with microseconds over 999999")
     try:
         return datetime.datetime(*parts), end
     except ValueError:
