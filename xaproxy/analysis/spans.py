@@ -11,35 +11,39 @@ from .lexer import lex
 from .tokens import tokenize, word
 
 
-def placeholder_offsets(sql: str) -> list[int]:
-    """Character offsets of the `?` parameter markers (not those inside strings or comments)."""
+def placeholders(sql: str) -> tuple[list[int], frozenset[int]]:
+    """The `?` parameter markers (not those inside strings or comments), in one pass:
+    their character offsets, and the numbers (0-based) of those that are a LIMIT's row
+    count or offset (`LIMIT ?`, `LIMIT 1, ?`, `LIMIT ? OFFSET ?`), whose bound values
+    MariaDB converts by its own rules (session/limit_values.py)."""
     if "?" not in sql:
-        return []
-    return [t.start for t in tokenize(lex(sql).code) if t.token_type == TokenType.PLACEHOLDER]
-
-
-def limit_placeholders(sql: str) -> frozenset[int]:
-    """Numbers (0-based, in text order) of the `?` markers that are a LIMIT's row count or
-    offset: `LIMIT ?`, `LIMIT 1, ?`, `LIMIT ? OFFSET ?`. MariaDB converts their bound
-    values to integers by its own rules (session/limit_values.py)."""
-    if "?" not in sql:
-        return frozenset()
-    found: set[int] = set()
-    number = -1
+        return [], frozenset()
+    offsets: list[int] = []
+    in_limit: set[int] = set()
     expecting = 0  # 1: a LIMIT's first operand, 2: after it, 3: its second operand
     for token in tokenize(lex(sql).code):
         kind = token.token_type
         if kind == TokenType.PLACEHOLDER:
-            number += 1
             if expecting in (1, 3):
-                found.add(number)
+                in_limit.add(len(offsets))
+            offsets.append(token.start)
         if expecting in (1, 3) and kind in (TokenType.PLACEHOLDER, TokenType.NUMBER):
             expecting = 2 if expecting == 1 else 0
         elif expecting == 2 and (kind == TokenType.COMMA or word(token) == "OFFSET"):
             expecting = 3
         else:
             expecting = 1 if word(token) == "LIMIT" else 0
-    return frozenset(found)
+    return offsets, frozenset(in_limit)
+
+
+def placeholder_offsets(sql: str) -> list[int]:
+    """Character offsets of the `?` parameter markers (see `placeholders`)."""
+    return placeholders(sql)[0]
+
+
+def limit_placeholders(sql: str) -> frozenset[int]:
+    """Numbers of the `?` markers that are a LIMIT's operands (see `placeholders`)."""
+    return placeholders(sql)[1]
 
 
 _SELECT_ITEM_ENDS = frozenset(

@@ -183,3 +183,8 @@ BINARY_COLLATION = 63
 
 NATIVE_PASSWORD = "mysql_native_password"
 CACHING_SHA2_PASSWORD = "caching_sha2_password"
+
+
+# The largest BIGINT UNSIGNED: MariaDB reads a LIMIT as one, so a count past it (or a
+# negative bound value, read as unsigned) means every row.
+MAX_UNSIGNED_BIGINT = 2**64 - 1

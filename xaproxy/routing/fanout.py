@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from .. import errors
 from ..analysis.spans import select_item_texts
+from ..protocol.constants import MAX_UNSIGNED_BIGINT
 from ..protocol.resultset import column_for
 from .having import compile_having
 from .keys import literal_value
@@ -43,8 +44,6 @@ def _mariadb_text(query: exp.Expression) -> str:
     bare.set("locks", None)
     return mariadb_sql(bare) + " LOCK IN SHARE MODE"
 
-
-_UNSIGNED_MAX = 2**64 - 1
 
 _AGGREGATES = {
     exp.Count: "COUNT",
@@ -377,7 +376,7 @@ def _limit(state: _Rewrite, grouped: bool) -> tuple[int | None, int]:
         query.set("limit", None)
     elif limit is not None:
         # MariaDB reads LIMIT as unsigned 64-bit: past that, every row is "all rows"
-        shard_limit = min((offset or 0) + limit, _UNSIGNED_MAX)
+        shard_limit = min((offset or 0) + limit, MAX_UNSIGNED_BIGINT)
         query.set("limit", exp.Limit(expression=exp.Literal.number(shard_limit)))
     return limit, offset or 0
 

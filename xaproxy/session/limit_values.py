@@ -18,9 +18,8 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from .. import errors
-from ..protocol.constants import FieldType
+from ..protocol.constants import MAX_UNSIGNED_BIGINT, FieldType
 
-_UNSIGNED_MAX = 2**64 - 1
 _LEADING_INTEGER = re.compile(rb"[ \t\n\r\v\f]*([+-]?)([0-9]*)")
 
 
@@ -33,7 +32,7 @@ def limit_count(value: object) -> int:
     if isinstance(value, int):
         number = value
     elif isinstance(value, float):
-        number = round(value) if math.isfinite(value) else (-1 if value < 0 else _UNSIGNED_MAX)
+        number = round(value) if math.isfinite(value) else MAX_UNSIGNED_BIGINT
     elif isinstance(value, Decimal):
         if not value.is_finite():
             raise _refused()
@@ -48,8 +47,8 @@ def limit_count(value: object) -> int:
             number = -number
     else:
         raise _refused()
-    if number < 0 or number > _UNSIGNED_MAX:
-        return _UNSIGNED_MAX
+    if number < 0 or number > MAX_UNSIGNED_BIGINT:
+        return MAX_UNSIGNED_BIGINT
     return number
 
 

@@ -13,7 +13,7 @@ import struct
 
 from .. import errors
 from ..analysis import Kind, analyze
-from ..analysis.spans import limit_placeholders, placeholder_offsets
+from ..analysis.spans import placeholders
 from ..authz import authorize
 from ..execution.native import NativeExecute
 from ..protocol import wire
@@ -54,7 +54,7 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
         )
     authorize(analysis, s.grants, s.database)  # before the shard sees the text
     kind = analysis.kind
-    offsets = placeholder_offsets(sql)
+    offsets, in_limit = placeholders(sql)
     if (
         kind in statements.ACCOUNT_VALUE_KINDS
         and analysis.uses_account
@@ -64,10 +64,10 @@ async def stmt_prepare(s: SessionState, payload: bytes) -> None:
         if replaced is not None:
             analysis = analyze(replaced)
             sql = analysis.effective
-            offsets = placeholder_offsets(sql)
+            offsets, in_limit = placeholders(sql)
     statement = PreparedStatement(s.next_statement_id, sql, kind, offsets)
     statement.database_at_prepare = s.database
-    statement.limit_params = limit_placeholders(sql)
+    statement.limit_params = in_limit
     # Values the session owns (LAST_INSERT_ID(), ROW_COUNT(), @@autocommit...) are the
     # pooled shard connection's in a native statement: those stay on the text path.
     statement.native = (
