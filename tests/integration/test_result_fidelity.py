@@ -262,6 +262,33 @@ def test_ok_info_of_multi_shard_writes_is_mariadbs(
     assert theirs == mine
 
 
+MID_RESULT_ERROR_SCRIPT = [
+    "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e'), (6, 'f'), "
+    "(7, 'g'), (8, 'h'), (9, 'i')",
+    # every shard sends a row, then fails on its second row (1690, out of range) while the others stream
+    "SELECT id, EXP(IF(id > 3, 1000, 0)) AS m FROM items",
+    "SELECT COUNT(*) FROM items",
+    "SELECT id, EXP(IF(id > 3, 1000, 0)) AS m FROM items",
+    "SELECT id, v FROM items ORDER BY id",
+    "SELECT id, EXP(IF(id > 3, 1000, 0)) AS m FROM items ORDER BY id",
+    "SELECT id, EXP(IF(id > 3, 1000, 0)) AS m FROM items ORDER BY id LIMIT 1",
+    "SELECT v FROM items WHERE id > 6 ORDER BY v DESC",
+]
+
+
+def test_a_read_that_fails_on_several_shards_mid_result_leaves_every_connection_usable(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    """When one shard's error ends a merged result, the other shards' answers are read to
+    their end, errors included, before their connections serve anyone again."""
+    seen = both(shards, proxy, MID_RESULT_ERROR_SCRIPT)
+    assert seen[1][1:] == ("error", 1690)
+    for _ in range(3):  # fresh sessions on the same pooled connections
+        assert transcript(through(proxy), MID_RESULT_ERROR_SCRIPT[2:3]) == [
+            (MID_RESULT_ERROR_SCRIPT[2], ("COUNT(*)",), [(9,)])
+        ]
+
+
 # --- 2. session-local ROW_COUNT(), FOUND_ROWS(), LAST_INSERT_ID(), warnings -------------------
 
 SESSION_VALUES_SCRIPT = [

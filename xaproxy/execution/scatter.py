@@ -168,7 +168,13 @@ class _ShardRows:
             yield payload
 
     async def drain(self) -> None:
-        async for _ in self.rows():
+        """Reads the rest of the result; the shard's own error, if it ends with one, is
+        dropped: another shard's error is the one the client gets, and a stream left half
+        read would desync its connection for the next statement."""
+        try:
+            async for _ in self.rows():
+                pass
+        except errors.ProxyError:
             pass
 
 
