@@ -890,3 +890,26 @@ def test_ansi_quotes_never_reaches_a_shard_in_any_spelling(
         assert "ANSI_QUOTES" not in query(conn, "SELECT @@sql_mode")[0][0]
     finally:
         conn.close()
+
+
+def test_sql_modes_that_change_how_statements_parse_are_refused_in_any_spelling(
+    proxy: ProxyProcess,
+) -> None:
+    """Under PIPES_AS_CONCAT `1 || 0` is '10' and under HIGH_NOT_PRECEDENCE `NOT 1 BETWEEN
+    0 AND 2` is 1: the proxy, which reads them as the default mode does, would route a key
+    (or regenerate the text) differently from what the shard computes."""
+    conn = connect(proxy, client_flag=CLIENT.MULTI_STATEMENTS)
+    try:
+        for mode in ("PIPES_AS_CONCAT", "HIGH_NOT_PRECEDENCE"):
+            for sql in (
+                f"SET sql_mode = '{mode}'",
+                f"SET SESSION sql_mode = 'STRICT_ALL_TABLES,{mode.lower()}'",
+                f"SET STATEMENT sql_mode = '{mode}' FOR SELECT 1 || 0",
+                f"SET sql_mode = CONCAT(@@sql_mode, ',{mode}')",
+                f"SET @m = '{mode}'; SET sql_mode = @m",
+            ):
+                refused(conn, sql, (1227,))
+                assert query(conn, "SELECT 1 || 0, NOT 1 BETWEEN 0 AND 2") == [(1, 0)], sql
+            assert mode not in query(conn, "SELECT @@sql_mode")[0][0]
+    finally:
+        conn.close()

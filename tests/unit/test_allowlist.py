@@ -737,6 +737,9 @@ SECOND_PASS = [
     "SET STATEMENT sql_mode = 'ANSI_QUOT' 'ES' FOR SELECT 1",
     "SET STATEMENT sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES') FOR SELECT 1",
     "EXECUTE IMMEDIATE 'SET sql_mode = ''ANSI_QUOTES'''",
+    # || and NOT parse differently on the shard from how the proxy reads them
+    "SET sql_mode = 'PIPES_AS_CONCAT'",
+    "SET STATEMENT sql_mode = 'high_not_precedence' FOR SELECT NOT 1 BETWEEN 0 AND 2",
     # a CREATE TABLE without ENGINE= would get the engine these name
     "SET default_storage_engine = CONNECT",
     "SET SESSION default_storage_engine = 'FEDERATED'",

@@ -632,14 +632,36 @@ _ENGINE_VARIABLES = frozenset(
 )
 
 
-# sql_mode values in which "..." is a name: the proxy, which reads it as a string, would
-# check a different statement from the one the shard runs ("mysql"."user").
+# sql_mode values that change how a statement parses. The proxy, which parses it as the
+# default mode does, would check, route or regenerate a different statement from the one
+# the shard runs: with ANSI_QUOTES "..." is a name ("mysql"."user"), with PIPES_AS_CONCAT
+# `1 || 0` is '10' (a shard key), with HIGH_NOT_PRECEDENCE `NOT a BETWEEN b AND c` is
+# `(NOT a) BETWEEN b AND c`. The modes that combine others (ANSI, ORACLE, ...) hold
+# ANSI_QUOTES.
 _QUOTING_MODES = frozenset({"ANSI_QUOTES", "ANSI", "ORACLE", "MSSQL", "DB2", "POSTGRESQL", "MAXDB"})
+MISREAD_MODES: dict[str, str] = {
+    **dict.fromkeys(
+        _QUOTING_MODES,
+        'in it "..." is a name, which the proxy reads as a string; '
+        "quote names with backticks instead",
+    ),
+    "PIPES_AS_CONCAT": "in it || is CONCAT, which the proxy reads as OR; use CONCAT() instead",
+    "HIGH_NOT_PRECEDENCE": (
+        "in it NOT binds tighter than the proxy reads it; write the parentheses instead"
+    ),
+}
+
+
+def misread_mode(modes: str) -> str | None:
+    """The first mode of a sql_mode value the proxy would misread statements in."""
+    named = {m.strip().upper() for m in modes.split(",")}
+    found = sorted(named & MISREAD_MODES.keys())
+    return found[0] if found else None
 
 
 def _sql_mode_refusal(text: str, *, literal_only: bool) -> Needs | None:
-    """A sql_mode with ANSI_QUOTES (or a mode that includes it) is refused; a value that is
-    not a string literal only in SET STATEMENT (a plain SET is read back by the session)."""
+    """A sql_mode the proxy would misread statements in is refused; a value that is not a
+    string literal only in SET STATEMENT (a plain SET is read back by the session)."""
     for assignment in set_assignments(text):
         if assignment.scope == "user" or assignment.name != "sql_mode":
             continue
@@ -651,14 +673,9 @@ def _sql_mode_refusal(text: str, *, literal_only: bool) -> Needs | None:
                     "write the modes as one string literal, which the proxy can check",
                 )
             continue  # the session reads the resulting sql_mode back
-        modes = {m.strip().upper() for m in tokens[0].text.split(",")}
-        quoting = sorted(modes & _QUOTING_MODES)
-        if quoting:
-            return _refused(
-                f"sql_mode {quoting[0]}",
-                'in it "..." is a name, which the proxy reads as a string; '
-                "quote names with backticks instead",
-            )
+        mode = misread_mode(tokens[0].text)
+        if mode is not None:
+            return _refused(f"sql_mode {mode}", MISREAD_MODES[mode])
     return None
 
 

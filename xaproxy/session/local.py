@@ -29,7 +29,7 @@ from ..analysis.clauses import (
 )
 from ..analysis.spans import select_item_texts
 from ..analysis.statement import LOCAL_FUNCTIONS
-from ..authz.rules import check_database_access
+from ..authz.rules import MISREAD_MODES, check_database_access, misread_mode
 from ..execution import executor
 from ..protocol import wire
 from ..protocol.constants import (
@@ -208,19 +208,16 @@ def _one_string(value: str) -> bool:
 
 async def _check_sql_mode(backend, before: bytes | None) -> None:
     """A sql_mode set from an expression (`CONCAT(@@sql_mode, ...)`, `@saved`) is read back:
-    with ANSI_QUOTES the shard would read "..." as a name where the proxy reads a string,
-    so the connection gets its sql_mode back and the SET is refused."""
+    in a mode the proxy would misread statements in (ANSI_QUOTES, PIPES_AS_CONCAT, ...),
+    the connection gets its sql_mode back and the SET is refused."""
     if before is None:
         return
     rows = await backend.query_rows("SELECT @@session.sql_mode")
-    modes = set((rows[0][0] or b"").decode().upper().split(","))
-    if "ANSI_QUOTES" in modes:
+    mode = misread_mode((rows[0][0] or b"").decode())
+    if mode is not None:
         await backend.execute_ok(f"SET SESSION sql_mode = '{before.decode()}'")
         raise errors.ProxyError(
-            1227,
-            "42000",
-            'Access denied: xaproxy refuses sql_mode ANSI_QUOTES: in it "..." is a name, which '
-            "the proxy reads as a string; quote names with backticks instead",
+            1227, "42000", f"Access denied: xaproxy refuses sql_mode {mode}: {MISREAD_MODES[mode]}"
         )
 
 
