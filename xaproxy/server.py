@@ -9,6 +9,7 @@ import ssl
 import time
 
 from . import errors
+from .authz.rules import MISREAD_MODES, misread_mode
 from .config import Config, ConfigError
 from .protocol.stream import PacketStream
 from .recovery.resolver import Resolver
@@ -71,6 +72,23 @@ async def check_shard_connection_limits(
         raise ConfigError(problems)
 
 
+def check_shard_sql_modes(surveys: list[ShardSurvey]) -> None:
+    """Refuses to start when a shard's connections start in a sql_mode that parses
+    statements differently from how the proxy reads them (ANSI_QUOTES, PIPES_AS_CONCAT...):
+    sessions would start in it, and the proxy would route and check other statements
+    than the shard runs."""
+    problems = []
+    for found in surveys:
+        mode = misread_mode(found.sql_mode) if found.unreachable is None else None
+        if mode is not None:
+            problems.append(
+                f"shards[{found.shard}]: new connections start with sql_mode {mode} "
+                f"({MISREAD_MODES[mode]}); remove it from the shard's global sql_mode"
+            )
+    if problems:
+        raise ConfigError(problems)
+
+
 class ProxyServer:
     def __init__(
         self,
@@ -94,6 +112,7 @@ class ProxyServer:
         config = self.config
         surveys = await survey(config)  # one visit per shard for every start-up check
         await check_shard_connection_limits(config, surveys)
+        check_shard_sql_modes(surveys)
         for finding in await check_accounts(config, surveys):
             log.warning("%s", finding)
         version, max_packet = _backend_facts(surveys)

@@ -163,6 +163,25 @@ def test_a_pool_that_could_take_the_shards_last_connections_is_refused_at_start(
     assert f"would reach the shard's max_connections ({limit})" in process.log_text()
 
 
+def test_a_shard_whose_connections_start_in_a_misread_sql_mode_is_refused_at_start(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With PIPES_AS_CONCAT in a shard's global sql_mode every session would start in it."""
+    server = cluster["s1"]
+    before = server.execute("SELECT @@global.sql_mode")[0][0]
+    server.execute("SET GLOBAL sql_mode = CONCAT(@@global.sql_mode, ',PIPES_AS_CONCAT')")
+    try:
+        config = proxy_config(cluster, schemas=[{"name": SCHEMA, "default_shard": "s0"}])
+        process = ProxyProcess(config, tmp_path_factory.mktemp("pipes"), name="pipes")
+        with pytest.raises(RuntimeError, match="exited with code 1"):
+            process.start()
+    finally:
+        server.execute(f"SET GLOBAL sql_mode = '{before}'")
+    assert "shards[s1]: new connections start with sql_mode PIPES_AS_CONCAT" in (
+        process.log_text()
+    )
+
+
 def test_a_session_idle_past_its_wait_timeout_is_closed_and_its_transaction_rolled_back(
     proxy: ProxyProcess, cluster: LocalCluster
 ) -> None:

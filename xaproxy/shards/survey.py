@@ -14,7 +14,7 @@ from .. import errors
 from ..config import Config, ShardConfig
 from .backend import Backend
 
-_SETTINGS = "SELECT @@global.max_allowed_packet, @@global.max_connections"
+_SETTINGS = "SELECT @@global.max_allowed_packet, @@global.max_connections, @@session.sql_mode"
 _GLOBAL_PRIVILEGES = "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES"
 _SCHEMA_PRIVILEGES = (
     "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES"
@@ -30,6 +30,7 @@ class ShardSurvey:
     version: str = ""
     max_allowed_packet: int = 16 * 1024 * 1024
     max_connections: int | None = None
+    sql_mode: str = ""  # what a new connection of the proxy's account starts with
     # (privilege, grantable) on *.*, and (schema, privilege, grantable)
     global_privileges: list[tuple[str, bool]] = field(default_factory=list)
     schema_privileges: list[tuple[str, str, bool]] = field(default_factory=list)
@@ -45,9 +46,10 @@ async def survey_shard(shard: ShardConfig) -> ShardSurvey:
         return found
     try:
         found.version = backend.conn.get_server_info()
-        (packet, connections), *_ = await backend.query_rows(_SETTINGS)
+        (packet, connections, sql_mode), *_ = await backend.query_rows(_SETTINGS)
         found.max_allowed_packet = int(packet)
         found.max_connections = int(connections)
+        found.sql_mode = _text(sql_mode)
         found.global_privileges = [
             (_text(p), _text(g) == "YES") for p, g in await backend.query_rows(_GLOBAL_PRIVILEGES)
         ]
