@@ -177,9 +177,7 @@ def test_a_shard_whose_connections_start_in_a_misread_sql_mode_is_refused_at_sta
             process.start()
     finally:
         server.execute(f"SET GLOBAL sql_mode = '{before}'")
-    assert "shards[s1]: new connections start with sql_mode PIPES_AS_CONCAT" in (
-        process.log_text()
-    )
+    assert "shards[s1]: new connections start with sql_mode PIPES_AS_CONCAT" in (process.log_text())
 
 
 def test_a_session_idle_past_its_wait_timeout_is_closed_and_its_transaction_rolled_back(

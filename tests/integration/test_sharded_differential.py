@@ -1095,6 +1095,59 @@ def queries(draw: st.DrawFn) -> Query:
     return draw(subquery_select(table))
 
 
+# (item, its result name when it is a bare column, whether it is a string)
+UNION_ITEMS = (
+    ("id", "id", False), ("name", "name", True), ("n", "n", False), ("amount", "amount", False),
+    ("n + 1", None, False), ("LENGTH(name)", None, False), ("'x'", None, True),
+    ("DATE(at)", None, False), ("k", "k", None),
+)  # fmt: skip
+UNION_REFUSALS = (
+    "placed on different shards",
+    "reads no sharded table",
+    "SELECT * in a UNION",
+)
+
+
+@st.composite
+def union_select(draw: st.DrawFn) -> Query:
+    """UNION [ALL | DISTINCT] of two or three SELECTs, ordered by every column (then the
+    order is total) with a LIMIT, or unordered and compared as sets."""
+    picked = draw(st.lists(st.sampled_from(UNION_ITEMS), min_size=1, max_size=3, unique=True))
+    tables = draw(
+        st.lists(
+            st.sampled_from((*SHARDED, *SHARDED, "t_plain", BROADCAST)), min_size=2, max_size=3
+        )
+    )
+    if BROADCAST in tables:
+        picked = [("1", None, False)] if draw(st.booleans()) else picked
+    kind = draw(st.sampled_from(("UNION ALL", "UNION", "UNION DISTINCT")))
+    branches = []
+    for table in tables:
+        if table == BROADCAST:
+            items = ", ".join(["code", "label", "weight"][: len(picked)])
+            branches.append(f"SELECT {items} FROM {BROADCAST}")
+            continue
+        items = ", ".join(text for text, _, _ in picked)
+        branches.append(f"SELECT {items} FROM {table}" + draw(where_clause(table)))
+    sql = f" {kind} ".join(branches)
+    ordered = draw(st.booleans())
+    if ordered:
+        parts = []
+        for position in draw(st.permutations(range(len(picked)))):
+            name = picked[position][1]
+            key = name if name is not None and draw(st.booleans()) else str(position + 1)
+            parts.append(key + direction(draw))
+        sql += " ORDER BY " + ", ".join(parts) + draw(limit_clause())
+    strings = {i for i, (_, _, text) in enumerate(picked) if text is not False}
+    return Query(
+        sql,
+        ordered=ordered,
+        ci_columns=frozenset(strings),
+        unsupported=UNION_REFUSALS,
+        shape="union",
+    )
+
+
 # --- comparing ----------------------------------------------------------------------------
 
 
@@ -1242,6 +1295,23 @@ def test_random_selects_match_one_database(world: World, query: Query) -> None:
 @given(query=queries())
 def test_random_selects_match_as_prepared_statements(world: World, query: Query) -> None:
     """The same through COM_STMT_PREPARE/EXECUTE: the merged rows converted to binary rows."""
+    compare_query(world, query, prepared=True)
+
+
+UNION_EXAMPLES = int(os.environ.get("XAPROXY_DIFF_UNION_EXAMPLES", "150"))
+
+
+@settings(max_examples=UNION_EXAMPLES, **COMMON_SETTINGS)
+@given(query=union_select())
+def test_random_unions_match_one_database(world: World, query: Query) -> None:
+    """Every shard runs the whole UNION over its rows; the merge sorts, drops duplicates
+    across shards (UNION) and limits."""
+    compare_query(world, query)
+
+
+@settings(max_examples=UNION_EXAMPLES // 3, **COMMON_SETTINGS)
+@given(query=union_select())
+def test_random_unions_match_as_prepared_statements(world: World, query: Query) -> None:
     compare_query(world, query, prepared=True)
 
 

@@ -56,6 +56,9 @@ _SELECT_ITEM_ENDS = frozenset(
         TokenType.GROUP_BY,
         TokenType.HAVING,
         TokenType.SEMICOLON,
+        TokenType.UNION,
+        TokenType.EXCEPT,
+        TokenType.INTERSECT,
     }
 )
 # Select options before the first item; MySQL does not name the column after them.

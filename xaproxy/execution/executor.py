@@ -495,10 +495,16 @@ async def run_everywhere(client: Client, cursor: Cursor, sql: str, route: Plan, 
             backend = await cursor.autocommit_connection(shard, bool(backends))
             backends.append((shard, backend))
         summary = await scatter_write(backends, route, sql)
+        # every shard ran the same DDL on its copy of the table, so each gives the same notes
+        # ("Table 't' already exists"): one server's are the first shard's that has any
+        client.warnings = []
+        warned = _warned(backends, summary.shard_warnings)[:1]
+        if warned:
+            await capture_warnings(client, warned[0])
     finally:
         for _, backend in backends:
             cursor.release(backend)
-    client.warnings = []
     client.note_result(affected=0)  # DDL: ROW_COUNT() is 0 whatever the OK counts
     status = client.status() | (_MORE if more else 0)
-    client.out.write(wire.ok_packet(status, summary.affected_rows, 0, summary.warnings))
+    count = next((n for n in summary.shard_warnings if n), 0)
+    client.out.write(wire.ok_packet(status, summary.affected_rows, 0, count))

@@ -659,3 +659,133 @@ def _aggregate_position(state: _Rewrite, node: exp.Expression, kind: str) -> int
     else:
         state.aggregates.append(Aggregate(kind, position))
     return position
+
+
+# --- UNION [ALL] of SELECTs whose rows each live on one shard -------------------------------
+
+
+def union_branches(ast: exp.Union) -> list[exp.Select]:
+    """The SELECTs of `a UNION b UNION c`, left to right.
+
+    Refused: INTERSECT and EXCEPT (a row on one shard against a row on another),
+    chains that mix UNION and UNION ALL, parenthesized branches and branches with their
+    own ORDER BY or LIMIT; the shards then could not each run the whole chain.
+    """
+    distinct = bool(ast.args.get("distinct"))
+    branches: list[exp.Select] = []
+
+    def walk(node: exp.Expression, top: bool) -> None:
+        if isinstance(node, exp.Select):
+            branches.append(node)
+            return
+        if type(node) is not exp.Union:
+            what = type(node).__name__.upper()
+            raise errors.not_supported(
+                f"{'a parenthesized UNION branch' if what == 'SUBQUERY' else what} over several "
+                "shards",
+                "write the branches without parentheses, or add the shard key to the WHERE clause",
+            )
+        if bool(node.args.get("distinct")) != distinct:
+            raise errors.not_supported(
+                "a chain that mixes UNION and UNION ALL over several shards",
+                "use one kind of UNION in the chain",
+            )
+        extras = [k for k in ("by_name", "side", "kind", "on", "with_") if node.args.get(k)]
+        if not top and any(node.args.get(k) for k in ("order", "limit", "offset")):
+            extras.append("order")
+        if extras:
+            raise errors.not_supported("this form of UNION over several shards")
+        walk(node.this, False)
+        walk(node.expression, False)
+
+    walk(ast, True)
+    return branches
+
+
+def _check_union_branch(branch: exp.Select, sql: str, distinct: bool) -> None:
+    """A branch is run by every shard inside the union: it must need no merge of its own."""
+    _refuse_unmergeable(branch, sql)
+    clauses = {
+        "GROUP BY": branch.args.get("group"),
+        "HAVING": branch.args.get("having"),
+        "ORDER BY": branch.args.get("order"),
+        "LIMIT": branch.args.get("limit") or branch.args.get("offset"),
+        "FOR UPDATE / LOCK IN SHARE MODE": branch.args.get("locks"),
+        "DISTINCT": branch.args.get("distinct") if not distinct else None,
+        "an aggregate": next((n for n in branch.walk() if _aggregate_kind(n)), None),
+        "SQL_CALC_FOUND_ROWS": calc_found_rows(branch) or None,
+    }
+    found = next((name for name, present in clauses.items() if present), None)
+    if found is not None:
+        raise errors.not_supported(
+            f"{found} inside a UNION branch over several shards",
+            "apply ORDER BY and LIMIT to the whole UNION, or add the shard key to the WHERE "
+            "clause of every branch",
+        )
+
+
+def rewrite_fanout_union(ast: exp.Union, sql: str) -> FanoutRewrite:
+    """The shard query and merge steps for a UNION [ALL] whose branches each read rows that
+    live on one shard: every shard runs the whole union over its own rows, and the union of
+    the shards' answers is the server's answer (UNION: with duplicates dropped across
+    shards). The shards sort by the client's ORDER BY (UNION: then by every column, so
+    duplicates arrive side by side) and stop at offset+count; the merge does the rest."""
+    query = ast.copy()
+    branches = union_branches(query)
+    distinct = bool(query.args.get("distinct"))
+    for branch in branches:
+        _check_union_branch(branch, sql, distinct)
+    first = branches[0]
+    state = _Rewrite(query, list(first.expressions))  # type: ignore[arg-type]
+    texts = select_item_texts(sql)  # the first branch's items name the result's columns
+    for index, item in enumerate(state.items):
+        inner = _unaliased(item)
+        if not isinstance(item, exp.Alias) and not isinstance(inner, (exp.Column, exp.Star)):
+            text = texts[index] if index < len(texts) else inner.sql("mysql")
+            item = exp.alias_(inner.copy(), _literal_column_name(inner, text), quoted=True)
+        state.new_items.append(item)
+        state.names.append(item.alias if isinstance(item, exp.Alias) else _column_name(inner))
+    first.set("expressions", state.new_items)
+    order = query.args.get("order")
+    for ordered in order.expressions if order is not None else ():
+        state.order_keys.append(
+            SortKey(_union_column(state, ordered.this), bool(ordered.args.get("desc")))
+        )
+    if _star_index(state.items) is not None and (state.order_keys or distinct):
+        raise errors.not_supported(
+            "SELECT * in a UNION with ORDER BY or DISTINCT over several shards",
+            "list the columns you select",
+        )
+    limit, offset = _limit(state, grouped=False)
+    keys = list(state.order_keys)
+    if distinct:
+        keys += [
+            SortKey(c, False) for c in range(state.visible) if all(k.column != c for k in keys)
+        ]
+    query.set("order", _ordinal_order(tuple(keys)) if keys else None)
+    steps: list[MergeStep] = []
+    if keys:
+        steps.append(Sort(tuple(keys)))
+    if distinct:
+        steps.append(Distinct(adjacent=True))
+    if limit is not None or offset:
+        steps.append(Limit(limit, offset))
+    return FanoutRewrite(mariadb_sql(query), tuple(steps))
+
+
+def _column_name(node: exp.Expression) -> str | None:
+    return node.name if isinstance(node, exp.Column) else None
+
+
+def _union_column(state: _Rewrite, node: exp.Expression) -> int:
+    """A UNION's ORDER BY names a result column (by position or name), nothing else."""
+    if isinstance(node, exp.Literal) and not node.is_string:
+        return _resolve(state, node, ordinal=True)
+    if isinstance(node, exp.Column) and not node.table:
+        for index, name in enumerate(state.names):
+            if name is not None and name.lower() == node.name.lower():
+                return index
+    raise errors.not_supported(
+        "ORDER BY of a UNION over several shards by other than a result column",
+        "order by a column's name or position in the first SELECT",
+    )

@@ -26,7 +26,13 @@ from ..analysis.parse import Parsed, parse
 from ..config import Config, SchemaConfig, TableConfig
 from ..metadata.model import Catalog, TableMetadata
 from . import key_templates, plan, sharding
-from .fanout import calc_found_rows, rewrite_fanout_select
+from .fanout import (
+    FanoutRewrite,
+    calc_found_rows,
+    rewrite_fanout_select,
+    rewrite_fanout_union,
+    union_branches,
+)
 from .fanout_plans import FanoutPlans
 from .keycolumn import KeyColumn, key_column, place_string
 from .keys import (
@@ -796,10 +802,76 @@ class Planner:
         return collations
 
     def _route_union(self, ast: exp.Union, placed: list[_Placed]) -> Plan:
+        """A UNION whose every branch reads sharded rows: each shard runs the whole union
+        over its own rows (a row lives on one shard, so no branch row comes back twice);
+        the shards the branches narrow to together answer it."""
         sharded = [p for p in placed if p.config is not None and p.config.sharded]
-        if sharded:
-            raise errors.not_supported("UNION over sharded tables", "run the SELECTs separately")
-        return Plan(self._sql, plan.Route(self._broadcast_reader(placed), why="broadcast copy"))
+        if not sharded:
+            return Plan(self._sql, plan.Route(self._broadcast_reader(placed), why="broadcast copy"))
+        branches = union_branches(ast)
+        of_branch: dict[int, list[_Placed]] = {id(b): [] for b in branches}
+        for p in placed:
+            scope = _scope_of(p.node)
+            if scope is None or id(scope) not in of_branch:
+                raise errors.not_supported(
+                    "subqueries in a UNION that spans several shards",
+                    "add the shard key to the WHERE clause of every branch or split the query",
+                )
+            of_branch[id(scope)].append(p)
+        wanted: set[str] = set()
+        unsharded_branches = 0
+        for branch in branches:
+            mine = of_branch[id(branch)]
+            mine_sharded = [p for p in mine if p.config is not None and p.config.sharded]
+            if not mine_sharded:
+                unsharded_branches += 1  # fine where one shard runs the whole union
+                continue
+            if _has_nested_select(branch):
+                raise errors.not_supported(
+                    "subqueries in a UNION that spans several shards",
+                    "add the shard key to the WHERE clause of every branch or split the query",
+                )
+            self._check_binding(branch, mine_sharded)
+            _check_outer_joins(branch, mine_sharded)
+            wanted.update(self._sharded_shards(branch, mine_sharded))
+        shards = tuple(s for s in self.all_shards if s in wanted)
+        for p in placed:
+            if p.config is not None and p.config.sharded:
+                if not set(shards) <= set(p.config.shards):
+                    raise errors.not_supported(
+                        f"a UNION over sharded tables placed on different shards ('{p.node.name}' "
+                        f"is not on {', '.join(s for s in shards if s not in p.config.shards)})",
+                        "run the SELECTs separately",
+                    )
+            else:
+                self._check_companion(p, shards, sharded[0])
+        if len(shards) == 1:
+            return Plan(self._sql, plan.Route(shards[0], why="shard key"))
+        if unsharded_branches:
+            raise errors.not_supported(
+                "a UNION branch that reads no sharded table, in a UNION over several "
+                "shards (every shard would return its rows)",
+                "run that SELECT separately",
+            )
+        rewrite = rewrite_fanout_union(bind_placeholders(ast, self._params), self._sql)
+        self._check_union_collations(branches, of_branch, rewrite)
+        return Plan(self._sql, MergeRead(shards, rewrite.sql, rewrite.steps))
+
+    def _check_union_collations(
+        self,
+        branches: list[exp.Select],
+        of_branch: dict[int, list[_Placed]],
+        rewrite: FanoutRewrite,
+    ) -> None:
+        """Each branch's columns the merge compares (sort keys; every column of a UNION)
+        must have a collation the merge reproduces."""
+        ordinals = [
+            exp.Ordered(this=exp.Literal.number(k.column + 1)) for k in rewrite.spec.order_by
+        ]
+        for branch in branches:
+            probe = branch.copy()
+            probe.set("order", exp.Order(expressions=ordinals) if ordinals else None)
+            check_merge_collations(probe, self._collations(of_branch[id(branch)]))
 
     def _broadcast_reader(self, placed: list[_Placed]) -> str:
         candidates: set[str] | None = None

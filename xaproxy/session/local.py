@@ -350,13 +350,40 @@ async def use_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
     database = use_target(sql)
     if database is None:
         raise errors.parse_error("expected USE <database>")
-    use(s, database)
+    await use(s, database)
     reply.ok(s, more)
 
 
-def use(s: SessionState, database: str) -> None:
+async def use(s: SessionState, database: str) -> None:
     check_database(s, database)
+    await check_database_exists(s, database)
     s.database = database
+
+
+async def check_database_exists(s: SessionState, database: str) -> None:
+    """A schema of the shard map that its default shard does not have is unknown (1049), as
+    MariaDB answers USE of a missing database. The check switches a connection of that
+    shard to the database, which the session's next statement there would do anyway."""
+    if database.lower() in SYSTEM_SCHEMAS:
+        return
+    shard = s.ctx.planner.default_shard(database)
+    try:
+        backend, borrowed = await s.shards.connection_outside_writes(shard)
+        try:
+            if backend.database != database:
+                await backend.init_db(database)
+        finally:
+            if borrowed:
+                s.shards.release(backend)
+    except errors.ProxyError as exc:
+        if exc.code in _NO_SUCH_DATABASE:
+            raise
+        # the shard is down: the database may well be there, and the session may use the
+        # schema's tables on other shards meanwhile; its statements there get the clear error
+        log.info("session %d: USE %s not checked, shard %s: %s", s.id, database, shard, exc)
+
+
+_NO_SUCH_DATABASE = frozenset({1049, 1044})  # unknown database, access denied to it
 
 
 def check_database(s: SessionState, database: str) -> None:
@@ -366,11 +393,24 @@ def check_database(s: SessionState, database: str) -> None:
 
 
 async def show_databases(s: SessionState, sql: str, more: bool, binary: bool) -> None:
-    granted = s.grants.schemas
+    """The granted schemas of the shard map that exist (on their default shard, where USE
+    looks for them), and information_schema. It reads a table, so, as on MariaDB, it
+    clears the last statement's warnings."""
+    s.warnings = []
+    granted = [x for x in s.ctx.config.schemas.values() if x.name.lower() in s.grants.schemas]
+    existing: set[str] = set()
+    for shard in sorted({x.default_shard for x in granted}):
+        backend, borrowed = await s.shards.connection_outside_writes(shard)
+        try:
+            rows = await backend.query_rows("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+        finally:
+            if borrowed:
+                s.shards.release(backend)
+        existing.update(f"{shard}\0{(r[0] or b'').decode()}" for r in rows)
     names = sorted(
         [
             "information_schema",
-            *(x.name for x in s.ctx.config.schemas.values() if x.name.lower() in granted),
+            *(x.name for x in granted if f"{x.default_shard}\0{x.name}" in existing),
         ]
     )
     like = show_options(sql).like
@@ -414,15 +454,22 @@ async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> No
         )
         return
     full = options.full
-    backend, borrowed = await s.shards.connection_outside_writes(schema.default_shard)
-    try:
-        rows = await backend.query_rows(f"SHOW FULL TABLES FROM `{schema.name}`")
-    finally:
-        if borrowed:
-            s.shards.release(backend)
-    tables = {(r[0] or b"").decode(): (r[1] or b"BASE TABLE").decode() for r in rows}
-    for table in schema.tables.values():
-        tables.setdefault(table.name, "BASE TABLE")
+    s.warnings = []  # it reads a table: MariaDB clears the last statement's warnings
+    placed = [t for t in schema.tables.values() if t.sharded or t.broadcast]
+    listings = {}
+    for shard in dict.fromkeys([schema.default_shard, *(t.shards[0] for t in placed)]):
+        listings[shard] = await _tables_on(s, shard, schema.name)
+    # the default shard's tables, but a placed table only where it lives (its first shard)
+    placed_names = {t.name.lower() for t in placed}
+    tables = {
+        n: kind for n, kind in listings[schema.default_shard].items()
+        if n.lower() not in placed_names
+    }  # fmt: skip
+    for table in placed:
+        found = {n.lower(): (n, kind) for n, kind in listings[table.shards[0]].items()}
+        if table.name.lower() in found:
+            name, kind = found[table.name.lower()]
+            tables[name] = kind
     like = options.like
     names = sorted(n for n in tables if like is None or _like(like, n))
     columns = [wire.ColumnDef(f"Tables_in_{schema.name}", length=256)]
@@ -432,6 +479,22 @@ async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> No
     else:
         out_rows = [[n] for n in names]
     reply.rows(s, columns, out_rows, more, binary)
+
+
+async def _tables_on(s: SessionState, shard: str, database: str) -> dict[str, str]:
+    """{table: Table_type} of `database` on `shard` (none when the shard lacks it)."""
+    backend, borrowed = await s.shards.connection_outside_writes(shard)
+    quoted = database.replace("`", "``")
+    try:
+        rows = await backend.query_rows(f"SHOW FULL TABLES FROM `{quoted}`")
+    except errors.BackendError as exc:
+        if exc.code != 1049:
+            raise
+        rows = []
+    finally:
+        if borrowed:
+            s.shards.release(backend)
+    return {(r[0] or b"").decode(): (r[1] or b"BASE TABLE").decode() for r in rows}
 
 
 async def show_warnings(s: SessionState, sql: str, more: bool, binary: bool) -> None:
@@ -710,19 +773,23 @@ async def database_statement(s: SessionState, sql: str, more: bool, binary: bool
     if s.txn is not None:
         await s.shards.end(commit=True)
     affected = 0
-    warnings = 0
+    warnings = 0  # MariaDB keeps the last statement's warnings when this one has none
     for shard in s.ctx.config.shards:
         backend = await s.shards.plain_connection(shard)
         try:
             ok = await backend.execute_ok(sql)
             affected = max(affected, ok.affected_rows)
-            warnings += ok.warnings
+            if ok.warnings and not warnings:
+                # each shard notes the same ("database exists"): one server's are one shard's
+                warnings = ok.warnings
+                s.warnings = []
+                await executor.capture_warnings(s, backend)
             if backend.database and backend.database.lower() == name.lower():
                 backend.database = None
-        except errors.BackendError:
+        finally:
             s.shards.release(backend)
-            raise
-        s.shards.release(backend)
+    if verb.upper() == "DROP" and s.database and s.database.lower() == name.lower():
+        s.database = None  # MariaDB: the session has no database once its own is dropped
     reply.ok(s, more, affected, warnings)
 
 

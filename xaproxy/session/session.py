@@ -215,6 +215,8 @@ async def _log_in(s: SessionState) -> None:
         auth_response = await s.out.read_packet()
     await authenticate(s, response.user, client_plugin, scramble, auth_response)
     _start_session(s, response)
+    if response.database:
+        await local.check_database_exists(s, response.database)
 
 
 async def _after_tls(s: SessionState, payload: bytes) -> bytes:
@@ -322,7 +324,7 @@ async def _ping(s: SessionState, payload: bytes) -> None:
 
 
 async def _init_db(s: SessionState, payload: bytes) -> None:
-    local.use(s, s.decode(payload[1:]))
+    await local.use(s, s.decode(payload[1:]))
     reply.ok(s, False)
 
 
@@ -382,7 +384,7 @@ async def _change_user(s: SessionState, payload: bytes) -> None:
         s.literal_charset = s.function_charset = handshake_collation(request.charset)
     local.rebuild_settings(s, [])
     if database:
-        local.use(s, database)
+        await local.use(s, database)
     reply.ok(s, False)
 
 
