@@ -274,6 +274,41 @@ class _Sum:
         out[self.column] = None if self.total is None else self.number.text(self.total)
 
 
+class _OncePerValue:
+    """SUM(DISTINCT x) / AVG(DISTINCT x) over partials of (group, x): a value of x that
+    several shards hold is added once. Sorted partials (x ordered inside the group) need
+    only the last value; unsorted ones keep the group's values seen."""
+
+    __slots__ = ("column", "decode", "inner", "last", "seen")
+
+    _NOTHING = object()
+
+    def __init__(self, inner: _Accumulator, column: int, decode: Decoder, sorted_values: bool):
+        self.inner = inner
+        self.column = column
+        self.decode = decode
+        self.last: object = self._NOTHING
+        self.seen: set[object] | None = None if sorted_values else set()
+
+    def add(self, values: list[bytes | None]) -> None:
+        raw = values[self.column]
+        if raw is None:
+            return  # DISTINCT aggregates skip NULL
+        key = self.decode(raw)
+        if self.seen is None:
+            if key == self.last:
+                return
+            self.last = key
+        elif key in self.seen:
+            return
+        else:
+            self.seen.add(key)
+        self.inner.add(values)
+
+    def finish(self, out: list[bytes | None]) -> None:
+        self.inner.finish(out)
+
+
 class _Extreme:
     """MIN or MAX: the winner by the column's collation/type order, kept as sent."""
 
@@ -465,30 +500,35 @@ class _Plan:
     def accumulators(self, sorted_values: bool = False) -> list[_Accumulator]:
         made: list[_Accumulator] = []
         for agg in self.spec.aggregates:
-            column = agg.column
-            if agg.kind == "COUNT":
-                made.append(_Count(column))
-            elif agg.kind == "COUNT_DISTINCT" and sorted_values:
-                made.append(_CountDistinctSorted(column, self.decoder(column)))
-            elif agg.kind == "COUNT_DISTINCT":
-                made.append(_CountDistinct(column, self.decoder(column)))
-            elif agg.kind == "GROUP_CONCAT":
-                if not sorted_values:
-                    raise ValueError("merge spec: GROUP_CONCAT needs partials sorted by value")
-                made.append(_GroupConcatSorted(agg, self.decoder(agg.sum_column)))
-            elif agg.kind == "SUM":
-                made.append(_Sum(column, _Number(self.coldefs[column])))
-            elif agg.kind in ("MIN", "MAX"):
-                made.append(_Extreme(column, self.decoder(column), agg.kind == "MAX"))
-            elif agg.kind in BITWISE_KINDS:
-                made.append(_Bitwise(column, agg.kind))
-            else:
-                output = _Number(self.coldefs[column])
-                summed = _Number(self.coldefs[agg.sum_column])
-                if output.kind == "double":
-                    summed.kind = "double"  # AVG of doubles divides the double sum
-                made.append(_Average(agg, output, summed))
+            made.append(self._accumulator(agg, sorted_values))
+            if agg.value_column is not None:
+                decode = self.decoder(agg.value_column)
+                made[-1] = _OncePerValue(made[-1], agg.value_column, decode, sorted_values)
         return made
+
+    def _accumulator(self, agg: Aggregate, sorted_values: bool) -> _Accumulator:
+        column = agg.column
+        if agg.kind == "COUNT":
+            return _Count(column)
+        if agg.kind == "COUNT_DISTINCT" and sorted_values:
+            return _CountDistinctSorted(column, self.decoder(column))
+        if agg.kind == "COUNT_DISTINCT":
+            return _CountDistinct(column, self.decoder(column))
+        if agg.kind == "GROUP_CONCAT":
+            if not sorted_values:
+                raise ValueError("merge spec: GROUP_CONCAT needs partials sorted by value")
+            return _GroupConcatSorted(agg, self.decoder(agg.sum_column))
+        if agg.kind == "SUM":
+            return _Sum(column, _Number(self.coldefs[column]))
+        if agg.kind in ("MIN", "MAX"):
+            return _Extreme(column, self.decoder(column), agg.kind == "MAX")
+        if agg.kind in BITWISE_KINDS:
+            return _Bitwise(column, agg.kind)
+        output = _Number(self.coldefs[column])
+        summed = _Number(self.coldefs[agg.sum_column])
+        if output.kind == "double":
+            summed.kind = "double"  # AVG of doubles divides the double sum
+        return _Average(agg, output, summed)
 
 
 class _KeyRow(list):
@@ -566,7 +606,11 @@ def _absolute(spec: MergeSpec, ncols: int) -> MergeSpec:
         group_by=tuple(at(c) for c in spec.group_by),
         aggregates=tuple(
             replace(
-                a, column=at(a.column), sum_column=at(a.sum_column), count_column=at(a.count_column)
+                a,
+                column=at(a.column),
+                sum_column=at(a.sum_column),
+                count_column=at(a.count_column),
+                value_column=at(a.value_column),
             )
             for a in spec.aggregates
         ),
@@ -597,6 +641,8 @@ def _check(spec: MergeSpec, ncols: int) -> None:
         if agg.kind in ("AVG", "GROUP_CONCAT"):
             column(agg.sum_column, f"{agg.kind} sum or value")
             column(agg.count_column, f"{agg.kind} count or length limit")
+        if agg.value_column is not None:
+            column(agg.value_column, f"{agg.kind}(DISTINCT) value")
 
 
 # --- row sources ---------------------------------------------------------------------------------

@@ -104,6 +104,9 @@ class _Rewrite:
     hidden: list[exp.Expression] = field(default_factory=list)
     aggregates: list[Aggregate] = field(default_factory=list)
     count_distinct: list[int] = field(default_factory=list)
+    # (position, "SUM_DISTINCT" | "AVG_DISTINCT") of SUM(DISTINCT x) / AVG(DISTINCT x)
+    distinct_sums: list[tuple[int, str]] = field(default_factory=list)
+    value_column: int | None = None  # the x of the DISTINCT aggregates, when there are any
     group_concat: list[int] = field(default_factory=list)
     concat_key: SortKey | None = None  # a GROUP_CONCAT's value column, in its ORDER BY direction
     group_columns: list[int] = field(default_factory=list)
@@ -128,7 +131,7 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
     _select_items(state, sql)
     _avg_partials(state)
     _group_by(state)
-    _count_distinct_regroup(state)
+    _distinct_regroup(state)
     _group_concat_regroup(state)
     _having(state)
     _order_by(state)
@@ -213,6 +216,8 @@ def _select_items(state: _Rewrite, sql: str) -> None:
         state.new_items.append(item)
         if kind == "GROUP_CONCAT":
             state.group_concat.append(index)
+        elif kind in _DISTINCT_SUMS:
+            state.distinct_sums.append((index, kind))
         elif kind is not None and kind != "COUNT_DISTINCT":
             state.aggregates.append(Aggregate(kind, index))
     if len(state.count_distinct) > 1:
@@ -239,17 +244,50 @@ def _group_by(state: _Rewrite) -> None:
         state.group_columns.append(position)
 
 
-def _count_distinct_regroup(state: _Rewrite) -> None:
-    """Shards return one row per (group, value); the merge counts the values."""
-    if not state.count_distinct:
+_DISTINCT_SUMS = frozenset({"SUM_DISTINCT", "AVG_DISTINCT"})
+
+
+def _distinct_regroup(state: _Rewrite) -> None:
+    """COUNT/SUM/AVG(DISTINCT x): shards return one row per (group, x); the merge counts
+    or adds each value of x once, however many shards hold it. All of them must be of
+    the same x (one regrouping)."""
+    if not state.count_distinct and not state.distinct_sums:
         return
+    arguments = []
+    if state.count_distinct:
+        arguments.append(_unaliased(state.items[state.count_distinct[0]]).this.expressions[0])
+    for index, _ in state.distinct_sums:
+        distinct = _unaliased(state.items[index]).this
+        if len(distinct.expressions) != 1:
+            raise errors.not_supported("SUM/AVG(DISTINCT a, b) over several shards")
+        arguments.append(distinct.expressions[0])
+    if len({a.sql("mysql").lower() for a in arguments}) > 1:
+        raise errors.not_supported(
+            "DISTINCT aggregates of different arguments in one SELECT that spans several shards",
+            "run one query per DISTINCT argument",
+        )
+    value_expr = arguments[0]
     group = state.query.args.get("group")
-    value_expr = _unaliased(state.items[state.count_distinct[0]]).this.expressions[0]
     new_group = [e.copy() for e in (group.expressions if group is not None else [])]
     new_group.append(value_expr.copy())
     state.query.set("group", exp.Group(expressions=new_group))
     # the other aggregates combine the finer (group, value) partials just as well
-    state.aggregates.insert(0, Aggregate("COUNT_DISTINCT", state.count_distinct[0]))
+    if state.count_distinct:
+        state.value_column = state.count_distinct[0]  # the item itself becomes x
+        state.aggregates.insert(0, Aggregate("COUNT_DISTINCT", state.count_distinct[0]))
+    else:
+        state.value_column = state.add_hidden(value_expr.copy())
+    for index, kind in state.distinct_sums:
+        if kind == "SUM_DISTINCT":
+            aggregate = Aggregate("SUM", index, distinct=True, value_column=state.value_column)
+        else:
+            once = exp.Distinct(expressions=[value_expr.copy()])
+            sum_col = state.add_hidden(exp.Sum(this=once.copy()))
+            count_col = state.add_hidden(exp.Count(this=once))
+            aggregate = Aggregate(
+                "AVG", index, sum_col, count_col, distinct=True, value_column=state.value_column
+            )
+        state.aggregates.append(aggregate)
 
 
 def _group_concat_regroup(state: _Rewrite) -> None:
@@ -260,9 +298,9 @@ def _group_concat_regroup(state: _Rewrite) -> None:
     """
     if not state.group_concat:
         return
-    if len(state.group_concat) > 1 or state.count_distinct:
+    if len(state.group_concat) > 1 or state.value_column is not None:
         raise errors.not_supported(
-            "GROUP_CONCAT() with another GROUP_CONCAT() or COUNT(DISTINCT ...) in one SELECT "
+            "GROUP_CONCAT() with another GROUP_CONCAT() or a DISTINCT aggregate in one SELECT "
             "that spans several shards",
             "run one query per GROUP_CONCAT()",
         )
@@ -421,8 +459,8 @@ def _shard_order(state: _Rewrite, grouped: bool) -> tuple[SortKey, ...]:
     """
     if grouped:
         columns = list(state.group_columns)
-        if state.count_distinct:
-            columns.append(state.count_distinct[0])
+        if state.value_column is not None:
+            columns.append(state.value_column)
         if not columns and state.concat_key is None:
             return ()
         lead = state.order_keys if all(k.column in columns for k in state.order_keys) else []
@@ -507,6 +545,7 @@ def _placed_aggregate(a: Aggregate, place) -> Aggregate:
         column=place(a.column),
         sum_column=None if a.sum_column is None else place(a.sum_column),
         count_column=None if a.count_column is None else place(a.count_column),
+        value_column=None if a.value_column is None else place(a.value_column),
     )
 
 
@@ -583,10 +622,10 @@ def _aggregate_kind(node: exp.Expression) -> str | None:
     for cls, kind in _AGGREGATES.items():
         if isinstance(node, cls):
             if isinstance(node.this, exp.Distinct):
-                if kind == "COUNT":
-                    return "COUNT_DISTINCT"
-                if kind in ("SUM", "AVG", "BIT_XOR"):
-                    # per-shard distinct sums cannot be added: a value on two shards counts twice
+                if kind in ("COUNT", "SUM", "AVG"):
+                    return f"{kind}_DISTINCT"
+                if kind == "BIT_XOR":
+                    # XOR of each shard's distinct values: a value on two shards cancels out
                     raise errors.not_supported(
                         f"{kind}(DISTINCT ...) in a SELECT that spans several shards",
                         "add the shard key to the WHERE clause",
@@ -645,7 +684,7 @@ def _aggregate_position(state: _Rewrite, node: exp.Expression, kind: str) -> int
     found = _item_position(state, node)
     if found is not None:
         return found
-    if kind in ("COUNT_DISTINCT", "GROUP_CONCAT"):
+    if kind in ("COUNT_DISTINCT", "GROUP_CONCAT") or kind in _DISTINCT_SUMS:
         raise errors.not_supported(
             f"{kind} in HAVING or ORDER BY without selecting it, over several shards",
             "select it too",

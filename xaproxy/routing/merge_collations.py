@@ -48,7 +48,9 @@ def _merge_keys(ast: exp.Select) -> Iterator[exp.Expression]:
     if having is not None:
         yield having.this
     for node in ast.walk():
-        distinct_count = isinstance(node, exp.Count) and isinstance(node.this, exp.Distinct)
+        distinct_count = isinstance(node, (exp.Count, exp.Sum, exp.Avg)) and isinstance(
+            node.this, exp.Distinct
+        )
         if distinct_count or isinstance(node, (exp.Min, exp.Max, exp.GroupConcat)):
             yield node.this  # GROUP_CONCAT: its pieces are ordered and deduplicated by value
 

@@ -29,6 +29,10 @@ class Aggregate:
     x inside the group; `column` holds each shard's GROUP_CONCAT of its (group,
     x) rows (its definition is MariaDB's), `sum_column` holds x and
     `count_column` the shard session's group_concat_max_len.
+    SUM/AVG with `distinct` (SUM(DISTINCT x), AVG(DISTINCT x)): shards grouped by
+    (group columns, x), `value_column` holds x, and a partial counts once per value of x
+    however many shards send it (for AVG, `sum_column`/`count_column` hold SUM(DISTINCT
+    x) and COUNT(DISTINCT x)).
     """
 
     kind: str
@@ -37,6 +41,7 @@ class Aggregate:
     count_column: int | None = None
     separator: bytes = b","
     distinct: bool = False
+    value_column: int | None = None
 
 
 @dataclass(frozen=True)

@@ -344,6 +344,8 @@ def _describe_aggregate(a: Aggregate) -> str:
         )
     if a.sum_column is not None and a.count_column is not None:
         text += f" from sum {column_ref(a.sum_column)} count {column_ref(a.count_column)}"
+    if a.value_column is not None:
+        text += f" once per value {column_ref(a.value_column)}"
     return text
 
 

@@ -2,6 +2,9 @@
 ``select_for_update``, ``bulk_create`` (with RETURNING on MariaDB for auto ids),
 get_or_create/update_or_create, and errors (IntegrityError, a raw syntax error).
 
+The test runner's own databases (`test_<name>`) are made and dropped as `manage.py test`
+does (the proxy's shard map must hold `test_<name>` like the database itself).
+
 Usage: django_client.py [mysql]   (the ENGINE is django.db.backends.mysql)
 """
 
@@ -117,6 +120,35 @@ def raw_syntax_error() -> dict[str, Any]:
     return {}
 
 
+def test_runner() -> dict[str, Any]:
+    """What `manage.py test` does around the tests: CREATE DATABASE test_<name> over a
+    connection without a database (1007 when it is left over: DROP and CREATE again),
+    migrate into it, run the tests there, DROP it; then the real database again."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    real = connection.settings_dict["NAME"]
+    seen: dict[str, Any] = {}
+    for attempt in ("fresh", "left_over"):
+        old = setup_databases(verbosity=0, interactive=False, serialized_aliases=[])
+        seen[attempt] = {"database": connection.settings_dict["NAME"]}
+        Item.objects.create(id=1, name="in test db", qty=1)
+        with transaction.atomic():
+            Item.objects.filter(id=1).update(qty=F("qty") + 1)
+        seen[attempt]["items"] = items()
+        if attempt == "fresh":
+            # leave it behind, as an interrupted run does; the next setup finds it (1007)
+            connection.close()
+            connection.settings_dict["NAME"] = real
+            continue
+        teardown_databases(old, verbosity=0)
+    with connection.cursor() as cur:
+        cur.execute("SHOW DATABASES LIKE %s", [f"test\\_{real}"])
+        seen["test_database_left"] = norm_rows(cur.fetchall())
+    seen["back_in"] = connection.settings_dict["NAME"]
+    seen["items"] = items()
+    return seen
+
+
 def main() -> None:
     guarded("migrate", migrate)
     guarded("orm.create", create)
@@ -155,6 +187,7 @@ def main() -> None:
             "rows": norm_rows(Note.objects.order_by("id").values_list("id", "body", "pinned"))
         },
     )
+    guarded("test_runner", test_runner)
     emit("final.in_atomic_block", value=connection.in_atomic_block)
 
 
