@@ -59,12 +59,15 @@ def no_database_selected() -> ProxyError:
     return ProxyError(1046, "3D000", "No database selected")
 
 
+NOT_SUPPORTED = 1235  # ER_NOT_SUPPORTED_YET
+
+
 def not_supported(what: str, hint: str = "") -> ProxyError:
     """ER_NOT_SUPPORTED_YET (1235): the statement is valid MySQL the proxy cannot run."""
     message = f"xaproxy does not support {what}"
     if hint:
         message += f"; {hint}"
-    return ProxyError(1235, "42000", message)
+    return ProxyError(NOT_SUPPORTED, "42000", message)
 
 
 def group_concat_too_long(limit: int) -> MergeAborted:

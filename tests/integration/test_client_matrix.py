@@ -214,10 +214,6 @@ _add("mariadb_dump", "sharded", {
     "dump.single_transaction": SHARDED_DUMP_ORDER,
     "dump.no_locks": SHARDED_DUMP_ORDER,
 })  # fmt: skip
-_add("php_pdo_emulated", "sharded", {
-    "prepared.limit_string": "an emulated LIMIT '2' (a quoted literal) is refused with 1235 "
-    "'non-constant LIMIT ... several shards' where MariaDB answers 1064 (syntax error)",
-})  # fmt: skip
 
 
 def expected_for(client: str, schema: str) -> dict[str, str]:

@@ -240,7 +240,10 @@ def test_a_full_shard_answers_too_many_connections_and_the_session_goes_on(
     admin = cluster["s0"].connect()
     limit = int(cluster["s0"].execute("SELECT @@global.max_connections")[0][0])
     # CLIENT_FOUND_ROWS sessions use their own pooled connections: this one needs a new one
-    conn = _connect(proxy, client_flag=pymysql.constants.CLIENT.FOUND_ROWS, autocommit=True)
+    # (no database at login: checking that it exists would open that connection now)
+    conn = _connect(
+        proxy, client_flag=pymysql.constants.CLIENT.FOUND_ROWS, autocommit=True, database=None
+    )
     holders: list[pymysql.Connection] = []
     try:
         holders = _fill_shard(cluster, admin)

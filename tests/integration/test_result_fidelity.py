@@ -289,6 +289,36 @@ def test_a_read_that_fails_on_several_shards_mid_result_leaves_every_connection_
         ]
 
 
+def test_a_statement_mariadb_cannot_parse_gets_its_syntax_error_not_a_refusal(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    """`LIMIT '2'` (PDO's emulated prepares bind strings) is no SQL MariaDB parses: its
+    1064, with the same text, not the proxy's 1235 for a LIMIT it cannot read. A valid
+    statement the proxy cannot run over several shards keeps its refusal."""
+    answers = []
+    for connect in (lambda: direct(shards), lambda: through(proxy)):
+        conn = connect()
+        seen = []
+        try:
+            for sql in (
+                "SELECT id FROM items ORDER BY id LIMIT '2'",
+                "SELECT id FROM items ORDER BY id LIMIT 1.5",
+                "SELECT id, v FROM items ORDER BY id LIMIT '1' OFFSET 2",
+            ):
+                with pytest.raises(pymysql.MySQLError) as caught, conn.cursor() as cur:
+                    cur.execute(sql)
+                seen.append(caught.value.args)
+        finally:
+            conn.close()
+        answers.append(seen)
+    assert answers[1] == answers[0]
+    assert all(code == 1064 for code, _ in answers[1])
+    with through(proxy) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.MySQLError) as refused:
+            cur.execute("SELECT VARIANCE(id) FROM items")
+        assert refused.value.args[0] == 1235
+
+
 # --- 2. session-local ROW_COUNT(), FOUND_ROWS(), LAST_INSERT_ID(), warnings -------------------
 
 SESSION_VALUES_SCRIPT = [

@@ -835,6 +835,12 @@ class Planner:
             _check_outer_joins(branch, mine_sharded)
             wanted.update(self._sharded_shards(branch, mine_sharded))
         shards = tuple(s for s in self.all_shards if s in wanted)
+        if unsharded_branches and len(shards) > 1:
+            raise errors.not_supported(
+                "a UNION branch that reads no sharded table, in a UNION over several "
+                "shards (every shard would return its rows)",
+                "run that SELECT separately",
+            )
         for p in placed:
             if p.config is not None and p.config.sharded:
                 if not set(shards) <= set(p.config.shards):
@@ -847,12 +853,6 @@ class Planner:
                 self._check_companion(p, shards, sharded[0])
         if len(shards) == 1:
             return Plan(self._sql, plan.Route(shards[0], why="shard key"))
-        if unsharded_branches:
-            raise errors.not_supported(
-                "a UNION branch that reads no sharded table, in a UNION over several "
-                "shards (every shard would return its rows)",
-                "run that SELECT separately",
-            )
         rewrite = rewrite_fanout_union(bind_placeholders(ast, self._params), self._sql)
         self._check_union_collations(branches, of_branch, rewrite)
         return Plan(self._sql, MergeRead(shards, rewrite.sql, rewrite.steps))

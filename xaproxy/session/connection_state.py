@@ -18,6 +18,7 @@ from ..analysis import Kind, Statement
 from ..execution import executor
 from ..execution.native import NativeExecute
 from ..routing.plan import Plan, on_shard
+from ..shards.statements import prepared_on
 from . import table_locks
 from .state import SessionState
 
@@ -46,7 +47,12 @@ async def run_routed(
     if statement.set_statement is not None:
         route = _one_statement_settings(s, statement, route)
     elif route is None:
-        route = s.ctx.route(sql, s.database)
+        try:
+            route = s.ctx.route(sql, s.database)
+        except errors.ProxyError as refusal:
+            if refusal.code == errors.NOT_SUPPORTED:
+                await raise_syntax_error(s, sql)
+            raise
     table_locks.check(s, statement, route)
     cause = statement.connection_state
     if cause is None:
@@ -62,6 +68,28 @@ async def run_routed(
         await executor.run(s, s.shards, sql, route, more=more, binary=binary, native=native)
     finally:
         s.pin_request = None
+
+
+async def raise_syntax_error(s: SessionState, sql: str) -> None:
+    """Raises the syntax error (1064) MariaDB answers `sql` with, if it has one: a statement
+    the proxy would refuse (`LIMIT '2'` over several shards) that MariaDB cannot even parse
+    gets MariaDB's answer. The default shard prepares it, which runs nothing."""
+    shard = s.ctx.planner.default_shard(s.database)
+    try:
+        backend, borrowed = await s.shards.connection_outside_writes(shard)
+    except errors.ProxyError:
+        return  # the shard is down: the refusal stands
+    try:
+        await prepared_on(backend, sql)
+    except errors.BackendError as exc:
+        if exc.code == _PARSE_ERROR:
+            raise exc from None
+    finally:
+        if borrowed:
+            s.shards.release(backend)
+
+
+_PARSE_ERROR = 1064
 
 
 def _one_statement_settings(s: SessionState, statement: Statement, route: Plan | None) -> Plan:
