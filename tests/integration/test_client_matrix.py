@@ -174,8 +174,9 @@ CLIENTS: dict[str, Client] = {
 # Each entry must still differ: the day a defect is fixed its test turns red until the
 # entry is removed.
 PROCEDURE_IN_SHARDED_SCHEMA = (
-    "CREATE PROCEDURE in a sharded schema is refused with 1064 'xaproxy could not parse the "
-    "statement: Expecting )'; the CALL then answers 1305 'PROCEDURE ... does not exist'"
+    "CREATE PROCEDURE whose body updates the sharded table is refused with 1235 (it would "
+    "run on one shard, over that shard's rows only); the CALL then answers 1305 "
+    "'PROCEDURE ... does not exist'"
 )
 SHARDED_DUMP_ORDER = (
     "mariadb-dump reads a sharded table without ORDER BY and the proxy concatenates the "

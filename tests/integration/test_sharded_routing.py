@@ -448,6 +448,45 @@ def columns_of(cluster: LocalCluster, table: str) -> dict[str, list[str]]:
     }
 
 
+def test_views_stored_programs_and_table_copies_over_sharded_tables_are_refused(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    """They would live on one shard (or copy each shard's own rows) and answer with one
+    shard's rows; nothing of them is left on any shard. Over unsharded tables they work."""
+    for sql, name in (
+        ("CREATE VIEW r_view AS SELECT id, n FROM r_mod", "r_view"),
+        ("CREATE VIEW r_view AS SELECT code FROM r_bcast", "r_view"),
+        ("CREATE FUNCTION r_count() RETURNS INT RETURN (SELECT COUNT(*) FROM r_mod)", "r_count"),
+        (
+            "CREATE PROCEDURE r_bump(IN which INT) BEGIN "
+            "UPDATE r_mod SET n = n + 1 WHERE id = which; END",
+            "r_bump",
+        ),
+        ("CREATE TRIGGER r_trig BEFORE INSERT ON r_mod FOR EACH ROW SET NEW.n = 1", "r_trig"),
+        ("CREATE TABLE r_copy AS SELECT * FROM r_mod", "r_copy"),
+    ):
+        code, message = error_of(lambda sql=sql: execute(conn, sql))
+        assert code == 1235 and "sharded or broadcast table" in message, (sql, message)
+        for shard, rows in on_shards(
+            cluster,
+            "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = "
+            f"'{SCHEMA}' AND ROUTINE_NAME = '{name}' UNION ALL SELECT COUNT(*) FROM "
+            f"information_schema.TABLES WHERE TABLE_SCHEMA = '{SCHEMA}' AND TABLE_NAME = "
+            f"'{name}' UNION ALL SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE "
+            f"TRIGGER_NAME = '{name}'",
+            "information_schema",
+        ).items():
+            assert [r[0] for r in rows] == [0, 0, 0], (sql, shard)
+    execute(conn, "CREATE TABLE IF NOT EXISTS r_local (id INT PRIMARY KEY)")
+    try:
+        execute(conn, "CREATE PROCEDURE r_add(IN v INT) BEGIN INSERT INTO r_local VALUES (v); END")
+        execute(conn, "CALL r_add(7)")
+        assert query(conn, "SELECT id FROM r_local") == [(7,)]
+    finally:
+        execute(conn, "DROP PROCEDURE IF EXISTS r_add")
+        execute(conn, "DROP TABLE r_local")
+
+
 def test_ddl_on_a_sharded_table_runs_on_every_shard_holding_it(
     conn: pymysql.Connection, cluster: LocalCluster
 ) -> None:

@@ -281,6 +281,7 @@ class Planner:
         ):
             return self._route_plain(placed, database, write, ddl, pins)
         if ddl:
+            _refuse_stored_definition(ast, placed)
             return self._route_ddl(placed)
         if isinstance(ast, exp.Insert):
             return self._route_insert(ast, sql, placed, verb)
@@ -955,7 +956,9 @@ class Planner:
                 placed = table.sharded or table.broadcast
                 if describes and placed and table.name.lower() in statement.names:
                     return Plan(sql, plan.Route(table.shards[0], why="one copy describes"))
-            if parsed.ast is None:
+            if statement.kind is Kind.ROUTINE_DDL:
+                _refuse_stored_program_on_placed_tables(statement, schema)
+            elif parsed.ast is None:
                 raise errors.parse_error(
                     f"{parsed.error}; statements in schema '{schema.name}' must be parseable "
                     "so the proxy can route them"
@@ -986,6 +989,51 @@ class Planner:
             why="not parsed: the default shard",
         )
         return Plan(sql, root)
+
+
+_STORED_KINDS = frozenset({"VIEW", "FUNCTION", "PROCEDURE", "TRIGGER", "EVENT"})
+
+
+def _refuse_stored_definition(ast: exp.Expression, placed: list[_Placed]) -> None:
+    """A view or stored program over a sharded or broadcast table would be read (or
+    written through) where its name is placed, the default shard: one shard's rows, one
+    broadcast copy. It is refused; tables of the shard map are queried directly."""
+    if not isinstance(ast, exp.Create):
+        return
+    kind = str(ast.args.get("kind") or "").upper()
+    source = ast.expression if kind == "TABLE" else None
+    if isinstance(source, exp.Query):
+        # CREATE TABLE ... AS SELECT: each shard would copy its own rows into its copy
+        sources = {id(t) for t in source.find_all(exp.Table)}
+        placed = [p for p in placed if id(p.node) in sources]
+    elif kind not in _STORED_KINDS:
+        return
+    for p in placed:
+        if p.config is not None and (p.config.sharded or p.config.broadcast):
+            why = (
+                "each shard would copy only its own rows"
+                if kind == "TABLE"
+                else "it would be read or run on one shard, over that shard's rows only"
+            )
+            raise errors.not_supported(
+                f"CREATE {kind} over sharded or broadcast table '{p.config.name}' ({why})",
+                "query the table itself, or keep views, stored programs and tables made from "
+                "a SELECT to unsharded tables",
+            )
+
+
+def _refuse_stored_program_on_placed_tables(statement: Statement, schema: SchemaConfig) -> None:
+    """A procedure, function, trigger or event lives on one shard and runs there: one that
+    names a sharded or broadcast table would read or change that shard's rows only.
+    One that names none lives on the schema's default shard, as its unsharded tables do."""
+    for table in schema.tables.values():
+        if (table.sharded or table.broadcast) and table.name.lower() in statement.names:
+            raise errors.not_supported(
+                f"{statement.verb} of a stored program that names sharded or broadcast table "
+                f"'{schema.name}.{table.name}' (it would run on one shard, over that shard's "
+                "rows only)",
+                "run its statements from the application, or keep the program to unsharded tables",
+            )
 
 
 def _describes_a_table(statement: Statement) -> bool:
