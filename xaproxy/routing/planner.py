@@ -761,9 +761,10 @@ class Planner:
                 self._check_companion(other, shards, sharded[0])
         if len(shards) == 1:
             return Plan(sql, plan.Route(shards[0], write=locks, why="shard key"))
-        if _has_nested_select(ast):
+        if _has_nested_select(ast) and not _subqueries_read_copies(ast, placed):
             raise errors.not_supported(
-                "subqueries in a SELECT that spans several shards",
+                "subqueries in a SELECT that spans several shards (other than in WHERE over "
+                "broadcast tables)",
                 "add the shard key to the WHERE clause or split the query",
             )
         _check_outer_joins(ast, sharded)
@@ -1182,6 +1183,31 @@ def _check_outer_joins(ast: exp.Select, sharded: list[_Placed]) -> None:
                     "keep the sharded table's rows, or add the shard key to the WHERE clause",
                 )
         before = [*before, join.this]
+
+
+def _subqueries_read_copies(ast: exp.Select, placed: list[_Placed]) -> bool:
+    """Every subquery sits in the WHERE clause and reads only broadcast tables (or none):
+    each shard then filters its own rows against the same complete copy, as one server
+    filters all of them, so the shards' answers together are the server's."""
+    if ast.args.get("with_"):
+        return False
+    where = ast.args.get("where")
+    for node in ast.find_all(exp.Select):
+        if node is not ast and (where is None or not _within(node, where)):
+            return False
+    for p in placed:
+        if _scope_of(p.node) is not ast and (p.config is None or not p.config.broadcast):
+            return False
+    return True
+
+
+def _within(node: exp.Expression, container: exp.Expression) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent is container:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _has_nested_select(ast: exp.Select) -> bool:
