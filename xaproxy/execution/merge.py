@@ -36,7 +36,15 @@ from .. import errors
 from ..protocol import wire
 from ..protocol.constants import FieldType
 from ..routing.merge_spec import AGGREGATE_KINDS, BITWISE_KINDS, Aggregate, MergeSpec, SortKey
-from .sortkeys import Decoder, join_row, make_key_decoder, null_low, order_key, split_row
+from .sortkeys import (
+    Decoder,
+    join_row,
+    make_key_decoder,
+    null_low,
+    order_key,
+    split_row,
+    weight_decoder,
+)
 
 # --- memory and fairness ---------------------------------------------------------------------
 
@@ -464,13 +472,20 @@ class _Plan:
         self.grouped = bool(spec.group_by or spec.aggregates)
         self.hidden = spec.visible < self.ncols
         self._decoders: dict[int, Decoder] = {}
+        self._weighed = {
+            position + self.ncols if position < 0 else position: table
+            for position, table in spec.weighed
+        }
         self._counted = {a.column for a in spec.aggregates if a.kind == "COUNT_DISTINCT"}
 
     def decoder(self, column: int) -> Decoder:
         """The key decoder of a shard column."""
         decode = self._decoders.get(column)
         if decode is None:
-            decode = self._decoders[column] = make_key_decoder(self.coldefs[column])
+            table = self._weighed.get(column)
+            coldef = self.coldefs[column]
+            made = make_key_decoder(coldef) if table is None else weight_decoder(coldef, table)
+            decode = self._decoders[column] = made
         return decode
 
     def output_decoder(self, column: int) -> Decoder:

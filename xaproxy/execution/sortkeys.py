@@ -12,8 +12,9 @@ stay bytes. Character strings become opaque str keys:
 * case and accent insensitive collations use utf8mb4_general_ci's weights: one
   weight per BMP character (the table below was measured with WEIGHT_STRING on
   MariaDB 10.11, every BMP code point), U+FFFD for characters beyond the BMP;
-  other ``_ci`` collations (unicode_ci, latin1_swedish_ci, ...) are approximated
-  by the same weights;
+  a plain column of another collation whose weight table the shards gave
+  (unicode_ci, unicode_520_ci) is weighed by that table (weight_decoder); the
+  planner refuses merges on other collations;
 * ``_bin`` collations compare code points;
 * both are PAD SPACE: compared as if the shorter string were padded with spaces,
   so 'a' = 'a  ' and 'a\\t' < 'a' (a tab sorts below the padding). The key is
@@ -32,6 +33,8 @@ from decimal import Decimal
 
 from asyncmy.charset import charset_by_id
 
+from .. import errors
+from ..metadata.weights import WeightTable
 from ..protocol import wire
 from ..protocol.constants import BINARY_COLLATION, ColumnFlag, FieldType
 
@@ -205,6 +208,59 @@ def _string_decoder(charset: int, flags: int) -> Decoder:
         text = v.decode(encoding, "surrogateescape")
         weights = text if binary_order else general_ci_weights(text)
         return weights if no_pad else pad_space_key(weights)
+
+    return decode
+
+
+def _pad_space_key_with(weights: str, space: str) -> str:
+    """pad_space_key for weight strings whose space weight is `space` (UCA: U+0209)."""
+    weights = weights.rstrip(space)
+    if space not in weights and min(weights, default=space) > space:
+        return weights + _END
+    out = []
+    run = 0
+    for char in weights:
+        if char == space:
+            run += 1
+            continue
+        if char < space:
+            out.append("\x01" + chr(min(run, _MAX_RUN)) + char)
+        elif run == 0:
+            out.append(char)
+        else:
+            out.append("\x03" + chr(_MAX_RUN - min(run, _MAX_RUN)) + char)
+        run = 0
+    return "".join(out) + _END
+
+
+def weight_decoder(coldef: bytes, table: WeightTable) -> Decoder:
+    """Keys of a string column by the server's own weights of its collation (read from
+    the shard: utf8mb4_unicode_ci, unicode_520_ci, ...), PAD SPACE as that collation
+    pads. A value with a character the table cannot weigh ends the merge (1235)."""
+    _, _, charset = wire.column_type_and_flags(coldef)
+    try:
+        encoding = charset_by_id(charset).encoding
+    except KeyError:
+        encoding = "utf8"
+    space = table.weights[0x20]
+    space_char = space.decode("utf-16-be", "surrogatepass") if table.unit == 2 else ""
+    if len(space_char) != 1:
+        raise ValueError(f"merge: weights of {table.collation} are not 2 bytes each")
+
+    def decode(v: bytes | None) -> object:
+        if v is None:
+            return None
+        key = table.key(v.decode(encoding, "surrogateescape"))
+        if key is None:
+            raise errors.MergeAborted(
+                1235,
+                "42000",
+                f"xaproxy does not support merging a {table.collation} value with a "
+                "character whose weight it does not know over several shards; add the shard "
+                "key to the WHERE clause so one shard answers",
+            )
+        weights = key.decode("utf-16-be", "surrogatepass")
+        return _pad_space_key_with(weights, space_char) if table.pad_space else weights
 
     return decode
 

@@ -108,26 +108,39 @@ def hash_key_problems(config: Config, catalog: Catalog) -> list[str]:
 async def _hash_key_weights(
     config: Config, pools: Pools, states: list[TableState]
 ) -> dict[str, WeightTable]:
-    """The weight tables of the collations of hash tables' string keys, read from a shard."""
+    """The weight tables of the collations of hash tables' string keys and of sharded
+    tables' string columns, read from a shard (once per collation and process)."""
     for problem in hash_key_problems(config, Catalog.of(states)):
         log.error("%s", problem)
     weights: dict[str, WeightTable] = {}
     for state in states:
         schema = config.schema(state.schema)
         table = schema.table(state.name) if schema is not None else None
-        if table is None or table.algorithm != "hash" or table.broadcast:
+        if table is None or table.broadcast:
             continue
-        collation = string_key_collation(state, table.shard_key or "")
-        if collation is None or unsupported_reason(collation) is not None:
-            continue
-        name = collation.lower()
-        if name not in _weight_tables:
-            found = await _read_weights(pools, state.shards[0], state.schema, collation)
-            if found is None:
+        wanted = []
+        if table.algorithm == "hash":
+            wanted.append(string_key_collation(state, table.shard_key or ""))
+        definition = state.definition
+        # the merge of a fan-out SELECT orders, groups and deduplicates a plain column of
+        # another collation than general_ci/_bin by these weights too
+        for column in definition.columns if definition is not None else ():
+            if column.collation and not column.collation.lower().endswith(_MODELLED):
+                wanted.append(column.collation)
+        for collation in wanted:
+            if collation is None or unsupported_reason(collation) is not None:
                 continue
-            _weight_tables[name] = found
-        weights[name] = _weight_tables[name]
+            name = collation.lower()
+            if name not in _weight_tables:
+                found = await _read_weights(pools, state.shards[0], state.schema, collation)
+                if found is None:
+                    continue
+                _weight_tables[name] = found
+            weights[name] = _weight_tables[name]
     return weights
+
+
+_MODELLED = ("_general_ci", "_bin")  # the merge's own rules (execution/sortkeys.py)
 
 
 async def _read_weights(

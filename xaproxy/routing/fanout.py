@@ -87,6 +87,9 @@ class FanoutRewrite:
     sql: str
     steps: tuple[MergeStep, ...]
     column_overrides: tuple[tuple[int, bytes], ...] = ()
+    # shard row positions that hold a table column's own value (the column, MIN/MAX of it,
+    # a COUNT(DISTINCT)'s value): the planner gives those the column's collation rules
+    columns: tuple[tuple[int, exp.Column], ...] = ()
 
     @property
     def spec(self) -> MergeSpec:
@@ -150,7 +153,19 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
         _mariadb_text(query),
         _steps(state, place, limit, offset, shard_order),
         _count_distinct_columns(state, place),
+        _plain_columns(state.new_items + state.hidden, place),
     )
+
+
+def _plain_columns(items: list[exp.Expression], place) -> tuple[tuple[int, exp.Column], ...]:
+    found = []
+    for index, item in enumerate(items):
+        node = _unaliased(item)
+        if isinstance(node, (exp.Min, exp.Max)):
+            node = node.this
+        if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+            found.append((place(index), node))
+    return tuple(found)
 
 
 # --- the rules, one clause each ------------------------------------------------------------

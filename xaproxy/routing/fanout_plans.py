@@ -9,6 +9,7 @@ the values' literals into it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -78,4 +79,4 @@ def _placeholders_only_filter(ast: exp.Select) -> bool:
 
 
 def _with_sql(rewrite: FanoutRewrite, sql: str) -> FanoutRewrite:
-    return FanoutRewrite(sql, rewrite.steps, rewrite.column_overrides)
+    return dataclasses.replace(rewrite, sql=sql)

@@ -6,8 +6,11 @@ result's column definitions, which carry the connection's collation. A column of
 another collation (utf8mb4_unicode_ci finds 'Straße' = 'strasse', general_ci
 does not) would be merged by the wrong rules: such a SELECT that spans several
 shards is refused when a merge key (GROUP BY, ORDER BY, DISTINCT, MIN/MAX,
-COUNT(DISTINCT), GROUP_CONCAT, HAVING) reads such a column. The collations come from the
-shards' metadata; `col COLLATE utf8mb4_general_ci` (or _bin) makes a key mergeable.
+COUNT(DISTINCT), GROUP_CONCAT, HAVING) reads such a column, unless the key is the column
+itself and the shards gave the proxy its collation's weight table (unicode_ci,
+unicode_520_ci: the planner then marks the position, and the merge weighs it by that
+table). The collations come from the shards' metadata; `col COLLATE utf8mb4_general_ci`
+(or _bin) makes a key mergeable.
 """
 
 from __future__ import annotations
@@ -83,14 +86,32 @@ def _columns(node: exp.Expression, aliases: dict[str, exp.Expression]) -> Iterat
         pending.extend(current.iter_expressions())
 
 
+def _plain_column(key: exp.Expression, aliases: dict[str, exp.Expression]) -> exp.Column | None:
+    """The table column `key` is (through an alias, a select item, COUNT(DISTINCT x)'s x)."""
+    if isinstance(key, exp.Alias):
+        key = key.this
+    if isinstance(key, exp.Distinct) and len(key.expressions) == 1:
+        key = key.expressions[0]
+    if isinstance(key, exp.Column) and not key.table:
+        target = aliases.get(key.name.lower())
+        if target is not None and target is not key:
+            key = target
+    return key if isinstance(key, exp.Column) else None
+
+
 def _collate_name(node: exp.Collate) -> str:
     target = node.expression
     return (target.name if isinstance(target, (exp.Column, exp.Var, exp.Identifier)) else
             target.sql()).strip("`'\"").lower()  # fmt: skip
 
 
-def check_merge_collations(ast: exp.Select, collations: Collations) -> None:
-    """Refuses a fan-out SELECT whose merge would compare strings by the wrong collation."""
+def check_merge_collations(
+    ast: exp.Select, collations: Collations, weighable: Callable[[str], bool] | None = None
+) -> None:
+    """Refuses a fan-out SELECT whose merge would compare strings by the wrong collation.
+
+    `weighable`: collations the merge weighs by the server's weight table; a key that is
+    such a column itself (not an expression over it) passes."""
     aliases = _aliases(ast)
     items = list(ast.expressions)
     for key in _merge_keys(ast):
@@ -99,8 +120,17 @@ def check_merge_collations(ast: exp.Select, collations: Collations) -> None:
             if not 0 <= position < len(items):
                 continue
             key = items[position]
+        plain = _plain_column(key, aliases)
         for column in _columns(key, aliases):
-            for collation in collations(column.table.lower(), column.name.lower()):
+            found = collations(column.table.lower(), column.name.lower())
+            # one collation the merge weighs exactly (candidates that disagree: refused)
+            weighed = (
+                column is plain
+                and weighable is not None
+                and len({c.lower() for c in found}) == 1
+                and weighable(found[0])
+            )
+            for collation in [] if weighed else found:
                 if collation.lower() not in MERGEABLE:
                     raise errors.not_supported(
                         f"merging rows from several shards on column '{column.name}' of "

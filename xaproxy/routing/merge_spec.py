@@ -84,3 +84,6 @@ class MergeSpec:
     limit: int | None = None
     offset: int = 0
     hidden: int = 0
+    # string columns of a collation the merge weighs by the server's own weight table
+    # (unicode_ci, ...): (position, WeightTable); others use execution/sortkeys.py's rules
+    weighed: tuple[tuple[int, object], ...] = ()

@@ -24,7 +24,7 @@ transaction layer asks of any plan (`shards`, `write`, `implicit_commit`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .merge_spec import Aggregate, MergeSpec, SortKey
 
@@ -380,13 +380,16 @@ class MergeRead(Primitive):
     column_overrides: tuple[tuple[int, bytes], ...] = ()
     write: bool = False
     calc_found_rows: bool = False
+    # (position, WeightTable): string columns merged by their collation's server weights
+    weighed: tuple[tuple[int, object], ...] = ()
     spec: MergeSpec = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         order = [_STEP_ORDER.index(type(step)) for step in self.steps]
         if order != sorted(set(order)):
             raise ValueError(f"merge steps out of order or repeated: {self.steps}")
-        object.__setattr__(self, "spec", merge_spec_of(self.steps))
+        spec = replace(merge_spec_of(self.steps), weighed=self.weighed)
+        object.__setattr__(self, "spec", spec)
 
     @property
     def shards(self) -> tuple[str, ...]:
@@ -408,6 +411,8 @@ class MergeRead(Primitive):
         lines += [f"  {step.describe()}" for step in self.steps] or ["  Concatenate"]
         for position, _ in self.column_overrides:
             lines.append(f"  ColumnType {column_ref(position)} COUNT BIGINT")
+        for position, table in self.weighed:
+            lines.append(f"  Weigh {column_ref(position)} by {table.collation}")
         return lines
 
 

@@ -45,7 +45,7 @@ from .keys import (
     refuse_plan_dependent_fractions,
     shards_for_condition,
 )
-from .merge_collations import Collations, check_merge_collations
+from .merge_collations import MERGEABLE, Collations, check_merge_collations
 from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
 from .textsplit import insert_tuple_spans
 from .volatile import volatile_expression
@@ -768,7 +768,8 @@ class Planner:
                 "add the shard key to the WHERE clause or split the query",
             )
         _check_outer_joins(ast, sharded)
-        check_merge_collations(ast, self._collations(placed))
+        collations = self._collations(placed)
+        check_merge_collations(ast, collations, self._weighable)
         if self._remember:
             rewrite = self._fanout_plans.rewrite(ast, sql, self._params)
         else:
@@ -781,8 +782,33 @@ class Planner:
                 "spans several shards",
                 "run SELECT COUNT(*) of the same query for the total",
             )
-        root = MergeRead(shards, rewrite.sql, rewrite.steps, rewrite.column_overrides, locks, calc)
+        root = MergeRead(
+            shards,
+            rewrite.sql,
+            rewrite.steps,
+            rewrite.column_overrides,
+            locks,
+            calc,
+            self._weighed(rewrite.columns, collations),
+        )
         return Plan(sql, root)
+
+    def _weighable(self, collation: str) -> bool:
+        """The shards gave the proxy this collation's weight table (metadata/weights.py)."""
+        return collation.lower() in self.metadata.weights
+
+    def _weighed(
+        self, columns: tuple[tuple[int, exp.Column], ...], collations: Collations
+    ) -> tuple[tuple[int, object], ...]:
+        """The positions whose column has a collation merged by its server weights."""
+        weighed = []
+        for position, column in columns:
+            found = {c.lower() for c in collations(column.table.lower(), column.name.lower())}
+            if len(found) == 1:
+                (collation,) = found
+                if collation not in MERGEABLE and collation in self.metadata.weights:
+                    weighed.append((position, self.metadata.weights[collation]))
+        return tuple(weighed)
 
     def _collations(self, placed: list[_Placed]) -> Collations:
         """(qualifier, column) -> the collations the shards' metadata gives that column."""
