@@ -744,11 +744,15 @@ def union_branches(ast: exp.Union) -> list[exp.Select]:
                 "a chain that mixes UNION and UNION ALL over several shards",
                 "use one kind of UNION in the chain",
             )
-        extras = [k for k in ("by_name", "side", "kind", "on", "with_") if node.args.get(k)]
+        if node.args.get("with_"):
+            raise errors.not_supported(
+                "WITH (a CTE) before a UNION over several shards", "write the CTE's SELECT inline"
+            )
         if not top and any(node.args.get(k) for k in ("order", "limit", "offset")):
-            extras.append("order")
-        if extras:
-            raise errors.not_supported("this form of UNION over several shards")
+            raise errors.not_supported(
+                "ORDER BY or LIMIT of an inner UNION over several shards",
+                "apply ORDER BY and LIMIT to the whole UNION",
+            )
         walk(node.this, False)
         walk(node.expression, False)
 
