@@ -676,7 +676,7 @@ def row_select(draw: st.DrawFn, table: str) -> Query:
         if draw(st.integers(0, 3)) == 0:
             items.append("n + 1")
             references.append("n + 1")
-            unsupported = ("SELECT * mixed with other columns",)
+            unsupported = ("a position (2) after a *",)  # ORDER BY 2: the star's width decides
     else:
         picked = draw(st.lists(st.sampled_from(ROW_ITEMS), min_size=1, max_size=5, unique=True))
         items = [text.format(table=table) for text, _ in picked]

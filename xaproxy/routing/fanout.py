@@ -451,11 +451,6 @@ def _fetch_count(fetch: exp.Fetch) -> int | None:
 def _check_star(state: _Rewrite, star: int | None) -> None:
     if star is None:
         return
-    if state.visible > 1 and (state.hidden or state.order_keys or state.group_columns):
-        raise errors.not_supported(
-            "SELECT * mixed with other columns and ORDER BY or GROUP BY over several shards",
-            "list the columns you select",
-        )
     if state.having is not None:
         raise errors.not_supported("SELECT * with HAVING over several shards")
 
@@ -667,6 +662,13 @@ def _resolve(
     """
     if ordinal and isinstance(node, exp.Literal) and not node.is_string:
         number = int(node.this)
+        star = _star_index(state.items)
+        if star is not None and number > star + 1:
+            # the star's width is the shards' to know: position N is not the Nth item
+            raise errors.not_supported(
+                f"a position ({number}) after a * in the {clause} over several shards",
+                "name the column instead of its position",
+            )
         if 1 <= number <= state.visible:
             return number - 1
         raise errors.ProxyError(1054, "42S22", f"Unknown column '{number}' in '{clause}'")
