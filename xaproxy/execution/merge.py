@@ -222,43 +222,17 @@ class _Count:
         out[self.column] = str(self.total).encode()
 
 
-class _CountDistinct:
-    __slots__ = ("column", "decode", "seen")
+class _Tally:
+    """COUNT(DISTINCT x) under _OncePerValue: one for each value of x let through."""
 
-    def __init__(self, column: int, decode: Decoder) -> None:
+    __slots__ = ("column", "total")
+
+    def __init__(self, column: int) -> None:
         self.column = column
-        self.decode = decode
-        self.seen: set[object] = set()
-
-    def add(self, values: list[bytes | None]) -> None:
-        raw = values[self.column]
-        if raw is not None:
-            self.seen.add(self.decode(raw))
-
-    def finish(self, out: list[bytes | None]) -> None:
-        out[self.column] = str(len(self.seen)).encode()
-
-
-class _CountDistinctSorted:
-    """COUNT(DISTINCT x) over partials sorted by x inside the group: counts the changes of x."""
-
-    __slots__ = ("column", "decode", "last", "total")
-
-    _NOTHING = object()
-
-    def __init__(self, column: int, decode: Decoder) -> None:
-        self.column = column
-        self.decode = decode
-        self.last: object = self._NOTHING
         self.total = 0
 
     def add(self, values: list[bytes | None]) -> None:
-        raw = values[self.column]
-        if raw is not None:
-            key = self.decode(raw)
-            if key != self.last:
-                self.total += 1
-                self.last = key
+        self.total += 1
 
     def finish(self, out: list[bytes | None]) -> None:
         out[self.column] = str(self.total).encode()
@@ -283,8 +257,8 @@ class _Sum:
 
 
 class _OncePerValue:
-    """SUM(DISTINCT x) / AVG(DISTINCT x) over partials of (group, x): a value of x that
-    several shards hold is added once. Sorted partials (x ordered inside the group) need
+    """COUNT/SUM/AVG(DISTINCT x) over partials of (group, x): a value of x that several
+    shards hold counts once. Sorted partials (x ordered inside the group) need
     only the last value; unsorted ones keep the group's values seen."""
 
     __slots__ = ("column", "decode", "inner", "last", "seen")
@@ -445,14 +419,7 @@ class _GroupConcatSorted:
 
 
 _Accumulator = (
-    _Count
-    | _CountDistinct
-    | _CountDistinctSorted
-    | _GroupConcatSorted
-    | _Sum
-    | _Extreme
-    | _Average
-    | _Bitwise
+    _Count | _Tally | _OncePerValue | _GroupConcatSorted | _Sum | _Extreme | _Average | _Bitwise
 )
 
 
@@ -525,10 +492,8 @@ class _Plan:
         column = agg.column
         if agg.kind == "COUNT":
             return _Count(column)
-        if agg.kind == "COUNT_DISTINCT" and sorted_values:
-            return _CountDistinctSorted(column, self.decoder(column))
-        if agg.kind == "COUNT_DISTINCT":
-            return _CountDistinct(column, self.decoder(column))
+        if agg.kind == "COUNT_DISTINCT":  # `column` holds x itself
+            return _OncePerValue(_Tally(column), column, self.decoder(column), sorted_values)
         if agg.kind == "GROUP_CONCAT":
             if not sorted_values:
                 raise ValueError("merge spec: GROUP_CONCAT needs partials sorted by value")

@@ -26,6 +26,7 @@ column with a literal must pass the literal through the same decoder.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -150,27 +151,34 @@ def general_ci_weights(text: str) -> str:
 #   d > ' ', k > 0   -> '\x03' chr(MAX - k) d  (more spaces first is lower)
 #   d > ' ', k == 0  -> d                       (d >= '!' sorts above every marker)
 _END = "\x02"
-_TOKENS = re.compile(r"( *)([^ ])")
-_AT_OR_BELOW_SPACE = re.compile("[\x00- ]")
 _MAX_RUN = 0x10FFFF  # runs of spaces longer than this compare as this long
 
 
-def _encode_token(match: re.Match[str]) -> str:
-    run = min(len(match.group(1)), _MAX_RUN)
-    char = match.group(2)
-    if char < " ":
-        return "\x01" + chr(run) + char
-    if run == 0:
-        return char
-    return "\x03" + chr(_MAX_RUN - run) + char
+@functools.cache
+def _padding_patterns(space: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(a token "k spaces then one other character", any character at or below the space)."""
+    quoted = re.escape(space)
+    return re.compile(f"({quoted}*)([^{quoted}])"), re.compile(f"[\x00-{quoted}]")
 
 
-def pad_space_key(weights: str) -> str:
-    """A key whose str order is PAD SPACE order of the weight strings."""
-    weights = weights.rstrip(" ")
-    if _AT_OR_BELOW_SPACE.search(weights) is None:  # the common case, scanned in C
+def pad_space_key(weights: str, space: str = " ") -> str:
+    """A key whose str order is PAD SPACE order of the weight strings; `space` is the
+    space's weight (general_ci: ' '; the UCA collations: U+0209)."""
+    weights = weights.rstrip(space)
+    tokens, at_or_below = _padding_patterns(space)
+    if at_or_below.search(weights) is None:  # the common case, scanned in C
         return weights + _END
-    return _TOKENS.sub(_encode_token, weights) + _END
+
+    def encode(match: re.Match[str]) -> str:
+        run = min(len(match.group(1)), _MAX_RUN)
+        char = match.group(2)
+        if char < space:
+            return "\x01" + chr(run) + char
+        if run == 0:
+            return char
+        return "\x03" + chr(_MAX_RUN - run) + char
+
+    return tokens.sub(encode, weights) + _END
 
 
 # --- decoders ---------------------------------------------------------------------------
@@ -212,27 +220,6 @@ def _string_decoder(charset: int, flags: int) -> Decoder:
     return decode
 
 
-def _pad_space_key_with(weights: str, space: str) -> str:
-    """pad_space_key for weight strings whose space weight is `space` (UCA: U+0209)."""
-    weights = weights.rstrip(space)
-    if space not in weights and min(weights, default=space) > space:
-        return weights + _END
-    out = []
-    run = 0
-    for char in weights:
-        if char == space:
-            run += 1
-            continue
-        if char < space:
-            out.append("\x01" + chr(min(run, _MAX_RUN)) + char)
-        elif run == 0:
-            out.append(char)
-        else:
-            out.append("\x03" + chr(_MAX_RUN - min(run, _MAX_RUN)) + char)
-        run = 0
-    return "".join(out) + _END
-
-
 def weight_decoder(coldef: bytes, table: WeightTable) -> Decoder:
     """Keys of a string column by the server's own weights of its collation (read from
     the shard: utf8mb4_unicode_ci, unicode_520_ci, ...), PAD SPACE as that collation
@@ -260,7 +247,7 @@ def weight_decoder(coldef: bytes, table: WeightTable) -> Decoder:
                 "key to the WHERE clause so one shard answers",
             )
         weights = key.decode("utf-16-be", "surrogatepass")
-        return _pad_space_key_with(weights, space_char) if table.pad_space else weights
+        return pad_space_key(weights, space_char) if table.pad_space else weights
 
     return decode
 

@@ -82,7 +82,7 @@ async def read_catalog(config: Config, pools: Pools) -> Catalog:
                 ",".join(shards),
                 state.problem,
             )
-    return Catalog.of(states, await _hash_key_weights(config, pools, states))
+    return Catalog.of(states, await _collation_weights(config, pools, states))
 
 
 def hash_key_problems(config: Config, catalog: Catalog) -> list[str]:
@@ -105,7 +105,7 @@ def hash_key_problems(config: Config, catalog: Catalog) -> list[str]:
     return problems
 
 
-async def _hash_key_weights(
+async def _collation_weights(
     config: Config, pools: Pools, states: list[TableState]
 ) -> dict[str, WeightTable]:
     """The weight tables of the collations of hash tables' string keys and of sharded

@@ -76,17 +76,12 @@ async def raise_syntax_error(s: SessionState, sql: str) -> None:
     gets MariaDB's answer. The default shard prepares it, which runs nothing."""
     shard = s.ctx.planner.default_shard(s.database)
     try:
-        backend, borrowed = await s.shards.connection_outside_writes(shard)
-    except errors.ProxyError:
-        return  # the shard is down: the refusal stands
-    try:
-        await prepared_on(backend, sql)
-    except errors.BackendError as exc:
+        async with s.shards.outside_writes(shard) as backend:
+            await prepared_on(backend, sql)
+    except errors.ProxyError as exc:
         if exc.code == _PARSE_ERROR:
             raise exc from None
-    finally:
-        if borrowed:
-            s.shards.release(backend)
+        # no syntax error, or the shard is down: the refusal stands
 
 
 _PARSE_ERROR = 1064

@@ -368,13 +368,9 @@ async def check_database_exists(s: SessionState, database: str) -> None:
         return
     shard = s.ctx.planner.default_shard(database)
     try:
-        backend, borrowed = await s.shards.connection_outside_writes(shard)
-        try:
+        async with s.shards.outside_writes(shard) as backend:
             if backend.database != database:
                 await backend.init_db(database)
-        finally:
-            if borrowed:
-                s.shards.release(backend)
     except errors.ProxyError as exc:
         if exc.code in _NO_SUCH_DATABASE:
             raise
@@ -400,12 +396,8 @@ async def show_databases(s: SessionState, sql: str, more: bool, binary: bool) ->
     granted = [x for x in s.ctx.config.schemas.values() if x.name.lower() in s.grants.schemas]
     existing: set[str] = set()
     for shard in sorted({x.default_shard for x in granted}):
-        backend, borrowed = await s.shards.connection_outside_writes(shard)
-        try:
+        async with s.shards.outside_writes(shard) as backend:
             rows = await backend.query_rows("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
-        finally:
-            if borrowed:
-                s.shards.release(backend)
         existing.update(f"{shard}\0{(r[0] or b'').decode()}" for r in rows)
     names = sorted(
         [
@@ -483,17 +475,14 @@ async def show_tables(s: SessionState, sql: str, more: bool, binary: bool) -> No
 
 async def _tables_on(s: SessionState, shard: str, database: str) -> dict[str, str]:
     """{table: Table_type} of `database` on `shard` (none when the shard lacks it)."""
-    backend, borrowed = await s.shards.connection_outside_writes(shard)
     quoted = database.replace("`", "``")
     try:
-        rows = await backend.query_rows(f"SHOW FULL TABLES FROM `{quoted}`")
+        async with s.shards.outside_writes(shard) as backend:
+            rows = await backend.query_rows(f"SHOW FULL TABLES FROM `{quoted}`")
     except errors.BackendError as exc:
         if exc.code != 1049:
             raise
         rows = []
-    finally:
-        if borrowed:
-            s.shards.release(backend)
     return {(r[0] or b"").decode(): (r[1] or b"BASE TABLE").decode() for r in rows}
 
 

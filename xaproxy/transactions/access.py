@@ -9,9 +9,10 @@ marked as written here, and the transaction is started and ended here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -207,6 +208,16 @@ class ShardAccess:
         if shard in state.pinned:
             return state.pinned[shard], False
         return await self._borrow(shard, False), True
+
+    @contextlib.asynccontextmanager
+    async def outside_writes(self, shard: str) -> AsyncIterator[Backend]:
+        """connection_outside_writes for one block: a borrowed connection goes back after it."""
+        backend, borrowed = await self.connection_outside_writes(shard)
+        try:
+            yield backend
+        finally:
+            if borrowed:
+                self.release(backend)
 
     async def pinned_connection(self, shard: str, cause: str) -> Backend:
         """The connection on `shard` the session keeps from now on (for `cause`), for a
