@@ -417,10 +417,27 @@ def test_unsupported_aggregates_over_shards_are_refused(conn: pymysql.Connection
         ("SELECT SUM(DISTINCT n), AVG(DISTINCT name) FROM r_mod", "different arguments"),
         ("SELECT VARIANCE(n) FROM r_mod", "VARIANCE"),
         ("SELECT COUNT(DISTINCT n), COUNT(DISTINCT name) FROM r_mod", "several COUNT(DISTINCT"),
-        ("SELECT SUM(n) / COUNT(*) FROM r_mod", "expression around an aggregate"),
+        ("SELECT n + COUNT(*) FROM r_mod GROUP BY n", "a column outside the aggregates"),
+        ("SELECT CONCAT(MIN(name), '!') FROM r_mod", "around an aggregate of a string"),
+        ("SELECT SUM(n) / COUNT(*) AS a FROM r_mod ORDER BY a", "ORDER BY an item that computes"),
     ):
         code, message = error_of(lambda sql=sql: query(conn, sql))
         assert (code, part in message) == (1235, True), message
+
+
+def test_a_computed_item_refused_after_the_shards_read_leaves_the_transaction_going(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    """Over a string aggregate the refusal comes once the shards answered (the types are
+    theirs); the transaction's writes stay, the session goes on, COMMIT commits them."""
+    clear(conn, "r_mod")
+    execute(conn, "BEGIN")
+    execute(conn, "INSERT INTO r_mod (id, k, name) VALUES (1, 0, 'a'), (2, 1, 'b')")
+    code, message = error_of(lambda: query(conn, "SELECT CONCAT(MIN(name), '!') FROM r_mod"))
+    assert (code, "around an aggregate of a string" in message) == (1235, True), message
+    assert query(conn, "SELECT COUNT(*) + 0 FROM r_mod") == [(2,)]
+    execute(conn, "COMMIT")
+    assert ids_by_shard(cluster, "r_mod") == {"s0": {1}, "s1": {2}, "s2": set()}
 
 
 # --- DDL and databases ------------------------------------------------------------------------

@@ -238,7 +238,12 @@ async def capture_warnings(client: Client, backend: Backend) -> None:
         rows = await backend.query_rows("SHOW WARNINGS")
     except errors.ProxyError:
         return
-    client.warnings = [
+    client.warnings = warning_list(rows)
+
+
+def warning_list(rows: list[list[bytes | None]]) -> list[tuple[str, int, str]]:
+    """SHOW WARNINGS rows as the session keeps them."""
+    return [
         (
             (r[0] or b"").decode(),
             int(r[1] or 0),
@@ -320,6 +325,8 @@ async def _note_merged(
         client.note_error(read.error)
         return
     await collect_warnings(client, _warned(backends, read.warnings))
+    if read.held_warnings:
+        client.warnings = warning_list(read.held_warnings) + client.warnings
     client.note_result(rows=read.rows)
     root = route.root
     if isinstance(root, MergeRead) and root.calc_found_rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import errors
 from ..protocol import wire
@@ -17,9 +17,11 @@ from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
 from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
-from ..routing.plan import MergeRead, Plan, Primitive, ScatterWrite, SplitInsert
+from ..routing.plan import Compute, MergeRead, Plan, Primitive, ScatterWrite, SplitInsert
 from ..shards.backend import Backend
+from .compute import compute_items, partials_of, with_flags
 from .merge import MergeBudget, merge
+from .sortkeys import join_row, split_row
 
 _FLUSH_BYTES = 256 * 1024
 
@@ -183,6 +185,9 @@ class ReadSummary:
     rows: int  # sent to the client
     warnings: list[int]  # each shard's warning count, in the order of the backends
     error: errors.ProxyError | None = None  # a shard failed (or the merge gave up) mid-result
+    # SHOW WARNINGS rows read off a connection before a later query of the statement
+    # replaced them (they come first in the session's list)
+    held_warnings: list[list[bytes | None]] = field(default_factory=list)
 
 
 async def scatter_read(
@@ -218,8 +223,29 @@ async def scatter_read(
     shown = list(coldefs)
     for position, coldef in root.column_overrides:
         shown[position] = coldef
-    visible_defs = shown[: len(shown) - spec.hidden]
     status = session_status | (Status.MORE_RESULTS_EXISTS if more_follows else 0)
+    compute = root.step(Compute)
+    if compute is not None:
+        rows, warnings = await _computed_rows(backends, streams, root, coldefs, memory_limit)
+        total = sum(warnings)
+        flags, extra, held = await _compute(backends, warnings, compute, rows, coldefs)
+        for item, item_flags in zip(compute.items, flags, strict=True):
+            shown[item.column] = with_flags(shown[item.column], item_flags)
+        visible_defs = shown[: len(shown) - spec.hidden]
+        write_columns(out, visible_defs, status, client_deprecate_eof)
+        convert = None
+        if binary:
+            convert = make_row_converter([wire.column_type_and_flags(c)[:2] for c in visible_defs])
+        for row in rows:
+            payload = join_row(row[: len(visible_defs)])
+            out.write(convert(payload) if convert is not None else payload)
+            if out.pending > _FLUSH_BYTES:
+                await out.flush()
+        if any(s.status & Status.NO_BACKSLASH_ESCAPES for s in streams):
+            status |= Status.NO_BACKSLASH_ESCAPES
+        out.write(wire.end_of_rows(status, total + extra, client_deprecate_eof))
+        return ReadSummary(len(rows), warnings, held_warnings=held)
+    visible_defs = shown[: len(shown) - spec.hidden]
     write_columns(out, visible_defs, status, client_deprecate_eof)
     convert = None
     if binary:
@@ -247,6 +273,53 @@ async def scatter_read(
         status |= Status.NO_BACKSLASH_ESCAPES
     out.write(wire.end_of_rows(status, sum(warnings), client_deprecate_eof))
     return ReadSummary(sent, warnings)
+
+
+async def _computed_rows(
+    backends: list[tuple[str, Backend]],
+    streams: list[_ShardRows],
+    root: MergeRead,
+    coldefs: list[bytes],
+    memory_limit: int,
+) -> tuple[list[list[bytes | None]], list[int]]:
+    """The merged rows of a read whose items compute with aggregates, helper columns
+    included, held until computed (within the merge's memory limit); and each shard's
+    warning count. Nothing is sent yet: a failure is the statement's error."""
+    rows: list[list[bytes | None]] = []
+    try:
+        partials_of(root.step(Compute), coldefs)  # refuses a type it cannot write back
+        budget = MergeBudget(memory_limit)
+        everything = replace(root.spec, hidden=0)
+        async for payload in merge(everything, coldefs, [s.rows() for s in streams], budget):
+            values = split_row(payload, len(coldefs))
+            budget.charge(values, "rows whose items compute with aggregates")
+            rows.append(values)
+    finally:
+        for stream in streams:
+            if not stream.done:
+                await stream.drain()
+    return rows, [s.warnings for s in streams]
+
+
+async def _compute(
+    backends: list[tuple[str, Backend]],
+    warnings: list[int],
+    step: Compute,
+    rows: list[list[bytes | None]],
+    coldefs: list[bytes],
+) -> tuple[list[int], int, list[list[bytes | None]]]:
+    """Computes the items on a shard connection whose read left no warnings, when one did
+    (a computing query that warns replaces a connection's warnings). When every shard's
+    read warned, the chosen one's warnings are read first and handed back, for the
+    session's list."""
+    index = next((i for i, count in enumerate(warnings) if not count), 0)
+    backend = backends[index][1]
+    held = await backend.query_rows("SHOW WARNINGS") if warnings[index] else []
+    flags, extra = await compute_items(backend, step, rows, partials_of(step, coldefs))
+    if not extra:
+        return flags, 0, []
+    warnings[index] = extra  # SHOW WARNINGS there now gives the computing's
+    return flags, extra, held
 
 
 # RETURNING rows of a multi-shard write are held until every shard answered (the

@@ -14,6 +14,7 @@ columns included, is counted from the row's end (negative positions).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
@@ -26,7 +27,19 @@ from .having import compile_having
 from .keys import literal_value
 from .mariadb_sql import mariadb_sql
 from .merge_spec import Aggregate, MergeSpec, SortKey
-from .plan import Distinct, DropHidden, Group, Having, Limit, MergeStep, Sort, merge_spec_of
+from .plan import (
+    Compute,
+    ComputedItem,
+    Distinct,
+    DropHidden,
+    Group,
+    Having,
+    Limit,
+    MergeStep,
+    Sort,
+    merge_spec_of,
+)
+from .volatile import volatile_expression
 
 
 def _mariadb_text(query: exp.Expression) -> str:
@@ -115,6 +128,8 @@ class _Rewrite:
     group_columns: list[int] = field(default_factory=list)
     order_keys: list[SortKey] = field(default_factory=list)
     having: Having | None = None
+    computed: list[int] = field(default_factory=list)  # items that compute with aggregates
+    computed_items: list[ComputedItem] = field(default_factory=list)
 
     @property
     def visible(self) -> int:
@@ -133,11 +148,13 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
     state = _Rewrite(query, list(query.expressions))
     _select_items(state, sql)
     _avg_partials(state)
+    _computed_partials(state)
     _group_by(state)
     _distinct_regroup(state)
     _group_concat_regroup(state)
     _having(state)
     _order_by(state)
+    _check_computed_uses(state)
     grouped = bool(state.group_columns) or bool(state.aggregates)
     if grouped and query.args.get("order") is not None:
         query.set("order", None)
@@ -208,11 +225,10 @@ def _select_items(state: _Rewrite, sql: str) -> None:
         inner = _unaliased(item)
         alias = item.alias if isinstance(item, exp.Alias) else None
         kind = _aggregate_kind(inner)
-        if kind is None and any(_aggregate_kind(n) for n in inner.walk() if n is not inner):
-            raise errors.not_supported(
-                "an expression around an aggregate in a SELECT that spans several shards",
-                "select the aggregate alone and compute with it in the application",
-            )
+        computed = kind is None and any(_aggregate_kind(n) for n in inner.walk() if n is not inner)
+        if computed:
+            _check_computable(inner, sql)
+            state.computed.append(index)
         if not isinstance(item, exp.Alias) and not isinstance(inner, (exp.Column, exp.Star)):
             # keep the column named exactly as the client wrote it
             text = texts[index] if index < len(texts) else inner.sql("mysql")
@@ -222,6 +238,10 @@ def _select_items(state: _Rewrite, sql: str) -> None:
         state.names.append(
             alias if alias is not None else (inner.name if isinstance(inner, exp.Column) else None)
         )
+        if computed:
+            # the item's own definition, never evaluated over a shard's partial aggregates
+            guarded = exp.If(this=exp.false(), true=inner.copy(), false=exp.null())
+            item = exp.alias_(guarded, alias, quoted=True)
         if kind == "COUNT_DISTINCT":
             state.count_distinct.append(index)
             distinct_arg = inner.this.expressions
@@ -250,6 +270,89 @@ def _avg_partials(state: _Rewrite) -> None:
             sum_col = state.add_hidden(exp.Sum(this=argument.copy()))
             count_col = state.add_hidden(exp.Count(this=argument.copy()))
             state.aggregates[position] = Aggregate("AVG", aggregate.column, sum_col, count_col)
+
+
+_COMPUTABLE_KINDS = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG", "BIT_OR", "BIT_AND", "BIT_XOR"})
+_PARTIAL_MARK = "__xaproxy_partial_"
+_PARTIAL_REF = re.compile(_PARTIAL_MARK + r"(\d+)")
+
+
+def _check_computable(item: exp.Expression, sql: str) -> None:
+    """An item over aggregates one shard can compute from the merged aggregates alone:
+    every column inside an aggregate the merge combines, nothing that reads state the
+    computing shard may not share (subqueries, variables) or that differs per call."""
+    hint = "select the aggregates alone and compute with them in the application"
+    what = "an expression around an aggregate in a SELECT that spans several shards"
+    for node in item.walk():
+        kind = _aggregate_kind(node)
+        if kind is not None and kind not in _COMPUTABLE_KINDS:
+            raise errors.not_supported(f"{what}, around {kind.replace('_', '(')}", hint)
+        if isinstance(node, (exp.Subquery, exp.Select, exp.Parameter, exp.SessionParameter)):
+            raise errors.not_supported(f"{what}, with a subquery or a variable", hint)
+        if isinstance(node, exp.Column) and not any(
+            _aggregate_kind(a) for a in _ancestors(node, item)
+        ):
+            raise errors.not_supported(f"{what}, with a column outside the aggregates", hint)
+    volatile = volatile_expression(item)
+    if volatile is not None:
+        raise errors.not_supported(f"{what}, with {volatile}", hint)
+    if _PARTIAL_MARK in sql:
+        raise errors.not_supported(f"{what}, naming {_PARTIAL_MARK}", hint)
+
+
+def _ancestors(node: exp.Expression, top: exp.Expression):
+    parent = node.parent
+    while parent is not None and node is not top:
+        yield parent
+        if parent is top:
+            return
+        node, parent = parent, parent.parent
+
+
+def _computed_partials(state: _Rewrite) -> None:
+    """Each aggregate of a computed item gets a column the merge combines (a visible one
+    when the select list has the same aggregate), and the item a text to fill in."""
+    known: dict[str, int] = {}  # one helper column per aggregate, however often used
+    for index in state.computed:
+        item = _unaliased(state.items[index]).copy()
+        positions = []
+        for node in [n for n in item.walk() if _aggregate_kind(n)]:
+            text = node.sql("mysql")
+            if text not in known:
+                known[text] = _aggregate_position(state, node, _aggregate_kind(node))
+            positions.append(known[text])
+            node.replace(exp.column(f"{_PARTIAL_MARK}{len(positions) - 1}"))
+        text = mariadb_sql(item)
+        pieces = _PARTIAL_REF.split(text)
+        state.computed_items.append(
+            ComputedItem(
+                index,
+                tuple(pieces[0::2]),
+                tuple(positions[int(k)] for k in pieces[1::2]),
+            )
+        )
+
+
+def _check_computed_uses(state: _Rewrite) -> None:
+    """A computed item's value exists only after the merge: nothing may sort, filter or
+    deduplicate by it before."""
+    if not state.computed:
+        return
+    computed = set(state.computed)
+    used = {k.column for k in state.order_keys} & computed
+    if used:
+        raise errors.not_supported(
+            "ORDER BY an item that computes with aggregates, in a SELECT that spans several shards",
+            "order by the aggregates themselves, or sort in the application",
+        )
+    if state.query.args.get("distinct"):
+        raise errors.not_supported(
+            "SELECT DISTINCT with an item that computes with aggregates, over several shards"
+        )
+    if _star_index(state.items) is not None:
+        raise errors.not_supported(
+            "SELECT * with an item that computes with aggregates, over several shards"
+        )
 
 
 def _group_by(state: _Rewrite) -> None:
@@ -390,7 +493,13 @@ def _having(state: _Rewrite) -> None:
         if kind is not None:
             return _aggregate_position(state, node, kind)
         if isinstance(node, exp.Column):
-            return _resolve(state, node)
+            position = _resolve(state, node)
+            if position in state.computed:
+                raise errors.not_supported(
+                    "HAVING by an item that computes with aggregates, over several shards",
+                    "write the condition over the aggregates themselves",
+                )
+            return position
         raise errors.not_supported("this HAVING clause over several shards")
 
     predicate = compile_having(having.this, locate)
@@ -544,6 +653,15 @@ def _steps(
         steps.append(Distinct(sorted_distinct))
     if limit is not None or offset:
         steps.append(Limit(limit, offset))
+    if state.computed_items:
+        steps.append(
+            Compute(
+                tuple(
+                    replace(i, column=place(i.column), partials=tuple(map(place, i.partials)))
+                    for i in state.computed_items
+                )
+            )
+        )
     if state.hidden:
         steps.append(DropHidden(tuple(h.this.sql("mysql") for h in state.hidden)))
     return tuple(steps)

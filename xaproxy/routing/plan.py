@@ -322,6 +322,41 @@ class Limit(MergeStep):
 
 
 @dataclass(frozen=True, slots=True)
+class ComputedItem:
+    """A select item that computes with aggregates, as `COALESCE(SUM(x), 0)`.
+
+    `pieces` are the item's MariaDB text around its aggregates; `partials` the
+    shard row positions of the merged aggregates that go between the pieces.
+    """
+
+    column: int
+    pieces: tuple[str, ...]
+    partials: tuple[int, ...]
+
+    def text(self) -> str:
+        parts = [self.pieces[0]]
+        for partial, piece in zip(self.partials, self.pieces[1:], strict=True):
+            parts.append(column_ref(partial) + piece)
+        return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Compute(MergeStep):
+    """Items over aggregates evaluated by one shard over the merged aggregates, after the
+    merge: the server's own arithmetic, types and NULL rules, with each merged value
+    given back as a literal of its column's exact type. The shards' own rows carry
+    `IF(0, item, NULL)` at the item's place: its definition is the item's, and the item
+    is never evaluated over a shard's partial aggregates."""
+
+    items: tuple[ComputedItem, ...]
+
+    def describe(self) -> str:
+        return "Compute on one shard " + ", ".join(
+            f"{column_ref(i.column)} = {i.text()}" for i in self.items
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class DropHidden(MergeStep):
     """The helper columns the shards were asked for, at the end of each row, not sent on.
 
@@ -357,7 +392,7 @@ def _describe_key(k: SortKey) -> str:
     return text
 
 
-_STEP_ORDER = (Group, Having, Sort, Distinct, Limit, DropHidden)
+_STEP_ORDER = (Group, Having, Sort, Distinct, Limit, Compute, DropHidden)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +400,7 @@ class MergeRead(Primitive):
     """A SELECT every shard in `targets` runs as `sql`, merged into one server's answer.
 
     `steps` say how (at most one of each, in the order Group, Having, Sort,
-    Distinct, Limit, DropHidden; none: the shards' rows one after another).
+    Distinct, Limit, Compute, DropHidden; none: the shards' rows one after another).
     `column_overrides` replace the shards' column definitions at a position
     (COUNT DISTINCT: the shards return the counted value, the client a count).
     `write`: a locking read (FOR UPDATE) marks the branches as writers.

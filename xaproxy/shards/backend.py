@@ -144,6 +144,7 @@ class Backend:
         "statements",
         "status",
         "usable",
+        "warnings",
     )
 
     def __init__(
@@ -166,6 +167,7 @@ class Backend:
         self.stalled = False  # closed by expire_stalled_reads
         self.gate = _install_gate(conn)
         self.statements = StatementCache()  # prepared here for native executes
+        self.warnings = 0  # of the last result read by query_table/query_results
         _LIVE.add(self)
 
     @classmethod
@@ -422,7 +424,7 @@ class Backend:
         end = wire.rows_end(payload, self.deprecate_eof)
         if end is None:
             return False
-        self.status = end[0]
+        self.status, self.warnings = end
         return True
 
     async def skip_result(self, first: bytes) -> None:
