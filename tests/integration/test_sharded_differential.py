@@ -1322,6 +1322,11 @@ DISTINCT_AGGREGATE_QUERIES = [
           "ORDER BY s DESC, d LIMIT 4", ordered=True),
     Query("SELECT AVG(DISTINCT n + 0.5) FROM {table}"),
     Query("SELECT k, SUM(DISTINCT n) FROM {table} GROUP BY k ORDER BY k", ordered=True),
+    # ordered by the distinct count: the shards still send each group's rows together
+    Query("SELECT name, COUNT(DISTINCT n) AS c FROM {table} GROUP BY name ORDER BY c DESC, name",
+          ordered=True, ci_columns=frozenset({0})),
+    Query("SELECT n % 4 AS g, COUNT(DISTINCT amount) AS c, SUM(n) FROM {table} GROUP BY g "
+          "ORDER BY c, g LIMIT 3", ordered=True),
 ]  # fmt: skip
 
 

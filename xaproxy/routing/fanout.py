@@ -582,7 +582,10 @@ def _shard_order(state: _Rewrite, grouped: bool) -> tuple[SortKey, ...]:
             columns.append(state.value_column)
         if not columns and state.concat_key is None:
             return ()
-        lead = state.order_keys if all(k.column in columns for k in state.order_keys) else []
+        # the client's order leads only when it is by group columns: a COUNT(DISTINCT x)'s
+        # x first would part a group's rows
+        grouping = set(state.group_columns)
+        lead = state.order_keys if all(k.column in grouping for k in state.order_keys) else []
     elif state.query.args.get("distinct") and not state.hidden:
         columns = list(range(state.visible))
         lead = state.order_keys
