@@ -788,7 +788,6 @@ def aggregate_select(draw: st.DrawFn, table: str) -> Query:
         aggregates = [counted] if roll < 2 else [*aggregates[:2], counted]
         if roll == 3:
             aggregates.append("COUNT(DISTINCT at)")
-            unsupported.append("several COUNT(DISTINCT")
     elif roll == 4:
         aggregates.append(draw(st.sampled_from(("SUM(DISTINCT n)", "AVG(DISTINCT amount)"))))
         unsupported.append("(DISTINCT ...) in a SELECT")
@@ -1322,6 +1321,15 @@ DISTINCT_AGGREGATE_QUERIES = [
           "ORDER BY s DESC, d LIMIT 4", ordered=True),
     Query("SELECT AVG(DISTINCT n + 0.5) FROM {table}"),
     Query("SELECT k, SUM(DISTINCT n) FROM {table} GROUP BY k ORDER BY k", ordered=True),
+    # DISTINCT aggregates of different arguments: partials per (group, x, y)
+    Query("SELECT COUNT(DISTINCT n), COUNT(DISTINCT name), COUNT(DISTINCT amount), COUNT(*) "
+          "FROM {table}"),
+    Query("SELECT n % 3 AS g, COUNT(DISTINCT name) AS a, SUM(DISTINCT amount), "
+          "AVG(DISTINCT n), MAX(at) FROM {table} GROUP BY g ORDER BY a DESC, g", ordered=True),
+    Query("SELECT DATE(at) AS d, COUNT(DISTINCT n) AS a, COUNT(DISTINCT k) FROM {table} "
+          "GROUP BY d HAVING a > 1 ORDER BY d LIMIT 5", ordered=True),
+    Query("SELECT COUNT(DISTINCT n), COUNT(DISTINCT n % 2), SUM(DISTINCT n) FROM {table} "
+          "WHERE amount IS NOT NULL"),
     # ordered by the distinct count: the shards still send each group's rows together
     Query("SELECT name, COUNT(DISTINCT n) AS c FROM {table} GROUP BY name ORDER BY c DESC, name",
           ordered=True, ci_columns=frozenset({0})),

@@ -261,16 +261,24 @@ class _OncePerValue:
     shards hold counts once. Sorted partials (x ordered inside the group) need
     only the last value; unsorted ones keep the group's values seen."""
 
-    __slots__ = ("column", "decode", "inner", "last", "seen")
+    __slots__ = ("budget", "column", "decode", "inner", "last", "seen")
 
     _NOTHING = object()
 
-    def __init__(self, inner: _Accumulator, column: int, decode: Decoder, sorted_values: bool):
+    def __init__(
+        self,
+        inner: _Accumulator,
+        column: int,
+        decode: Decoder,
+        sorted_values: bool,
+        budget: MergeBudget,
+    ):
         self.inner = inner
         self.column = column
         self.decode = decode
         self.last: object = self._NOTHING
         self.seen: set[object] | None = None if sorted_values else set()
+        self.budget = budget
 
     def add(self, values: list[bytes | None]) -> None:
         raw = values[self.column]
@@ -284,6 +292,7 @@ class _OncePerValue:
         elif key in self.seen:
             return
         else:
+            self.budget.charge([raw], "DISTINCT values")
             self.seen.add(key)
         self.inner.add(values)
 
@@ -444,6 +453,7 @@ class _Plan:
             for position, table in spec.weighed
         }
         self._counted = {a.column for a in spec.aggregates if a.kind == "COUNT_DISTINCT"}
+        self.budget = MergeBudget()  # what the merge may hold; merge() sets the statement's
 
     def decoder(self, column: int) -> Decoder:
         """The key decoder of a shard column."""
@@ -479,23 +489,32 @@ class _Plan:
         decoders = [(k.column, self.decoder(k.column), k.descending) for k in keys]
         return lambda values: tuple(order_key(d(values[c]), desc) for c, d, desc in decoders)
 
-    def accumulators(self, sorted_values: bool = False) -> list[_Accumulator]:
+    def accumulators(self, sorted_groups: bool = False) -> list[_Accumulator]:
+        """One group's accumulators. `sorted_groups`: the partials come in group_order,
+        so the column after the group columns is sorted inside each group."""
+        spec = self.spec
+        grouping = set(spec.group_by)
+        inside = [k.column for k in spec.group_order if k.column not in grouping]
+        sorted_value = inside[0] if sorted_groups and inside else None
         made: list[_Accumulator] = []
-        for agg in self.spec.aggregates:
-            made.append(self._accumulator(agg, sorted_values))
+        for agg in spec.aggregates:
+            made.append(self._accumulator(agg, sorted_value))
             if agg.value_column is not None:
-                decode = self.decoder(agg.value_column)
-                made[-1] = _OncePerValue(made[-1], agg.value_column, decode, sorted_values)
+                made[-1] = self._once_per_value(made[-1], agg.value_column, sorted_value)
         return made
 
-    def _accumulator(self, agg: Aggregate, sorted_values: bool) -> _Accumulator:
+    def _once_per_value(self, inner: _Accumulator, column: int, sorted_value: int | None):
+        decode = self.decoder(column)
+        return _OncePerValue(inner, column, decode, column == sorted_value, self.budget)
+
+    def _accumulator(self, agg: Aggregate, sorted_value: int | None) -> _Accumulator:
         column = agg.column
         if agg.kind == "COUNT":
             return _Count(column)
         if agg.kind == "COUNT_DISTINCT":  # `column` holds x itself
-            return _OncePerValue(_Tally(column), column, self.decoder(column), sorted_values)
+            return self._once_per_value(_Tally(column), column, sorted_value)
         if agg.kind == "GROUP_CONCAT":
-            if not sorted_values:
+            if sorted_value != agg.sum_column:
                 raise ValueError("merge spec: GROUP_CONCAT needs partials sorted by value")
             return _GroupConcatSorted(agg, self.decoder(agg.sum_column))
         if agg.kind == "SUM":
@@ -722,13 +741,13 @@ async def _sorted_groups(
             if group is None or group_key != current:
                 if group is not None and (out := group.finish(plan)) is not None:
                     yield None, out
-                group = _Group(values, plan.accumulators(sorted_values=True))
+                group = _Group(values, plan.accumulators(sorted_groups=True))
                 current = group_key
             for accumulator in group.accumulators:
                 accumulator.add(values)
     if group is None and not spec.group_by:
         # an aggregate query without GROUP BY answers one row even over no rows
-        group = _Group([None] * plan.ncols, plan.accumulators(sorted_values=True))
+        group = _Group([None] * plan.ncols, plan.accumulators(sorted_groups=True))
     if group is not None and (out := group.finish(plan)) is not None:
         yield None, out
 
@@ -817,6 +836,25 @@ async def _sorted_output(
         await _pause(count)
 
 
+# VARCHAR, JSON, and ENUM through STRING (0xF7-0xFE: SET, the BLOBs, VAR_STRING)
+_TEXT_TYPES = frozenset({FieldType.VARCHAR, FieldType.JSON, *range(FieldType.ENUM, 0xFF)})
+
+
+def refuse_inexact(spec: MergeSpec, coldefs: list[bytes]) -> None:
+    """Refuses, before anything is sent, a merge the shards' column types make inexact:
+    SUM/AVG(DISTINCT x) of a string x (MariaDB keeps one of each *number* the strings
+    convert to, '1' and '1.0' once; the merge could only keep one of each string)."""
+    ncols = len(coldefs)
+    for agg in spec.aggregates:
+        if agg.distinct and agg.value_column is not None:
+            ftype = wire.column_type_and_flags(coldefs[agg.value_column % ncols])[0]
+            if ftype in _TEXT_TYPES:
+                raise errors.not_supported(
+                    f"{agg.kind}(DISTINCT x) of a string x in a SELECT that spans several shards",
+                    "cast x to a number in the query (CAST(x AS DECIMAL(...)))",
+                )
+
+
 # --- the merge -----------------------------------------------------------------------------------
 
 
@@ -837,6 +875,7 @@ async def merge(
     if spec.limit == 0:
         return
     budget = budget if budget is not None else MergeBudget()
+    plan.budget = budget
     rows = _source(plan, shard_rows, budget)
     filter_rows = spec.having is not None and not plan.grouped
     seen: set[tuple[object, ...]] | None = set() if spec.distinct else None

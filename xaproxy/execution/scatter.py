@@ -20,7 +20,7 @@ from ..protocol.stream import PacketStream
 from ..routing.plan import Compute, MergeRead, Plan, Primitive, ScatterWrite, SplitInsert
 from ..shards.backend import Backend
 from .compute import compute_items, partials_of, with_flags
-from .merge import MergeBudget, merge
+from .merge import MergeBudget, merge, refuse_inexact
 from .sortkeys import join_row, split_row
 
 _FLUSH_BYTES = 256 * 1024
@@ -220,6 +220,12 @@ async def scatter_read(
         raise failure
     coldefs: list[bytes] = headers[0]
     spec = root.spec
+    try:
+        refuse_inexact(spec, coldefs)
+    except errors.ProxyError:
+        for stream in streams:
+            await stream.drain()
+        raise
     shown = list(coldefs)
     for position, coldef in root.column_overrides:
         shown[position] = coldef

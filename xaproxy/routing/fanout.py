@@ -255,11 +255,6 @@ def _select_items(state: _Rewrite, sql: str) -> None:
             state.distinct_sums.append((index, kind))
         elif kind is not None and kind != "COUNT_DISTINCT":
             state.aggregates.append(Aggregate(kind, index))
-    if len(state.count_distinct) > 1:
-        raise errors.not_supported(
-            "several COUNT(DISTINCT ...) in one SELECT that spans several shards",
-            "run one query per COUNT(DISTINCT ...)",
-        )
 
 
 def _avg_partials(state: _Rewrite) -> None:
@@ -366,46 +361,49 @@ _DISTINCT_SUMS = frozenset({"SUM_DISTINCT", "AVG_DISTINCT"})
 
 
 def _distinct_regroup(state: _Rewrite) -> None:
-    """COUNT/SUM/AVG(DISTINCT x): shards return one row per (group, x); the merge counts
-    or adds each value of x once, however many shards hold it. All of them must be of
-    the same x (one regrouping)."""
+    """COUNT/SUM/AVG(DISTINCT x): shards return one row per (group, x, y, ...) for every
+    argument x, y of a DISTINCT aggregate; the merge counts or adds each value once per
+    group, however many shards and partial rows hold it. The first argument arrives
+    sorted inside a group (only the last value is kept), the others are remembered."""
     if not state.count_distinct and not state.distinct_sums:
         return
-    arguments = []
-    if state.count_distinct:
-        arguments.append(_unaliased(state.items[state.count_distinct[0]]).this.expressions[0])
-    for index, _ in state.distinct_sums:
+    values: dict[str, int] = {}  # each argument's text -> the shard row position holding it
+    arguments: list[exp.Expression] = []
+
+    def value_position(argument: exp.Expression, position: int | None) -> int:
+        text = argument.sql("mysql").lower()
+        if text not in values:
+            values[text] = position if position is not None else state.add_hidden(argument.copy())
+            arguments.append(argument)
+        return values[text]
+
+    counted = []
+    for index in state.count_distinct:
+        value_position(_unaliased(state.items[index]).this.expressions[0], index)
+        counted.append(Aggregate("COUNT_DISTINCT", index))  # the item itself becomes x
+    state.aggregates[:0] = counted
+    for index, kind in state.distinct_sums:
         distinct = _unaliased(state.items[index]).this
         if len(distinct.expressions) != 1:
             raise errors.not_supported("SUM/AVG(DISTINCT a, b) over several shards")
-        arguments.append(distinct.expressions[0])
-    if len({a.sql("mysql").lower() for a in arguments}) > 1:
-        raise errors.not_supported(
-            "DISTINCT aggregates of different arguments in one SELECT that spans several shards",
-            "run one query per DISTINCT argument",
-        )
-    value_expr = arguments[0]
-    group = state.query.args.get("group")
-    new_group = [e.copy() for e in (group.expressions if group is not None else [])]
-    new_group.append(value_expr.copy())
-    state.query.set("group", exp.Group(expressions=new_group))
-    # the other aggregates combine the finer (group, value) partials just as well
-    if state.count_distinct:
-        state.value_column = state.count_distinct[0]  # the item itself becomes x
-        state.aggregates.insert(0, Aggregate("COUNT_DISTINCT", state.count_distinct[0]))
-    else:
-        state.value_column = state.add_hidden(value_expr.copy())
-    for index, kind in state.distinct_sums:
+        value_expr = distinct.expressions[0]
+        value_column = value_position(value_expr, None)
         if kind == "SUM_DISTINCT":
-            aggregate = Aggregate("SUM", index, distinct=True, value_column=state.value_column)
+            aggregate = Aggregate("SUM", index, distinct=True, value_column=value_column)
         else:
             once = exp.Distinct(expressions=[value_expr.copy()])
             sum_col = state.add_hidden(exp.Sum(this=once.copy()))
             count_col = state.add_hidden(exp.Count(this=once))
             aggregate = Aggregate(
-                "AVG", index, sum_col, count_col, distinct=True, value_column=state.value_column
+                "AVG", index, sum_col, count_col, distinct=True, value_column=value_column
             )
         state.aggregates.append(aggregate)
+    group = state.query.args.get("group")
+    new_group = [e.copy() for e in (group.expressions if group is not None else [])]
+    new_group += [argument.copy() for argument in arguments]
+    state.query.set("group", exp.Group(expressions=new_group))
+    # the other aggregates combine the finer (group, values) partials just as well
+    state.value_column = values[arguments[0].sql("mysql").lower()]
 
 
 def _group_concat_regroup(state: _Rewrite) -> None:
@@ -682,12 +680,10 @@ def _placed_aggregate(a: Aggregate, place) -> Aggregate:
 
 def _count_distinct_columns(state: _Rewrite, place) -> tuple[tuple[int, bytes], ...]:
     """The client sees a BIGINT count where the shards return the counted value."""
-    if not state.count_distinct:
-        return ()
-    position = state.count_distinct[0]
-    name = state.names[position] or "COUNT(DISTINCT)"
-    coldef = column_for(name, 0).encode()  # a count: BIGINT
-    return ((place(position), coldef),)
+    return tuple(
+        (place(position), column_for(state.names[position] or "COUNT(DISTINCT)", 0).encode())
+        for position in state.count_distinct
+    )  # a count: BIGINT
 
 
 # --- helpers -----------------------------------------------------------------------------
