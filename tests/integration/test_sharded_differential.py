@@ -793,7 +793,7 @@ def aggregate_select(draw: st.DrawFn, table: str) -> Query:
         unsupported.append("(DISTINCT ...) in a SELECT")
     elif roll == 5:
         aggregates.append(draw(st.sampled_from(COMPUTED_ITEMS)))
-        # refused: sorting, filtering or deduplicating by a computed item, and string partials
+        # refused: HAVING by a computed item, and string partials
         unsupported += ["an item that computes", "around an aggregate of a string"]
     shown_groups = [g for g in groups if draw(st.integers(0, 4)) > 0]
     items: list[str] = []
@@ -1361,7 +1361,8 @@ def test_items_that_compute_with_aggregates_are_computed_over_the_merged_aggrega
 ) -> None:
     """`COALESCE(SUM(x), 0)`, `SUM(a) / COUNT(*)`, ...: one shard evaluates the item with the
     merged aggregates as literals of their types; values, names and types are MariaDB's,
-    with and without groups, with ORDER BY/LIMIT over the aggregates, on empty groups."""
+    with and without groups, with ORDER BY/LIMIT over the aggregates or over the computed
+    values, on empty groups."""
     numeric = [item for item in COMPUTED_ITEMS if "name" not in item]
     shapes = (
         "SELECT {item} FROM {table}",
@@ -1370,6 +1371,9 @@ def test_items_that_compute_with_aggregates_are_computed_over_the_merged_aggrega
         "SELECT DATE(at) AS d, {item} AS c FROM {table} GROUP BY d ORDER BY COUNT(*) DESC, d "
         "LIMIT 3",
         "SELECT {item} FROM {table} WHERE amount IS NULL GROUP BY n % 2",
+        # sorted by the computed values, after the computing
+        "SELECT n % 5 AS g, {item} AS c FROM {table} GROUP BY g ORDER BY c DESC, g LIMIT 3",
+        "SELECT {item} AS c, MIN(id) FROM {table} GROUP BY k ORDER BY 1, 2 LIMIT 2, 4",
     )
     for item in numeric:
         for shape in shapes:

@@ -855,6 +855,35 @@ def refuse_inexact(spec: MergeSpec, coldefs: list[bytes]) -> None:
                 )
 
 
+def before_ordering(spec: MergeSpec) -> MergeSpec:
+    """The spec without its ORDER BY, DISTINCT and LIMIT (and keeping helper columns):
+    what the merge does before items computed after it are there to sort by."""
+    return replace(spec, order_by=(), distinct=False, distinct_adjacent=False, limit=None,
+                   offset=0, hidden=0)  # fmt: skip
+
+
+async def finish_rows(
+    spec: MergeSpec, coldefs: list[bytes], rows: list[list[bytes | None]]
+) -> list[list[bytes | None]]:
+    """ORDER BY, DISTINCT and OFFSET/LIMIT of `spec` over merged rows held in full (each
+    column decoded by its shard definition, a COUNT(DISTINCT) as its count)."""
+    plan = _Plan(spec, coldefs)
+    spec = plan.spec
+    if spec.order_by:
+        rows = list(await _sort_yielding(rows, plan.sort_key))
+    if spec.distinct:
+        seen: set[tuple[object, ...]] = set()
+        kept = []
+        for values in rows:
+            key = plan.distinct_key(values)
+            if key not in seen:
+                seen.add(key)
+                kept.append(values)
+        rows = kept
+    end = None if spec.limit is None else spec.offset + spec.limit
+    return rows[spec.offset : end]
+
+
 # --- the merge -----------------------------------------------------------------------------------
 
 

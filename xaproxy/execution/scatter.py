@@ -17,10 +17,18 @@ from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
 from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
-from ..routing.plan import Compute, MergeRead, Plan, Primitive, ScatterWrite, SplitInsert
+from ..routing.plan import (
+    Compute,
+    DropHidden,
+    MergeRead,
+    Plan,
+    Primitive,
+    ScatterWrite,
+    SplitInsert,
+)
 from ..shards.backend import Backend
 from .compute import compute_items, partials_of, with_flags
-from .merge import MergeBudget, merge, refuse_inexact
+from .merge import MergeBudget, before_ordering, finish_rows, merge, refuse_inexact
 from .sortkeys import join_row, split_row
 
 _FLUSH_BYTES = 256 * 1024
@@ -235,6 +243,8 @@ async def scatter_read(
         rows, warnings = await _computed_rows(backends, streams, root, coldefs, memory_limit)
         total = sum(warnings)
         flags, extra, held = await _compute(backends, warnings, compute, rows, coldefs)
+        if _computed_first(root):
+            rows = await finish_rows(spec, coldefs, rows)
         for item, item_flags in zip(compute.items, flags, strict=True):
             shown[item.column] = with_flags(shown[item.column], item_flags)
         visible_defs = shown[: len(shown) - spec.hidden]
@@ -296,6 +306,8 @@ async def _computed_rows(
         partials_of(root.step(Compute), coldefs)  # refuses a type it cannot write back
         budget = MergeBudget(memory_limit)
         everything = replace(root.spec, hidden=0)
+        if _computed_first(root):
+            everything = before_ordering(root.spec)
         async for payload in merge(everything, coldefs, [s.rows() for s in streams], budget):
             values = split_row(payload, len(coldefs))
             budget.charge(values, "rows whose items compute with aggregates")
@@ -305,6 +317,14 @@ async def _computed_rows(
             if not stream.done:
                 await stream.drain()
     return rows, [s.warnings for s in streams]
+
+
+def _computed_first(root: MergeRead) -> bool:
+    """The computing comes before the ORDER BY / DISTINCT / LIMIT that need its values."""
+    kinds = [type(step) for step in root.steps]
+    return (
+        kinds.index(Compute) < len(kinds) - 1 and kinds[kinds.index(Compute) + 1] is not DropHidden
+    )
 
 
 async def _compute(

@@ -130,6 +130,7 @@ class _Rewrite:
     having: Having | None = None
     computed: list[int] = field(default_factory=list)  # items that compute with aggregates
     computed_items: list[ComputedItem] = field(default_factory=list)
+    compute_first: bool = False  # ORDER BY a computed item: compute, then sort and limit
 
     @property
     def visible(self) -> int:
@@ -329,18 +330,15 @@ def _computed_partials(state: _Rewrite) -> None:
 
 
 def _check_computed_uses(state: _Rewrite) -> None:
-    """A computed item's value exists only after the merge: nothing may sort, filter or
-    deduplicate by it before."""
+    """A computed item's value exists only after the merge: ORDER BY one then runs after
+    the computing (over the held rows); HAVING by one and DISTINCT are refused."""
     if not state.computed:
         return
-    computed = set(state.computed)
-    used = {k.column for k in state.order_keys} & computed
-    if used:
-        raise errors.not_supported(
-            "ORDER BY an item that computes with aggregates, in a SELECT that spans several shards",
-            "order by the aggregates themselves, or sort in the application",
-        )
+    if {k.column for k in state.order_keys} & set(state.computed):
+        state.compute_first = True
     if state.query.args.get("distinct"):
+        # MariaDB 10.11 itself answers SELECT DISTINCT CONCAT(COUNT(*), 'x') ... GROUP BY g
+        # with one row: no merge can follow it
         raise errors.not_supported(
             "SELECT DISTINCT with an item that computes with aggregates, over several shards"
         )
@@ -513,6 +511,8 @@ def _order_by(state: _Rewrite) -> None:
         if kind is not None:
             # an aggregate the select list may not hold: its partials must be combined too
             position = _aggregate_position(state, node, kind)
+        elif (found := _item_position(state, node)) in state.computed:
+            position = found  # ORDER BY the computed item's own text
         else:
             _refuse_nested_aggregate(node, "ORDER BY")
             position = _resolve(state, node, ordinal=True)
@@ -644,6 +644,9 @@ def _steps(
         )
     if state.having is not None:
         steps.append(state.having)
+    compute = _compute_step(state, place)
+    if compute is not None and state.compute_first:
+        steps.append(compute)
     order_keys = tuple(state.order_keys)
     sorted_distinct = bool(shard_order) and not grouped
     if sorted_distinct:
@@ -654,18 +657,22 @@ def _steps(
         steps.append(Distinct(sorted_distinct))
     if limit is not None or offset:
         steps.append(Limit(limit, offset))
-    if state.computed_items:
-        steps.append(
-            Compute(
-                tuple(
-                    replace(i, column=place(i.column), partials=tuple(map(place, i.partials)))
-                    for i in state.computed_items
-                )
-            )
-        )
+    if compute is not None and not state.compute_first:
+        steps.append(compute)
     if state.hidden:
         steps.append(DropHidden(tuple(h.this.sql("mysql") for h in state.hidden)))
     return tuple(steps)
+
+
+def _compute_step(state: _Rewrite, place) -> Compute | None:
+    if not state.computed_items:
+        return None
+    return Compute(
+        tuple(
+            replace(i, column=place(i.column), partials=tuple(map(place, i.partials)))
+            for i in state.computed_items
+        )
+    )
 
 
 def _placed_aggregate(a: Aggregate, place) -> Aggregate:

@@ -400,7 +400,7 @@ class MergeRead(Primitive):
     """A SELECT every shard in `targets` runs as `sql`, merged into one server's answer.
 
     `steps` say how (at most one of each, in the order Group, Having, Sort,
-    Distinct, Limit, Compute, DropHidden; none: the shards' rows one after another).
+    Distinct, Limit, Compute, DropHidden, Compute also before Sort; none: the shards' rows one after another).
     `column_overrides` replace the shards' column definitions at a position
     (COUNT DISTINCT: the shards return the counted value, the client a count).
     `write`: a locking read (FOR UPDATE) marks the branches as writers.
@@ -420,7 +420,13 @@ class MergeRead(Primitive):
     spec: MergeSpec = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        order = [_STEP_ORDER.index(type(step)) for step in self.steps]
+        # Compute runs after Limit, or before Sort when the order or DISTINCT needs its values
+        order = [_STEP_ORDER.index(type(step)) for step in self.steps if type(step) is not Compute]
+        kinds = [type(step) for step in self.steps]
+        if Compute in kinds:
+            after = kinds[kinds.index(Compute) + 1 :]
+            if kinds.count(Compute) > 1 or Group in after or Having in after:
+                raise ValueError(f"merge steps out of order or repeated: {self.steps}")
         if order != sorted(set(order)):
             raise ValueError(f"merge steps out of order or repeated: {self.steps}")
         spec = replace(merge_spec_of(self.steps), weighed=self.weighed)
