@@ -390,21 +390,43 @@ def test_cross_shard_join_of_unbound_tables_is_refused(conn: pymysql.Connection)
         assert "cross-shard join" in message
 
 
-def test_outer_join_keeping_broadcast_rows_is_refused_over_several_shards(
+def test_outer_join_keeping_broadcast_rows_returns_each_unmatched_row_once(
     conn: pymysql.Connection,
 ) -> None:
     clear(conn, "r_mod", "r_bcast")
-    execute(conn, "INSERT INTO r_bcast (code, label) VALUES (1, 'one'), (2, 'two')")
+    execute(conn, "INSERT INTO r_bcast (code, label) VALUES (1, 'one'), (2, 'two'), (3, 'three')")
     execute(conn, "INSERT INTO r_mod (id, k, name, n) VALUES (1, 0, 'a', 1), (2, 1, 'b', 1)")
-    # every shard would return 'two' unmatched: the answer would repeat it
+    # every shard would NULL-extend 'two' and 'three', and the shards without r_mod rows 'one'
+    assert query(
+        conn, "SELECT b.code, a.id FROM r_bcast b LEFT JOIN r_mod a ON a.n = b.code ORDER BY 1, 2"
+    ) == [(1, 1), (1, 2), (2, None), (3, None)]
+    assert query(
+        conn,
+        "SELECT b.label, COUNT(a.id) FROM r_mod a RIGHT JOIN r_bcast b ON a.n = b.code "
+        "WHERE b.code < 3 GROUP BY b.label ORDER BY b.label",
+    ) == [("one", 2), ("two", 0)]
+    # the WHERE clause sees the NULL-extended rows as one server has them
+    assert query(
+        conn,
+        "SELECT b.code FROM r_bcast b LEFT JOIN r_mod a ON a.n = b.code WHERE a.id IS NULL "
+        "ORDER BY 1",
+    ) == [(2,), (3,)]
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT b.code, a.id FROM r_bcast b LEFT JOIN r_mod a ON a.n = b.code AND a.k = %s "
+            "ORDER BY 1",
+            (1,),
+        )
+        assert cursor.fetchall() == ((1, 2), (2, None), (3, None))
+    # with another join beside it, such an outer join is still refused
     code, message = error_of(
-        lambda: query(conn, "SELECT b.code, a.id FROM r_bcast b LEFT JOIN r_mod a ON a.n = b.code")
+        lambda: query(
+            conn,
+            "SELECT b.code, a.id FROM r_bcast b LEFT JOIN r_mod a ON a.n = b.code "
+            "JOIN r_bcast c ON c.code = b.code",
+        )
     )
     assert code == 1235 and "outer join" in message
-    # the sharded table on the preserved side is fine, and so is one shard
-    assert query(
-        conn, "SELECT a.id, b.label FROM r_mod a LEFT JOIN r_bcast b ON a.n = b.code ORDER BY a.id"
-    ) == [(1, "one"), (2, "one")]
     assert query(
         conn,
         "SELECT b.code, a.id FROM r_bcast b LEFT JOIN r_mod a ON a.n = b.code AND a.k = 0 "

@@ -33,6 +33,7 @@ from .scatter import (
     scatter_returning,
     scatter_write,
     summarize_writes,
+    with_unmatched,
 )
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,8 @@ async def run_merged(
         if route.write and cursor.at_mode():
             await cursor.at_locking_reads(backends, sql)
         status = client.status()
+        if isinstance(route.root, MergeRead) and route.root.unmatched is not None:
+            route = await with_unmatched(route, backends)
         read = await scatter_read(
             backends,
             route,

@@ -18,6 +18,8 @@ from ..protocol.constants import Command, Status
 from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
 from ..routing.plan import (
+    UNMATCHED_KEYS_LIMIT,
+    UNMATCHED_MARK,
     Compute,
     DropHidden,
     MergeRead,
@@ -317,6 +319,36 @@ async def _computed_rows(
             if not stream.done:
                 await stream.drain()
     return rows, [s.warnings for s in streams]
+
+
+async def with_unmatched(route: Plan, backends: list[tuple[str, Backend]]) -> Plan:
+    """The plan of an outer join that keeps a broadcast table's rows, with the first
+    shard's text completed: every shard says which b keys it matches (plan.KeepUnmatched),
+    and the first shard keeps NULL-extended rows only of the keys none matched."""
+    root = route.root
+    assert isinstance(root, MergeRead) and root.unmatched is not None
+    keep = root.unmatched
+    answers = await _settle(backends, lambda b: b.query_rows(keep.probe))
+    failure = next((a for a in answers if isinstance(a, errors.ProxyError)), None)
+    if failure is not None:
+        raise failure
+    keys: set[int] = set()
+    for rows in answers:
+        if len(rows) > UNMATCHED_KEYS_LIMIT:
+            keys.update(range(UNMATCHED_KEYS_LIMIT + 1))  # refused below
+        for (value,) in rows:
+            if value is None or not value.lstrip(b"-").isdigit():
+                raise errors.not_supported("an outer join whose kept table's key is not an integer")
+            keys.add(int(value))
+    if len(keys) > UNMATCHED_KEYS_LIMIT:
+        raise errors.not_supported(
+            f"an outer join that keeps a broadcast table's rows when over {UNMATCHED_KEYS_LIMIT} "
+            "of them have a match across shards",
+            "narrow the broadcast side in the WHERE clause, or add the shard key",
+        )
+    kept = f"{keep.key} NOT IN ({', '.join(map(str, sorted(keys)))})" if keys else "TRUE"
+    text = keep.first_sql.replace(UNMATCHED_MARK, kept, 1)
+    return replace(route, root=replace(root, shard_sql=((keep.first, text),)))
 
 
 def _computed_first(root: MergeRead) -> bool:

@@ -395,12 +395,40 @@ def _describe_key(k: SortKey) -> str:
 _STEP_ORDER = (Group, Having, Sort, Distinct, Limit, Compute, DropHidden)
 
 
+UNMATCHED_MARK = "__xaproxy_unmatched__"
+# b keys with a match that the first shard may be told to leave out (KeepUnmatched)
+UNMATCHED_KEYS_LIMIT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeepUnmatched:
+    """An outer join that keeps a broadcast table's rows: `b LEFT JOIN sharded a`.
+
+    Every shard would NULL-extend each b row it has no match for. So `probe` first asks
+    every shard for the b keys that have a match there; the shards then run the read
+    keeping only matched rows (`sql`), and `first` alone also keeps the NULL-extended
+    rows of b keys no shard matched (`first_sql`, with UNMATCHED_MARK standing for
+    `key NOT IN (...)`). Together the shards' rows are one server's join rows, each once.
+    """
+
+    probe: str
+    first: str
+    first_sql: str
+    key: str  # the b key column, qualified, as MariaDB reads it
+
+    def describe(self) -> str:
+        return (
+            f"  KeepUnmatched probe: {self.probe}\n  KeepUnmatched {self.first}: {self.first_sql}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class MergeRead(Primitive):
     """A SELECT every shard in `targets` runs as `sql`, merged into one server's answer.
 
     `steps` say how (at most one of each, in the order Group, Having, Sort,
-    Distinct, Limit, Compute, DropHidden, Compute also before Sort; none: the shards' rows one after another).
+    Distinct, Limit, Compute, DropHidden, Compute also before Sort; none: the
+    shards' rows one after another).
     `column_overrides` replace the shards' column definitions at a position
     (COUNT DISTINCT: the shards return the counted value, the client a count).
     `write`: a locking read (FOR UPDATE) marks the branches as writers.
@@ -417,6 +445,9 @@ class MergeRead(Primitive):
     calc_found_rows: bool = False
     # (position, WeightTable): string columns merged by their collation's server weights
     weighed: tuple[tuple[int, object], ...] = ()
+    unmatched: KeepUnmatched | None = None
+    # (shard, text) for shards that run another text than `sql` (KeepUnmatched's first)
+    shard_sql: tuple[tuple[str, str], ...] = ()
     spec: MergeSpec = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -437,6 +468,9 @@ class MergeRead(Primitive):
         return self.targets
 
     def text_for(self, shard: str, original: str) -> str:
+        for name, text in self.shard_sql:
+            if name == shard:
+                return text
         return self.sql
 
     def step(self, kind: type) -> MergeStep | None:
@@ -449,6 +483,8 @@ class MergeRead(Primitive):
         if self.calc_found_rows:
             line += " found_rows=summed"
         lines = [line, f"  sql: {self.sql}"]
+        if self.unmatched is not None:
+            lines += self.unmatched.describe().split("\n")
         lines += [f"  {step.describe()}" for step in self.steps] or ["  Concatenate"]
         for position, _ in self.column_overrides:
             lines.append(f"  ColumnType {column_ref(position)} COUNT BIGINT")

@@ -45,6 +45,7 @@ from .keys import (
     refuse_plan_dependent_fractions,
     shards_for_condition,
 )
+from .mariadb_sql import mariadb_sql
 from .merge_collations import MERGEABLE, Collations, check_merge_collations
 from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
 from .textsplit import insert_tuple_spans
@@ -767,10 +768,15 @@ class Planner:
                 "broadcast tables)",
                 "add the shard key to the WHERE clause or split the query",
             )
-        _check_outer_joins(ast, sharded)
+        keep = self._keep_unmatched(ast, sharded, placed)
         collations = self._collations(placed)
         check_merge_collations(ast, collations, self._weighable)
-        if self._remember:
+        unmatched = None
+        if keep is not None:
+            rewrite, unmatched = _unmatched_rewrite(
+                bind_placeholders(ast, self._params).copy(), sql, keep, shards[0]
+            )
+        elif self._remember:
             rewrite = self._fanout_plans.rewrite(ast, sql, self._params)
         else:
             rewrite = rewrite_fanout_select(bind_placeholders(ast, self._params), sql)
@@ -790,8 +796,52 @@ class Planner:
             locks,
             calc,
             self._weighed(rewrite.columns, collations),
+            unmatched,
         )
         return Plan(sql, root)
+
+    def _keep_unmatched(
+        self, ast: exp.Select, sharded: list[_Placed], placed: list[_Placed]
+    ) -> tuple[str, str, str, str] | None:
+        """(b, b key, a, a key) of `b LEFT JOIN a ON ...` (or `a RIGHT JOIN b`) where b is
+        a broadcast table with a one-column integer primary key and a a sharded table
+        with a primary key: its NULL-extended rows can be kept exactly (KeepUnmatched).
+        None when no outer join keeps broadcast rows; other such joins are refused."""
+        try:
+            _check_outer_joins(ast, sharded)
+            return None
+        except errors.ProxyError as refusal:
+            found = self._unmatched_shape(ast, placed)
+            if found is None:
+                raise refusal from None
+            return found
+
+    def _unmatched_shape(
+        self, ast: exp.Select, placed: list[_Placed]
+    ) -> tuple[str, str, str, str] | None:
+        joins = ast.args.get("joins") or []
+        source = ast.args.get("from_")
+        if len(joins) != 1 or source is None or ast.args.get("locks"):
+            return None
+        join = joins[0]
+        side = (join.side or "").upper()
+        if join.args.get("on") is None or join.args.get("using") or side not in ("LEFT", "RIGHT"):
+            return None
+        kept, optional = (source.this, join.this) if side == "LEFT" else (join.this, source.this)
+        by_node = {id(p.node): p for p in placed}
+        b, a = by_node.get(id(kept)), by_node.get(id(optional))
+        if b is None or a is None or b.config is None or a.config is None:
+            return None
+        if not b.config.broadcast or not a.config.sharded:
+            return None
+        what = "an outer join that keeps a broadcast table's rows"
+        b_def, a_def = self._definition(b, what), self._definition(a, what)
+        if len(b_def.primary_key) != 1 or not a_def.primary_key:
+            return None
+        b_key = b_def.column(b_def.primary_key[0])
+        if b_key is None or "int" not in b_key.type.lower():
+            return None
+        return b.alias, b_key.name, a.alias, a_def.primary_key[0]
 
     def _weighable(self, collation: str) -> bool:
         """The shards gave the proxy this collation's weight table (metadata/weights.py)."""
@@ -1177,6 +1227,37 @@ def _check_stored_as_given(table: TableConfig, key_value: object, kind: str | No
 
 def _has_placed_tables(schema: SchemaConfig) -> bool:
     return any(t.sharded or t.broadcast for t in schema.tables.values())
+
+
+def _unmatched_rewrite(
+    ast: exp.Select, sql: str, keep: tuple[str, str, str, str], first: str
+) -> tuple[FanoutRewrite, plan.KeepUnmatched]:
+    """The fan-out rewrite keeping matched rows only, and the first shard's text that also
+    keeps b's NULL-extended rows of keys no shard matched (see plan.KeepUnmatched)."""
+    b, b_key, a, a_key = keep
+    b_column = exp.column(b_key, table=b, quoted=True)
+    matched = exp.column(a_key, table=a, quoted=True).is_(exp.null()).not_()
+    join = ast.args["joins"][0]
+    source = ast.args["from_"].this
+    probe = exp.select(b_column.copy()).distinct().from_(source.copy())
+    probe = probe.join(join.this.copy(), on=join.args["on"].copy(), join_type="inner")
+    probe = probe.limit(plan.UNMATCHED_KEYS_LIMIT + 1)
+
+    def filtered(condition: exp.Expression) -> exp.Select:
+        query = ast.copy()
+        where = query.args.get("where")
+        query.set("where", exp.Where(this=exp.and_(where.this, condition) if where else condition))
+        return query
+
+    rewrite = rewrite_fanout_select(filtered(matched), sql)
+    unmatched_mark = exp.column(plan.UNMATCHED_MARK)
+    first_rewrite = rewrite_fanout_select(filtered(exp.or_(matched.copy(), unmatched_mark)), sql)
+    if first_rewrite.sql.count(plan.UNMATCHED_MARK) != 1 or plan.UNMATCHED_MARK in sql:
+        raise errors.not_supported("this outer join that keeps a broadcast table's rows")
+    keep_step = plan.KeepUnmatched(
+        mariadb_sql(probe), first, first_rewrite.sql, b_column.sql("mysql")
+    )
+    return rewrite, keep_step
 
 
 def _check_outer_joins(ast: exp.Select, sharded: list[_Placed]) -> None:
