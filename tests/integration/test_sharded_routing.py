@@ -462,6 +462,179 @@ def test_a_computed_item_refused_after_the_shards_read_leaves_the_transaction_go
     assert ids_by_shard(cluster, "r_mod") == {"s0": {1}, "s1": {2}, "s2": set()}
 
 
+# --- INSERT ... SELECT ---------------------------------------------------------------------
+
+
+def seed_r_mod(conn: pymysql.Connection) -> None:
+    clear(conn, "r_mod", "r_other", "r_auto", "r_bcast")
+    execute(
+        conn,
+        "INSERT INTO r_mod (id, k, name, n, amount, at) VALUES "
+        + ", ".join(
+            f"({i}, {i}, 'n\\'{i}é', {i % 3}, {i}.25, '2024-01-0{1 + i % 9} 10:00:00')"
+            for i in range(9)
+        ),
+    )
+
+
+def test_insert_select_places_each_selected_row_by_its_own_key(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    seed_r_mod(conn)
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO r_other (id, k, name, n, amount, at) "
+            "SELECT id + 100, k + 1, name, n, amount, at FROM r_mod WHERE n < 2"
+        )
+        assert cur.rowcount == 6
+        assert conn._result.message[1:] == b"Records: 6  Duplicates: 0  Warnings: 0"
+    # k + 1 modulo 3 decides each copy's shard, whatever shard the original row was on
+    assert ids_by_shard(cluster, "r_other") == {
+        "s0": set(),
+        "s1": {100, 103, 106},
+        "s2": {101, 104, 107},
+    }
+    assert query(conn, "SELECT id, name, n, amount, at FROM r_other WHERE id = 104") == [
+        (104, "n'4é", 1, Decimal("4.25"), datetime.datetime(2024, 1, 5, 10, 0))
+    ]
+    # an upsert from a SELECT, with the VALUES() of each row; no column list: the metadata's
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO r_other SELECT id + 100, k + 1, 'again', n, amount, at FROM r_mod "
+            "WHERE id < 2 ON DUPLICATE KEY UPDATE name = VALUES(name)"
+        )
+        assert cur.rowcount == 4
+        assert conn._result.message[1:] == b"Records: 2  Duplicates: 2  Warnings: 0"
+    assert query(conn, "SELECT name FROM r_other WHERE id IN (100, 101)") == [
+        ("again",),
+        ("again",),
+    ]
+
+
+def test_insert_select_generates_ids_and_writes_broadcast_copies(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    seed_r_mod(conn)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO r_auto (k, name) SELECT k, name FROM r_mod ORDER BY id LIMIT 4")
+        first = cur.lastrowid
+    rows = query(conn, "SELECT id, k FROM r_auto ORDER BY id")
+    assert [k for _, k in rows] == [0, 1, 2, 3] and rows[0][0] == first
+    assert query(conn, "SELECT LAST_INSERT_ID()") == [(first,)]
+    execute(conn, "INSERT INTO r_bcast (code, label) SELECT id, name FROM r_mod WHERE n = 0")
+    copies = on_shards(cluster, "SELECT code FROM r_bcast ORDER BY code")
+    assert all(rows == [(0,), (3,), (6,)] for rows in copies.values()), copies
+
+
+def test_insert_select_in_a_transaction_rolls_back_on_every_shard(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    conn = connect(proxy, autocommit=False)
+    try:
+        seed_r_mod(conn)
+        conn.commit()
+        execute(conn, "INSERT INTO r_other (id, k, name) SELECT id, k, name FROM r_mod")
+        assert query(conn, "SELECT COUNT(*) FROM r_other") == [(9,)]
+        conn.rollback()
+        assert all(not rows for rows in on_shards(cluster, "SELECT id FROM r_other").values())
+        # a duplicate on one shard fails the whole statement, the transaction goes on
+        execute(conn, "INSERT INTO r_other (id, k, name) VALUES (4, 4, 'there')")
+        code, _ = error_of(
+            lambda: execute(conn, "INSERT INTO r_other (id, k, name) SELECT id, k, name FROM r_mod")
+        )
+        assert code == 1062
+        conn.commit()
+        assert ids_by_shard(cluster, "r_other") == {"s0": set(), "s1": {4}, "s2": set()}
+    finally:
+        conn.close()
+
+
+def test_insert_select_as_a_prepared_statement_binds_its_parameters(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    seeding = connect(proxy)
+    seed_r_mod(seeding)
+    seeding.close()
+    conn = mysql.connector.connect(
+        host=proxy.host, port=proxy.port, user=USER, password=PASSWORD, database=SCHEMA,
+        autocommit=True, use_pure=True,
+    )  # fmt: skip
+    try:
+        cur = conn.cursor(prepared=True)
+        cur.execute(
+            "INSERT INTO r_other (id, k, name) SELECT id + ?, k, name FROM r_mod WHERE n = ?",
+            (1000, 2),
+        )
+        assert cur.rowcount == 3
+    finally:
+        conn.close()
+    assert ids_by_shard(cluster, "r_other") == {"s0": set(), "s1": set(), "s2": {1002, 1005, 1008}}
+
+
+def test_insert_select_of_many_batches_is_one_statement(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    conn = connect(proxy)
+    clear(conn, "r_mod", "r_other", "r_auto")
+    execute(
+        conn,
+        "INSERT INTO r_mod (id, k, name, n) VALUES "
+        + ", ".join(f"({i}, {i}, 'row number {i}', {i})" for i in range(1, 1501)),
+    )
+    copy = "INSERT INTO r_other (id, k, name, n) SELECT id, k, name, n FROM r_mod"
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO r_auto (k, name) SELECT k, name FROM r_mod ORDER BY id")
+        first = cur.lastrowid
+        assert conn._result.message[1:] == b"Records: 1500  Duplicates: 0  Warnings: 0"
+    assert query(conn, "SELECT MIN(id), COUNT(*) FROM r_auto") == [(first, 1500)]
+    assert query(conn, "SELECT LAST_INSERT_ID()") == [(first,)]
+    # the rows are written in several INSERTs: a duplicate in the last undoes all of them
+    execute(conn, "INSERT INTO r_other (id, k, name) VALUES (1500, 1500, 'last')")
+    assert error_of(lambda: execute(conn, copy))[0] == 1062
+    assert sum(len(rows) for rows in on_shards(cluster, "SELECT id FROM r_other").values()) == 1
+    # and inside a transaction, only the statement is undone
+    execute(conn, "BEGIN")
+    execute(conn, "INSERT INTO r_other (id, k, name) VALUES (2000, 2000, 'kept')")
+    assert error_of(lambda: execute(conn, copy))[0] == 1062
+    execute(conn, "COMMIT")
+    assert query(conn, "SELECT id FROM r_other ORDER BY id") == [(1500,), (2000,)]
+    execute(conn, "DELETE FROM r_other")
+    assert execute(conn, copy) == 1500
+    assert query(conn, "SELECT COUNT(*), SUM(n) FROM r_other") == [(1500, 1500 * 1501 // 2)]
+    conn.close()
+
+
+def test_insert_select_refuses_what_it_cannot_copy_exactly_and_writes_nothing(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    seed_r_mod(conn)
+    for sql, part in (
+        ("REPLACE INTO r_other (id, k, name) SELECT id, k, name FROM r_mod", "REPLACE ... SELECT"),
+        (
+            "INSERT INTO r_other (id, k, name) SELECT id, k, name FROM r_mod "
+            "ON DUPLICATE KEY UPDATE name = r_mod.name",
+            "ON DUPLICATE KEY UPDATE",
+        ),
+        (
+            "INSERT INTO r_other (id, k, amount) SELECT id, k, CAST(amount AS FLOAT) FROM r_mod",
+            "FLOAT column",
+        ),
+        (
+            "INSERT INTO r_other (id, k, name) SELECT id, k, REPEAT('x', 500000) FROM r_mod",
+            "MiB of rows",
+        ),
+    ):
+        code, message = error_of(lambda sql=sql: execute(conn, sql))
+        assert (code, part in message) == (1235, True), message
+    # strict mode: MariaDB fails at the SELECT's first warning, as the proxy does
+    code, message = error_of(
+        lambda: execute(conn, "INSERT INTO r_other (id, k, name) SELECT id, k, name FROM r_mod "
+                        "WHERE name = 0")
+    )  # fmt: skip
+    assert code == 1292 and "Truncated incorrect DECIMAL value" in message
+    assert all(not rows for rows in on_shards(cluster, "SELECT id FROM r_other").values())
+
+
 # --- DDL and databases ------------------------------------------------------------------------
 
 

@@ -119,7 +119,7 @@ def _summed_info(results: list[wire.OkInfo], root: Primitive, warnings: int) -> 
             second += int(found.group(4))
         elif isinstance(root, SplitInsert):
             first += 1
-            second += _one_row_duplicates(root.duplicates, result.affected_rows)
+            second += one_row_duplicates(root.duplicates, result.affected_rows)
         else:
             return b""  # DELETE: MariaDB sends no text
     if isinstance(root, SplitInsert):
@@ -130,7 +130,8 @@ def _summed_info(results: list[wire.OkInfo], root: Primitive, warnings: int) -> 
     return wire.lenenc_int(len(text)) + text
 
 
-def _one_row_duplicates(rule: str, affected: int) -> int:
+def one_row_duplicates(rule: str, affected: int) -> int:
+    """The Duplicates MariaDB counts for a one-row INSERT (whose OK has no info text)."""
     if rule == "replace":
         return max(affected - 1, 0)  # the row it replaced counts as deleted
     if rule == "ignore":

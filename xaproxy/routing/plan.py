@@ -10,6 +10,7 @@ Primitives (each a small frozen dataclass that describes itself):
 * `Route`: one shard, the text unchanged (or rewritten); the result is relayed.
 * `SplitInsert`: an INSERT whose rows were split per shard; one text per shard,
   ids the proxy generated for the auto-increment column.
+* `InsertSelect`: an INSERT ... SELECT whose rows are read first, then inserted as VALUES.
 * `Everywhere`: DDL on every shard holding the table, each committing on its own.
 * `ScatterWrite`: UPDATE/DELETE/broadcast writes on several shards in the
   transaction; affected rows summed, or taken from one copy for broadcast tables.
@@ -35,6 +36,7 @@ __all__ = [
     "Everywhere",
     "Group",
     "Having",
+    "InsertSelect",
     "Limit",
     "Local",
     "MergeRead",
@@ -164,6 +166,38 @@ class SplitInsert(Primitive):
         if self.returning:
             line += " returning=values order"
         return [line] + [f"  {shard}: {text}" for shard, text in self.texts]
+
+
+@dataclass(frozen=True, slots=True)
+class InsertSelect(Primitive):
+    """INSERT ... SELECT whose rows cross shards: read first, then written as VALUES.
+
+    The session runs `select` as a statement of its own (planned like any SELECT, so
+    its rows may merge several shards), holds the rows within a bound, writes each value
+    back as a literal of its own type and runs `head VALUES (...), ...tail` as a client's
+    INSERT: split by shard key, in the session's transaction (session/insert_select.py).
+    `column_types`: the target columns' types from the table metadata, in `head`'s order.
+    """
+
+    table: str
+    head: str  # `INSERT [IGNORE] INTO t (a, b)`, the column list from metadata when omitted
+    select: str  # the client's SELECT text
+    tail: str  # ` ON DUPLICATE KEY UPDATE ...` as written, or ""
+    column_types: tuple[str, ...]
+    targets: tuple[str, ...]
+    duplicates: str = "insert"  # as SplitInsert.duplicates
+    write: bool = True
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return self.targets
+
+    def describe(self) -> list[str]:
+        return [
+            f"InsertSelect table={self.table} shards={_shard_list(self.targets)}",
+            f"  read: {self.select}",
+            f"  write: {self.head} VALUES <the rows read>{self.tail}",
+        ]
 
 
 @dataclass(frozen=True, slots=True)

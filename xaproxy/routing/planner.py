@@ -48,7 +48,7 @@ from .keys import (
 from .mariadb_sql import mariadb_sql
 from .merge_collations import MERGEABLE, Collations, check_merge_collations
 from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
-from .textsplit import insert_tuple_spans
+from .textsplit import insert_select_spans, insert_tuple_spans
 from .volatile import volatile_expression
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
@@ -434,6 +434,8 @@ class Planner:
     def _route_insert(
         self, ast: exp.Insert, sql: str, placed: list[_Placed], verb: str = "INSERT"
     ) -> Plan:
+        if isinstance(ast.expression, (exp.Select, exp.Union, exp.Subquery)):
+            return self._route_insert_select(ast, sql, placed, verb)
         target = self._target(placed, "an INSERT" if verb == "INSERT" else "a REPLACE")
         table = target.config
         assert table is not None
@@ -462,6 +464,68 @@ class Planner:
         shape = self._insert_shape(ast, target, spans, verb)
         rows = self._place_insert_rows(shape, values, sql)
         return self._insert_plan(shape, rows, sql)
+
+    def _route_insert_select(
+        self, ast: exp.Insert, sql: str, placed: list[_Placed], verb: str
+    ) -> Plan:
+        """INSERT ... SELECT with a sharded or broadcast table on either side: the rows are
+        read by a SELECT of their own, then inserted as VALUES (plan.InsertSelect)."""
+        what = f"{verb} ... SELECT"
+        if verb != "INSERT" or self._returning or ast.find(exp.Partition) is not None:
+            construct = what
+            if verb == "INSERT":
+                construct += " ... RETURNING" if self._returning else " with PARTITION (...)"
+            raise errors.not_supported(
+                f"{construct} over sharded or broadcast tables",
+                "select the rows first and insert them with VALUES",
+            )
+        spans = insert_select_spans(sql)
+        schema_node = ast.this
+        table_node = schema_node.this if isinstance(schema_node, exp.Schema) else schema_node
+        target = next((p for p in placed if p.node is table_node), None)
+        if spans is None or target is None:
+            raise errors.not_supported(
+                f"{what} written other than `INSERT INTO t [(columns)] SELECT ...`",
+                "select the rows first and insert them with VALUES",
+            )
+        conflict = ast.args.get("conflict")
+        if conflict is not None and any(
+            assignment.expression.find(exp.Column) is not None
+            for assignment in conflict.expressions
+            if isinstance(assignment, exp.EQ)
+        ):
+            raise errors.not_supported(
+                f"a column on the right of ON DUPLICATE KEY UPDATE in {what} over sharded or "
+                "broadcast tables (MariaDB reads it from the SELECT's tables)",
+                "use VALUES(column) for the value the row would have inserted",
+            )
+        named = (
+            [c.name for c in schema_node.expressions]
+            if isinstance(schema_node, exp.Schema)
+            else None
+        )
+        head = sql[: spans.select_start].rstrip()
+        table = target.config
+        types: tuple[str, ...] = ()
+        if table is not None and (table.sharded or table.broadcast):
+            definition = self._definition(target, f"{what} into '{table.name}'")
+            if named is None:
+                named = [c.name for c in definition.insert_columns]
+                head += " (" + ", ".join(_identifier(n) for n in named) + ")"
+            types = tuple(_column_type(definition, n) for n in named)
+        elif named is not None:
+            types = ("",) * len(named)
+        tail = sql[spans.tail_start :].strip()
+        root = plan.InsertSelect(
+            table.name if table is not None else table_node.name,
+            head,
+            sql[spans.select_start : spans.select_end],
+            " " + tail if tail else "",
+            types,
+            target.shards if table is None else table.shards,
+            _duplicates_rule(ast, verb),
+        )
+        return Plan(sql, root)
 
     def _insert_shape(
         self, ast: exp.Insert, target: _Placed, spans: Any, verb: str
@@ -1227,6 +1291,11 @@ def _check_stored_as_given(table: TableConfig, key_value: object, kind: str | No
 
 def _has_placed_tables(schema: SchemaConfig) -> bool:
     return any(t.sharded or t.broadcast for t in schema.tables.values())
+
+
+def _column_type(definition: TableMetadata, name: str) -> str:
+    column = definition.column(name)
+    return column.type if column is not None else ""
 
 
 def _unmatched_rewrite(

@@ -135,3 +135,57 @@ def _assignments(sql: str, tokens: list, at: int, columns_close: int) -> InsertS
     return InsertSpans(
         columns_close, set_token.start, set_token.end + 1, [assignments], tail_start, [values], True
     )
+
+
+@dataclass(frozen=True, slots=True)
+class InsertSelectSpans:
+    """Offsets of `INSERT ... [(cols)] SELECT ... [ON DUPLICATE KEY UPDATE ...]`."""
+
+    select_start: int  # SELECT, WITH, or the `(` around the SELECT
+    select_end: int  # just after the SELECT's last token
+    tail_start: int  # ON DUPLICATE KEY UPDATE ... (or end of text)
+
+
+def insert_select_spans(sql: str) -> InsertSelectSpans | None:
+    """The spans of an INSERT whose rows come from a SELECT; None for any other form."""
+    try:
+        tokens = _tokenizer.tokenize(sql)
+    except Exception:
+        return None
+    depth = 0
+    start = -1
+    end = len(sql)
+    last_end = -1
+    for index, token in enumerate(tokens):
+        kind = token.token_type
+        if start < 0:
+            following = tokens[index + 1].token_type if index + 1 < len(tokens) else None
+            if depth == 0 and (
+                kind in (TokenType.SELECT, TokenType.WITH)
+                or (kind == TokenType.L_PAREN and following in (TokenType.SELECT, TokenType.WITH))
+            ):
+                start = token.start
+            elif kind == TokenType.L_PAREN:
+                depth += 1
+                continue
+            elif kind == TokenType.R_PAREN:
+                depth -= 1
+                continue
+            else:
+                continue
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif (
+            depth == 0
+            and kind == TokenType.ON
+            and index + 1 < len(tokens)
+            and tokens[index + 1].text.upper() == "DUPLICATE"
+        ):
+            end = token.start
+            break
+        last_end = token.end + 1
+    if start < 0 or last_end <= start:
+        return None
+    return InsertSelectSpans(start, last_end, end)

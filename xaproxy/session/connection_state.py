@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 
 from .. import errors
-from ..analysis import Kind, Statement
+from ..analysis import Kind, Statement, analyze
 from ..execution import executor
 from ..execution.native import NativeExecute
-from ..routing.plan import Plan, on_shard
+from ..routing.plan import InsertSelect, Plan, on_shard
 from ..shards.statements import prepared_on
-from . import table_locks
+from . import insert_select, table_locks
 from .state import SessionState
 
 USER_VARIABLES = "user variables"
@@ -54,6 +54,9 @@ async def run_routed(
                 await raise_syntax_error(s, sql)
             raise
     table_locks.check(s, statement, route)
+    if isinstance(route.root, InsertSelect):
+        await insert_select.run(s, route.root, more, _run_text)
+        return
     cause = statement.connection_state
     if cause is None:
         await executor.run(s, s.shards, sql, route, more=more, binary=binary, native=native)
@@ -68,6 +71,11 @@ async def run_routed(
         await executor.run(s, s.shards, sql, route, more=more, binary=binary, native=native)
     finally:
         s.pin_request = None
+
+
+async def _run_text(s: SessionState, sql: str) -> None:
+    """A statement the proxy makes for the session (a step of InsertSelect), run as its own."""
+    await run_routed(s, sql, analyze(sql), None, more=False, binary=False)
 
 
 async def raise_syntax_error(s: SessionState, sql: str) -> None:
