@@ -492,6 +492,28 @@ def test_inserts_and_repeated_writes_are_undone_exactly(
     conn.close()
 
 
+def test_insert_select_across_shards_rolls_back_and_commits_in_at_mode(
+    proxy_factory: Factory, cluster: LocalCluster
+) -> None:
+    """The rows an INSERT ... SELECT reads are written as VALUES: AT images undo them."""
+    proxy = start_proxy(proxy_factory, cluster, "atinsel")
+    conn = connect(proxy, DB)
+    copied = f"SELECT id, bal FROM {DB}.acc WHERE id >= 1000 ORDER BY id"
+    query(conn, "BEGIN")
+    query(conn, "INSERT INTO acc (id, bal) SELECT id + 1000, bal + 1 FROM acc")
+    assert query(conn, "SELECT COUNT(*) FROM acc WHERE id >= 1000") == [(ACCOUNTS,)]
+    query(conn, "ROLLBACK")
+    assert all(not on_shard(server, copied) for server in cluster.servers)
+    assert_clean(cluster, "atinsel")
+    query(conn, "INSERT INTO acc (id, bal) SELECT id + 1000, bal + 1 FROM acc WHERE id < 6")
+    for index, server in enumerate(cluster.servers):
+        rows = [(int(i), int(b)) for i, b in on_shard(server, copied)]
+        expected = [(1000 + i, START_BALANCE + 1) for i in range(6) if (1000 + i) % 3 == index]
+        assert rows == expected, (server.name, rows)
+    assert_clean(cluster, "atinsel")
+    conn.close()
+
+
 # --- refusals ---------------------------------------------------------------------------
 
 REFUSED = {
