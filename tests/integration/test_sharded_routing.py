@@ -118,6 +118,14 @@ def connect(proxy: ProxyProcess, **kwargs: Any) -> pymysql.Connection:
     )
 
 
+def connect_prepared(proxy: ProxyProcess, use_pure: bool = True) -> Any:
+    """Connector/Python, whose cursor(prepared=True) uses the binary protocol."""
+    return mysql.connector.connect(
+        host=proxy.host, port=proxy.port, user=USER, password=PASSWORD, database=SCHEMA,
+        autocommit=True, use_pure=use_pure,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def conn(proxy: ProxyProcess) -> Iterator[pymysql.Connection]:
     connection = connect(proxy)
@@ -555,10 +563,7 @@ def test_insert_select_as_a_prepared_statement_binds_its_parameters(
     seeding = connect(proxy)
     seed_r_mod(seeding)
     seeding.close()
-    conn = mysql.connector.connect(
-        host=proxy.host, port=proxy.port, user=USER, password=PASSWORD, database=SCHEMA,
-        autocommit=True, use_pure=True,
-    )  # fmt: skip
+    conn = connect_prepared(proxy)
     try:
         cur = conn.cursor(prepared=True)
         cur.execute(
@@ -626,13 +631,53 @@ def test_insert_select_refuses_what_it_cannot_copy_exactly_and_writes_nothing(
     ):
         code, message = error_of(lambda sql=sql: execute(conn, sql))
         assert (code, part in message) == (1235, True), message
-    # strict mode: MariaDB fails at the SELECT's first warning, as the proxy does
+    # strict mode: MariaDB fails at a warning of the SELECT or not, as its plan decides
     code, message = error_of(
         lambda: execute(conn, "INSERT INTO r_other (id, k, name) SELECT id, k, name FROM r_mod "
                         "WHERE name = 0")
     )  # fmt: skip
-    assert code == 1292 and "Truncated incorrect DECIMAL value" in message
+    assert code == 1235 and "warns under a strict sql_mode (1292: Truncated" in message
     assert all(not rows for rows in on_shards(cluster, "SELECT id FROM r_other").values())
+
+
+def test_update_and_delete_with_order_by_and_limit_change_the_first_rows_across_shards(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    conn = connect(proxy)
+    seed_r_mod(conn)
+    # n = id % 3; ties in the client's order are broken by the primary key
+    assert execute(conn, "DELETE FROM r_mod ORDER BY n DESC LIMIT 2") == 2
+    assert sorted(set().union(*ids_by_shard(cluster, "r_mod").values())) == [0, 1, 3, 4, 6, 7, 8]
+    with conn.cursor() as cur:
+        cur.execute("UPDATE r_mod SET name = 'first' WHERE n = 1 ORDER BY id DESC LIMIT 2")
+        assert cur.rowcount == 2
+        assert conn._result.message[1:] == b"Rows matched: 2  Changed: 2  Warnings: 0"
+        cur.execute("UPDATE r_mod SET n = n ORDER BY id LIMIT 3")
+        assert conn._result.message[1:] == b"Rows matched: 3  Changed: 0  Warnings: 0"
+        assert cur.execute("DELETE FROM r_mod ORDER BY id LIMIT 0") == 0
+    assert query(conn, "SELECT id FROM r_mod WHERE name = 'first' ORDER BY id") == [(4,), (7,)]
+    # in a transaction: undone with it
+    execute(conn, "BEGIN")
+    assert execute(conn, "DELETE FROM r_mod WHERE n < 2 ORDER BY at DESC, id LIMIT 4") == 4
+    assert query(conn, "SELECT COUNT(*) FROM r_mod") == [(3,)]
+    execute(conn, "ROLLBACK")
+    assert query(conn, "SELECT COUNT(*) FROM r_mod") == [(7,)]
+    # prepared, with the LIMIT as a parameter
+    prepared = connect_prepared(proxy)
+    try:
+        cur = prepared.cursor(prepared=True)
+        cur.execute("DELETE FROM r_mod WHERE n = ? ORDER BY id DESC LIMIT ?", (0, 2))
+        assert cur.rowcount == 2
+    finally:
+        prepared.close()
+    assert sorted(set().union(*ids_by_shard(cluster, "r_mod").values())) == [0, 1, 4, 7, 8]
+    code, message = error_of(
+        lambda: execute(
+            conn, "DELETE FROM r_mod WHERE n IN (SELECT code FROM r_bcast) ORDER BY id LIMIT 1"
+        )
+    )
+    assert code == 1235 and "several sharded or broadcast tables" in message
+    conn.close()
 
 
 # --- DDL and databases ------------------------------------------------------------------------
@@ -882,10 +927,7 @@ def test_prepared_statement_with_the_key_as_parameter_runs_on_one_shard(
     )
     setup.close()
     marker = f"mark{uuid.uuid4().hex[:12]}"
-    conn = mysql.connector.connect(
-        host=proxy.host, port=proxy.port, user=USER, password=PASSWORD, database=SCHEMA,
-        autocommit=True, use_pure=use_pure,
-    )  # fmt: skip
+    conn = connect_prepared(proxy, use_pure)
     try:
         cur = conn.cursor(prepared=True)
         cur.execute(f"SELECT /* {marker} */ id, name FROM r_mod WHERE k = ?", (4,))
@@ -934,10 +976,7 @@ def test_prepared_fanout_select_returns_binary_rows(proxy: ProxyProcess, use_pur
         ),
     )
     setup.close()
-    conn = mysql.connector.connect(
-        host=proxy.host, port=proxy.port, user=USER, password=PASSWORD, database=SCHEMA,
-        autocommit=True, use_pure=use_pure,
-    )  # fmt: skip
+    conn = connect_prepared(proxy, use_pure)
     try:
         cur = conn.cursor(prepared=True)
         cur.execute(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .. import errors
-from .constants import ColumnFlag, FieldType
+from .constants import STRING_TYPES, ColumnFlag, FieldType
 from .wire import read_lenenc_int
 
 __all__ = [
@@ -240,14 +240,7 @@ _PARAM_DECODERS: dict[int, _ParamDecoder] = {
 for _string_type in (
     FieldType.DECIMAL,
     FieldType.NEWDECIMAL,
-    FieldType.VARCHAR,
-    FieldType.VAR_STRING,
-    FieldType.STRING,
-    FieldType.TINY_BLOB,
-    FieldType.MEDIUM_BLOB,
-    FieldType.LONG_BLOB,
-    FieldType.BLOB,
-    FieldType.JSON,
+    *STRING_TYPES,
     FieldType.ENUM,
     FieldType.SET,
     FieldType.BIT,

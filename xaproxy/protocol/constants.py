@@ -151,6 +151,21 @@ class FieldType(IntEnum):
     GEOMETRY = 0xFF
 
 
+# Types whose values are strings of bytes in their column's character set (or binary).
+STRING_TYPES = frozenset(
+    {
+        FieldType.VARCHAR,
+        FieldType.VAR_STRING,
+        FieldType.STRING,
+        FieldType.TINY_BLOB,
+        FieldType.MEDIUM_BLOB,
+        FieldType.LONG_BLOB,
+        FieldType.BLOB,
+        FieldType.JSON,
+    }
+)
+
+
 class ColumnFlag(IntFlag):
     NOT_NULL = 1
     PRI_KEY = 2

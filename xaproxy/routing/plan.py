@@ -11,6 +11,8 @@ Primitives (each a small frozen dataclass that describes itself):
 * `SplitInsert`: an INSERT whose rows were split per shard; one text per shard,
   ids the proxy generated for the auto-increment column.
 * `InsertSelect`: an INSERT ... SELECT whose rows are read first, then inserted as VALUES.
+* `OrderedWrite`: UPDATE/DELETE ... ORDER BY ... LIMIT over several shards: the keys of
+  the rows it changes are read first, then written by key.
 * `Everywhere`: DDL on every shard holding the table, each committing on its own.
 * `ScatterWrite`: UPDATE/DELETE/broadcast writes on several shards in the
   transaction; affected rows summed, or taken from one copy for broadcast tables.
@@ -42,6 +44,7 @@ __all__ = [
     "MergeRead",
     "MergeSpec",
     "MergeStep",
+    "OrderedWrite",
     "Plan",
     "Primitive",
     "Route",
@@ -197,6 +200,41 @@ class InsertSelect(Primitive):
             f"InsertSelect table={self.table} shards={_shard_list(self.targets)}",
             f"  read: {self.select}",
             f"  write: {self.head} VALUES <the rows read>{self.tail}",
+        ]
+
+
+KEYS_MARK = "__xaproxy_keys__"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderedWrite(Primitive):
+    """UPDATE/DELETE ... ORDER BY ... LIMIT over several shards: keys first, then the write.
+
+    The session runs `read` (`SELECT <primary key> ... ORDER BY ..., <primary key> LIMIT n
+    FOR UPDATE`, merged across shards like any SELECT), then `write` (the statement
+    with `WHERE KEYS_MARK` for its WHERE, ORDER BY and LIMIT; KEYS_MARK stands for
+    `(<primary key>) IN (<the keys read>)`)
+    in one transaction, so exactly the first n rows in that order change, as on one
+    server (session/ordered_write.py).
+    """
+
+    table: str
+    verb: str  # UPDATE | DELETE
+    read: str
+    write: str
+    keys: str  # `(a, b)` or `a`: the primary key as the IN list compares it
+    targets: tuple[str, ...]
+    nothing: bool = False  # LIMIT 0: MariaDB answers a bare OK without reading anything
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return self.targets
+
+    def describe(self) -> list[str]:
+        return [
+            f"OrderedWrite {self.verb} table={self.table} shards={_shard_list(self.targets)}",
+            f"  read: {self.read}",
+            f"  write: {self.write}",
         ]
 
 
@@ -580,7 +618,7 @@ class Plan:
     @property
     def write(self) -> bool:
         root = self.root
-        if isinstance(root, (SplitInsert, Everywhere, ScatterWrite)):
+        if isinstance(root, (SplitInsert, Everywhere, ScatterWrite, OrderedWrite)):
             return True
         return bool(getattr(root, "write", False))
 

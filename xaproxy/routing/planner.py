@@ -804,11 +804,65 @@ class Planner:
         for other in others:
             self._check_companion(other, shards, target)
         if len(shards) > 1 and (ast.args.get("order") or ast.args.get("limit")):
+            return self._ordered_write(ast, target, shards, what, bool(others))
+        return self._on_shards(shards, "shard key")
+
+    def _ordered_write(
+        self, ast: exp.Expression, target: _Placed, shards: tuple[str, ...], what: str,
+        reads_others: bool,
+    ) -> Plan:  # fmt: skip
+        """UPDATE/DELETE ... ORDER BY ... LIMIT over several shards: the primary keys of the
+        rows it changes are read first (in that order, ties by the key, locked), then
+        written by key, in one transaction (plan.OrderedWrite)."""
+        table = target.config
+        assert table is not None
+        construct = f"{what} with ORDER BY or LIMIT over several shards"
+        if reads_others or _has_nested_select(ast):
             raise errors.not_supported(
-                f"{what} with ORDER BY or LIMIT that spans several shards",
+                f"{construct} that reads other tables", "add the shard key to the WHERE clause"
+            )
+        self._refuse_volatile(f"{what} that runs on several shards")
+        definition = self._definition(target, construct)
+        if not definition.primary_key:
+            raise errors.not_supported(
+                f"{construct} of a table without a primary key",
                 "add the shard key to the WHERE clause",
             )
-        return self._on_shards(shards, "shard key")
+        bound = bind_placeholders(ast, self._params).copy()
+        alias = target.alias
+        keys = [exp.column(k, table=alias, quoted=True) for k in definition.primary_key]
+        read = exp.select(*(k.copy() for k in keys)).from_(bound.this.copy())
+        where = bound.args.get("where")
+        if where is not None:
+            read.set("where", where.copy())
+        order = bound.args.get("order")
+        ordering = [o.copy() for o in order.expressions] if order is not None else []
+        read = read.order_by(*ordering, *(k.copy() for k in keys))
+        limit = bound.args.get("limit")
+        if limit is not None:
+            read.set("limit", limit.copy())
+        read.set("locks", [exp.Lock(update=True)])
+        mark = exp.column(plan.KEYS_MARK)
+        # the rows read are locked (FOR UPDATE) until the transaction ends: their keys
+        # alone name them, and the WHERE is not evaluated twice (MariaDB fails a strict
+        # UPDATE whose WHERE warns on a row found by key, and only warns in a scan)
+        bound.set("where", exp.Where(this=mark))
+        bound.set("order", None)
+        bound.set("limit", None)
+        write = mariadb_sql(bound)
+        if write.count(plan.KEYS_MARK) != 1 or plan.KEYS_MARK in self._sql:
+            raise errors.not_supported(construct)
+        key_list = ", ".join(k.sql("mysql") for k in keys)
+        root = plan.OrderedWrite(
+            table.name,
+            "UPDATE" if isinstance(ast, exp.Update) else "DELETE",
+            mariadb_sql(read),
+            write,
+            f"({key_list})" if len(keys) > 1 else key_list,
+            shards,
+            limit is not None and limit.expression.name == "0",
+        )
+        return Plan(self._sql, root)
 
     # --- reads ----------------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from .. import errors
 from ..analysis import Kind, Statement, analyze
 from ..execution import executor
 from ..execution.native import NativeExecute
-from ..routing.plan import InsertSelect, Plan, on_shard
+from ..routing.plan import InsertSelect, OrderedWrite, Plan, on_shard
 from ..shards.statements import prepared_on
-from . import insert_select, table_locks
+from . import insert_select, ordered_write, table_locks
 from .state import SessionState
 
 USER_VARIABLES = "user variables"
@@ -57,6 +57,9 @@ async def run_routed(
     if isinstance(route.root, InsertSelect):
         await insert_select.run(s, route.root, more, _run_text)
         return
+    if isinstance(route.root, OrderedWrite):
+        await ordered_write.run(s, route.root, more, _run_text)
+        return
     cause = statement.connection_state
     if cause is None:
         await executor.run(s, s.shards, sql, route, more=more, binary=binary, native=native)
@@ -74,7 +77,8 @@ async def run_routed(
 
 
 async def _run_text(s: SessionState, sql: str) -> None:
-    """A statement the proxy makes for the session (a step of InsertSelect), run as its own."""
+    """A statement the proxy makes for the session (a step of InsertSelect or
+    OrderedWrite), run as a client's."""
     await run_routed(s, sql, analyze(sql), None, more=False, binary=False)
 
 
