@@ -1530,6 +1530,7 @@ def write_statement(draw: st.DrawFn, world: World) -> tuple[str, str]:
                 "replace",
                 "insert_select",
                 "ordered",
+                "joined",
             )
         )
     )
@@ -1548,6 +1549,20 @@ def write_statement(draw: st.DrawFn, world: World) -> tuple[str, str]:
         return sql, BROADCAST
     if kind == "insert_select":
         return draw(insert_select(world, table)), table
+    if kind == "joined":
+        # each shard joins its own rows with its whole copy of the broadcast table
+        where = draw(where_clause(table, "a."))
+        join = f"{table} a JOIN {BROADCAST} b ON a.n = b.code"
+        if draw(st.booleans()):
+            weight = draw(st.integers(0, 99))
+            condition = (
+                f"{where} AND b.weight > {weight}" if where else f" WHERE b.weight > {weight}"
+            )
+            return f"DELETE a FROM {join}{condition}", table
+        setting = draw(
+            st.sampled_from(("a.name = b.label", "a.amount = b.weight", "a.n = b.code + 1"))
+        )
+        return f"UPDATE {join} SET {setting}{where}", table
     if kind == "ordered":
         # the first rows in an order that ends with the primary key: one answer
         where = draw(where_clause(table))

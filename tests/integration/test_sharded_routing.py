@@ -676,8 +676,36 @@ def test_update_and_delete_with_order_by_and_limit_change_the_first_rows_across_
             conn, "DELETE FROM r_mod WHERE n IN (SELECT code FROM r_bcast) ORDER BY id LIMIT 1"
         )
     )
-    assert code == 1235 and "several sharded or broadcast tables" in message
+    assert code == 1235 and "reads other tables" in message
     conn.close()
+
+
+def test_update_and_delete_joined_with_a_broadcast_table_run_on_every_shard(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    seed_r_mod(conn)
+    execute(conn, "INSERT INTO r_bcast (code, label) VALUES (0, 'zero'), (1, 'one')")
+    with conn.cursor() as cur:
+        cur.execute("UPDATE r_mod m JOIN r_bcast b ON b.code = m.n SET m.name = b.label")
+        assert cur.rowcount == 6
+        assert conn._result.message[1:] == b"Rows matched: 6  Changed: 6  Warnings: 0"
+    assert query(conn, "SELECT id, name FROM r_mod WHERE n < 2 ORDER BY id") == [
+        (i, "zero" if i % 3 == 0 else "one") for i in (0, 1, 3, 4, 6, 7)
+    ]
+    sql = "UPDATE r_mod SET name = 'sub' WHERE n IN (SELECT code FROM r_bcast WHERE label = 'one')"
+    assert execute(conn, sql) == 3
+    sql = "DELETE m FROM r_mod m JOIN r_bcast b ON b.code = m.n WHERE b.label = 'zero'"
+    assert execute(conn, sql) == 3
+    assert sorted(set().union(*ids_by_shard(cluster, "r_mod").values())) == [1, 2, 4, 5, 7, 8]
+    for sql, part in (
+        ("UPDATE r_mod m JOIN r_bcast b ON b.code = m.n SET b.label = 'x'", "changes broadcast"),
+        ("UPDATE r_mod m JOIN r_bcast b ON b.code = m.n SET label = 'x'", "qualify it"),
+        ("DELETE b FROM r_mod m JOIN r_bcast b ON b.code = m.n", "changes broadcast"),
+    ):
+        code, message = error_of(lambda sql=sql: execute(conn, sql))
+        assert (code, part in message) == (1235, True), message
+    copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
+    assert all(rows == [(0, "zero"), (1, "one")] for rows in copies.values()), copies
 
 
 # --- DDL and databases ------------------------------------------------------------------------

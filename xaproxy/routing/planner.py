@@ -356,10 +356,14 @@ class Planner:
 
     def _place_tables(self, ast: exp.Expression, database: str | None) -> list[_Placed]:
         ctes = {cte.alias_or_name.lower() for cte in ast.find_all(exp.CTE)}
+        # `DELETE a FROM t AS a JOIN ...`: the names before FROM refer to tables after it
+        named = (
+            {id(t) for t in ast.args.get("tables") or ()} if isinstance(ast, exp.Delete) else set()
+        )
         placed: list[_Placed] = []
         for table in ast.find_all(exp.Table):
             name = table.name
-            if not name or (not table.db and name.lower() in ctes):
+            if not name or (not table.db and name.lower() in ctes) or id(table) in named:
                 continue
             if isinstance(table.this, exp.Parameter):  # SELECT ... INTO @variable
                 continue
@@ -782,9 +786,13 @@ class Planner:
 
     def _route_update_delete(self, ast: exp.Expression, placed: list[_Placed]) -> Plan:
         what = "an UPDATE" if isinstance(ast, exp.Update) else "a DELETE"
-        target = self._target(placed, what)
+        target = self._write_target(ast, placed, what)
         table = target.config
-        assert table is not None
+        if table is None:  # an unsharded table reading broadcast copies: its shard runs it
+            for other in placed:
+                if other is not target:
+                    self._check_companion(other, target.shards, target)
+            return Plan(self._sql, plan.Route(target.shards[0], write=True, why="unsharded table"))
         if isinstance(ast, exp.Update):
             for assignment in ast.expressions:
                 if (
@@ -806,6 +814,51 @@ class Planner:
         if len(shards) > 1 and (ast.args.get("order") or ast.args.get("limit")):
             return self._ordered_write(ast, target, shards, what, bool(others))
         return self._on_shards(shards, "shard key")
+
+    def _write_target(self, ast: exp.Expression, placed: list[_Placed], what: str) -> _Placed:
+        """The table an UPDATE/DELETE changes. Beside one sharded (or unsharded) table it
+        may read broadcast tables (a join, a subquery): every shard has their whole copy,
+        so each changes its own rows exactly as one server would; only that table may
+        change, and an UPDATE's SET columns must be known to be its."""
+        listed = [
+            p for p in placed if p.config is not None and (p.config.sharded or p.config.broadcast)
+        ]
+        owners = [p for p in placed if p.config is None or p.config.sharded]
+        if len(owners) != 1 or not listed or listed == owners:
+            return self._target(placed, what)
+        target = owners[0]
+        copies = [p for p in listed if p is not target]
+        names = {target.alias.lower(), target.node.name.lower()}
+        if isinstance(ast, exp.Update):
+            for assignment in ast.expressions:
+                column = assignment.this if isinstance(assignment, exp.EQ) else None
+                if not isinstance(column, exp.Column):
+                    raise errors.not_supported(f"this SET of {what} that reads broadcast tables")
+                if column.table:
+                    if column.table.lower() not in names:
+                        raise _changes_a_copy(what, column.table)
+                elif any(self._has_column(p, column.name) for p in copies):
+                    raise errors.not_supported(
+                        f"SET {column.name} = ... in {what} that joins broadcast tables "
+                        "(the column may be theirs)",
+                        f"qualify it: SET {target.alias}.{column.name} = ...",
+                    )
+        else:
+            deleted = ast.args.get("tables") or [ast.this]
+            for table in deleted:
+                if table.name.lower() not in names:
+                    raise _changes_a_copy(what, table.name)
+        return target
+
+    def _has_column(self, p: _Placed, name: str) -> bool:
+        """Whether the table's metadata has the column (True when it is not known)."""
+        state = (
+            self.metadata.table(p.schema.name, p.config.name)
+            if p.schema is not None and p.config is not None
+            else None
+        )
+        definition = state.definition if state is not None else None
+        return definition is None or definition.column(name) is not None
 
     def _ordered_write(
         self, ast: exp.Expression, target: _Placed, shards: tuple[str, ...], what: str,
@@ -1345,6 +1398,14 @@ def _check_stored_as_given(table: TableConfig, key_value: object, kind: str | No
 
 def _has_placed_tables(schema: SchemaConfig) -> bool:
     return any(t.sharded or t.broadcast for t in schema.tables.values())
+
+
+def _changes_a_copy(what: str, name: str) -> errors.ProxyError:
+    return errors.not_supported(
+        f"{what} that changes broadcast table '{name}' while reading a sharded table (each "
+        "copy would change by its shard's rows)",
+        "change the broadcast table in a statement of its own",
+    )
 
 
 def _column_type(definition: TableMetadata, name: str) -> str:
