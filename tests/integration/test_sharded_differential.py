@@ -1015,13 +1015,28 @@ def exact_construct(draw: st.DrawFn, table: str) -> Query:
         count = draw(st.integers(1, 5))
         offset = f"OFFSET {draw(st.integers(0, 4))} ROWS " if draw(st.booleans()) else ""
         first = "NEXT" if offset else draw(st.sampled_from(("FIRST", "NEXT")))
-        ties = draw(st.integers(0, 4)) == 0
+        ties = draw(st.integers(0, 2)) == 0
         tail = "WITH TIES" if ties else "ONLY"
+        if ties and draw(st.booleans()):
+            # ties on a column with repeats: which tied rows an OFFSET skips is free, the
+            # multiset of the ordered column is not
+            column = draw(st.sampled_from(("n", "name", "amount", "COUNT(*)")))
+            if column == "COUNT(*)":
+                return Query(
+                    f"SELECT COUNT(*) FROM {table}{where} GROUP BY n ORDER BY COUNT(*)"
+                    f"{direction(draw)} {offset}FETCH {first} {count} ROWS WITH TIES",
+                    shape="fetch_ties",
+                )
+            return Query(
+                f"SELECT {column} FROM {table}{where} ORDER BY {column}{direction(draw)} "
+                f"{offset}FETCH {first} {count} ROWS WITH TIES",
+                ci_columns=frozenset({0}) if column == "name" else frozenset(),
+                shape="fetch_ties",
+            )
         return Query(
             f"SELECT id, name FROM {table}{where} ORDER BY id "
             f"{offset}FETCH {first} {count} ROWS {tail}",
             ordered=True,
-            unsupported=("WITH TIES",),
             shape="fetch",
         )
     if kind == 3:

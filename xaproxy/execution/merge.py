@@ -820,7 +820,8 @@ async def _sorted_output(
     are cut back to those whenever they pass twice that (plus a sort run).
     """
     spec = plan.spec
-    keep = None if spec.limit is None else spec.offset + spec.limit
+    # with a LIMIT only the first rows are kept (WITH TIES: all, their ties may follow)
+    keep = None if spec.limit is None or spec.ties else spec.offset + spec.limit
     held: list[list[bytes | None]] = []
     async with aclosing(rows):
         async for _, values in rows:
@@ -912,6 +913,7 @@ async def merge(
     previous: object = None
     skip = spec.offset
     remaining = spec.limit
+    last: tuple[object, ...] = ()  # WITH TIES: the order keys of the last counted row
     async with aclosing(rows):
         async for payload, values in rows:
             if filter_rows and not spec.having(plan.row_keys(values)):
@@ -930,14 +932,18 @@ async def merge(
             if skip:
                 skip -= 1
                 continue
+            if remaining == 0 and plan.sort_key(values)[: spec.ties] != last:
+                return  # WITH TIES: past the count, the first row not tied with the last
             if payload is not None and not plan.hidden:
                 yield payload
             else:
                 yield join_row(values[: spec.visible])
-            if remaining is not None:
+            if remaining:
                 remaining -= 1
                 if remaining == 0:
-                    return
+                    if not spec.ties:
+                        return
+                    last = plan.sort_key(values)[: spec.ties]
 
 
 def _source(

@@ -131,6 +131,8 @@ class _Rewrite:
     computed: list[int] = field(default_factory=list)  # items that compute with aggregates
     computed_items: list[ComputedItem] = field(default_factory=list)
     compute_first: bool = False  # ORDER BY a computed item: compute, then sort and limit
+    with_ties: bool = False  # FETCH ... WITH TIES: rows tied with the last one come too
+    shard_limit: int | None = None  # the LIMIT each shard gets (offset + count)
 
     @property
     def visible(self) -> int:
@@ -167,8 +169,14 @@ def rewrite_fanout_select(ast: exp.Select, sql: str) -> FanoutRewrite:
     if shard_order:
         query.set("order", _ordinal_order(shard_order))
     place = _placement(star, state.visible + len(state.hidden))
+    text = _mariadb_text(query)
+    if state.with_ties and state.shard_limit is not None:
+        # the shards keep their own ties: every row of the answer is among them
+        text = text.replace(
+            f"LIMIT {_TIES_MARK}", f"FETCH FIRST {state.shard_limit} ROWS WITH TIES", 1
+        )
     return FanoutRewrite(
-        _mariadb_text(query),
+        text,
         _steps(state, place, limit, offset, shard_order),
         _count_distinct_columns(state, place),
         _plain_columns(state.new_items + state.hidden, place),
@@ -525,7 +533,7 @@ def _limit(state: _Rewrite, grouped: bool) -> tuple[int | None, int]:
     limit_node = query.args.get("limit")
     offset_node = query.args.get("offset")
     if isinstance(limit_node, exp.Fetch):
-        limit = _fetch_count(limit_node)
+        limit = _fetch_count(state, limit_node)
     else:
         limit = _int_literal(limit_node.expression) if limit_node is not None else None
     offset = _int_literal(offset_node.expression) if offset_node is not None else 0
@@ -537,18 +545,31 @@ def _limit(state: _Rewrite, grouped: bool) -> tuple[int | None, int]:
     elif limit is not None:
         # MariaDB reads LIMIT as unsigned 64-bit: past that, every row is "all rows"
         shard_limit = min((offset or 0) + limit, MAX_UNSIGNED_BIGINT)
-        query.set("limit", exp.Limit(expression=exp.Literal.number(shard_limit)))
+        count = exp.Var(this=_TIES_MARK) if state.with_ties else exp.Literal.number(shard_limit)
+        query.set("limit", exp.Limit(expression=count))
+        state.shard_limit = shard_limit
     return limit, offset or 0
 
 
-def _fetch_count(fetch: exp.Fetch) -> int | None:
-    """FETCH FIRST/NEXT n ROWS ONLY is a LIMIT; WITH TIES and PERCENT are refused."""
+_TIES_MARK = "__xaproxy_ties__"
+
+
+def _fetch_count(state: _Rewrite, fetch: exp.Fetch) -> int | None:
+    """FETCH FIRST/NEXT n ROWS ONLY is a LIMIT; WITH TIES a LIMIT that also keeps the
+    rows tied with the last (by the ORDER BY); PERCENT is refused."""
     options = fetch.args.get("limit_options")
     if options is not None and options.args.get("with_ties"):
-        raise errors.not_supported(
-            "FETCH ... WITH TIES in a SELECT that spans several shards",
-            "use ORDER BY ... LIMIT with a count large enough, or add the shard key to the WHERE",
-        )
+        if not state.order_keys:
+            raise errors.ProxyError(
+                4180, "HY000", "FETCH ... WITH TIES requires ORDER BY clause to be present"
+            )
+        if state.query.args.get("distinct") or state.computed:
+            raise errors.not_supported(
+                "FETCH ... WITH TIES with DISTINCT or an item that computes with aggregates, "
+                "in a SELECT that spans several shards",
+                "use ORDER BY ... LIMIT with a count large enough, or add the shard key",
+            )
+        state.with_ties = True
     if options is not None and options.args.get("percent"):
         raise errors.not_supported("FETCH ... PERCENT in a SELECT that spans several shards")
     count = fetch.args.get("count")
@@ -656,7 +677,7 @@ def _steps(
     if state.query.args.get("distinct"):
         steps.append(Distinct(sorted_distinct))
     if limit is not None or offset:
-        steps.append(Limit(limit, offset))
+        steps.append(Limit(limit, offset, len(order_keys) if state.with_ties else 0))
     if compute is not None and not state.compute_first:
         steps.append(compute)
     if state.hidden:

@@ -83,6 +83,7 @@ class MergeSpec:
     distinct_adjacent: bool = False
     limit: int | None = None
     offset: int = 0
+    ties: int = 0  # WITH TIES: rows equal to the last on the first `ties` order_by keys
     hidden: int = 0
     # string columns of a collation the merge weighs by the server's own weight table
     # (unicode_ci, ...): (position, WeightTable); others use execution/sortkeys.py's rules

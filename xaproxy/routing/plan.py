@@ -384,13 +384,16 @@ class Distinct(MergeStep):
 
 @dataclass(frozen=True, slots=True)
 class Limit(MergeStep):
-    """`offset` rows skipped, then at most `count` kept (None: no limit)."""
+    """`offset` rows skipped, then at most `count` kept (None: no limit); `ties`: FETCH ...
+    WITH TIES, the rows after the last that equal it on the first `ties` sort keys too."""
 
     count: int | None
     offset: int = 0
+    ties: int = 0
 
     def describe(self) -> str:
-        return f"Limit count={'none' if self.count is None else self.count} offset={self.offset}"
+        line = f"Limit count={'none' if self.count is None else self.count} offset={self.offset}"
+        return line + (" with ties" if self.ties else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +585,7 @@ def merge_spec_of(steps: tuple[MergeStep, ...]) -> MergeSpec:
         distinct_adjacent=any(isinstance(s, Distinct) and s.adjacent for s in steps),
         limit=limit.count if limit is not None else None,
         offset=limit.offset if limit is not None else 0,
+        ties=limit.ties if limit is not None else 0,
     )
 
 
