@@ -287,7 +287,7 @@ def test_broadcast_write_goes_to_every_shard_and_counts_rows_once(
     assert copies == {s: [(1, "ONE"), (2, "TWO")] for s in SHARDS}
 
 
-def test_non_deterministic_broadcast_writes_are_refused_and_copies_stay_equal(
+def test_non_deterministic_broadcast_writes_are_refused_or_evaluated_once_and_copies_stay_equal(
     conn: pymysql.Connection, cluster: LocalCluster
 ) -> None:
     clear(conn, "r_bcast")
@@ -295,17 +295,19 @@ def test_non_deterministic_broadcast_writes_are_refused_and_copies_stay_equal(
     for sql, name in (
         ("UPDATE r_bcast SET label = UUID()", "UUID()"),
         ("UPDATE r_bcast SET label = RAND()", "RAND()"),
-        ("UPDATE r_bcast SET label = NOW(6)", "NOW()"),
-        ("UPDATE r_bcast SET label = NOW()", "NOW()"),
-        ("UPDATE r_bcast SET label = CURRENT_TIMESTAMP(6)", "CURRENT_TIMESTAMP"),
         ("UPDATE r_bcast SET label = UUID_SHORT()", "UUID_SHORT()"),
-        ("INSERT INTO r_bcast (code, label) VALUES (2, SYSDATE())", "SYSDATE()"),
         ("DELETE FROM r_bcast WHERE RAND() < 0.5", "RAND()"),
     ):
         code, message = error_of(lambda sql=sql: execute(conn, sql))
         assert (code, name in message) == (1235, True), message
     copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
     assert copies == {s: [(1, "one")] for s in SHARDS}
+    # in an INSERT's values the proxy evaluates it once, and the clock's in any write
+    execute(conn, "INSERT INTO r_bcast (code, label) VALUES (2, SYSDATE())")
+    execute(conn, "UPDATE r_bcast SET label = NOW() WHERE code = 1")
+    execute(conn, "UPDATE r_bcast SET label = CURRENT_TIMESTAMP WHERE code = 2")
+    copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
+    assert len({repr(rows) for rows in copies.values()}) == 1, copies
 
 
 def test_bit_aggregates_fetch_and_literal_names_over_shards_equal_one_server(
@@ -706,6 +708,34 @@ def test_update_and_delete_joined_with_a_broadcast_table_run_on_every_shard(
         assert (code, part in message) == (1235, True), message
     copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
     assert all(rows == [(0, "zero"), (1, "one")] for rows in copies.values()), copies
+
+
+def test_now_uuid_and_rand_of_an_insert_on_several_shards_are_evaluated_once(
+    conn: pymysql.Connection, cluster: LocalCluster
+) -> None:
+    clear(conn, "r_mod", "r_bcast")
+    execute(conn, "INSERT INTO r_bcast (code, label) VALUES (1, LEFT(UUID(), 18)), (2, RAND())")
+    copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
+    assert len({repr(rows) for rows in copies.values()}) == 1, copies
+    assert len(copies["s0"][0][1]) == 18 and copies["s0"][0][1] != copies["s0"][1][1]
+    execute(
+        conn,
+        "INSERT INTO r_mod (id, k, name, at) VALUES (1, 0, 'a', NOW()), (2, 1, 'b', NOW()), "
+        "(3, 2, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    rows = query(conn, "SELECT at, name FROM r_mod ORDER BY id")
+    assert len({at for at, _ in rows}) == 1 and rows[2][1] == str(rows[0][0])[:20]
+    # each row's shard holds it: the values were written into the statement
+    assert ids_by_shard(cluster, "r_mod") == {"s0": {1}, "s1": {2}, "s2": {3}}
+    for sql in (
+        "INSERT INTO r_bcast (code, label) VALUES (3, RAND(code))",
+        "INSERT INTO r_bcast (code, label) VALUES (4, CONNECTION_ID())",
+        "INSERT INTO r_bcast (code, label) VALUES (1, 'x') ON DUPLICATE KEY UPDATE label = UUID()",
+        "UPDATE r_bcast SET label = UUID()",
+        "UPDATE r_bcast SET label = SYSDATE()",
+    ):
+        code, message = error_of(lambda sql=sql: execute(conn, sql))
+        assert code == 1235 and "each shard would evaluate it" in message, message
 
 
 # --- DDL and databases ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Primitives (each a small frozen dataclass that describes itself):
 * `InsertSelect`: an INSERT ... SELECT whose rows are read first, then inserted as VALUES.
 * `OrderedWrite`: UPDATE/DELETE ... ORDER BY ... LIMIT over several shards: the keys of
   the rows it changes are read first, then written by key.
+* `OnceEvaluated`: an INSERT whose NOW(), UUID() ... are evaluated once before it runs.
 * `Everywhere`: DDL on every shard holding the table, each committing on its own.
 * `ScatterWrite`: UPDATE/DELETE/broadcast writes on several shards in the
   transaction; affected rows summed, or taken from one copy for broadcast tables.
@@ -44,6 +45,7 @@ __all__ = [
     "MergeRead",
     "MergeSpec",
     "MergeStep",
+    "OnceEvaluated",
     "OrderedWrite",
     "Plan",
     "Primitive",
@@ -201,6 +203,24 @@ class InsertSelect(Primitive):
             f"  read: {self.select}",
             f"  write: {self.head} VALUES <the rows read>{self.tail}",
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class OnceEvaluated(Primitive):
+    """An INSERT whose NOW(), UUID(), RAND() ... would be evaluated by every shard it runs
+    on: `select` (`SELECT NOW(), UUID()`) evaluates each occurrence once, and the session
+    runs `pieces` joined by those values, as literals of their types, as the statement
+    (session/volatile_values.py)."""
+
+    select: str
+    pieces: tuple[str, ...]  # the client's text around each occurrence
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return ()
+
+    def describe(self) -> list[str]:
+        return [f"OnceEvaluated {self.select}", "  then: " + "?".join(self.pieces)]
 
 
 KEYS_MARK = "__xaproxy_keys__"
@@ -622,7 +642,7 @@ class Plan:
     @property
     def write(self) -> bool:
         root = self.root
-        if isinstance(root, (SplitInsert, Everywhere, ScatterWrite, OrderedWrite)):
+        if isinstance(root, (SplitInsert, Everywhere, ScatterWrite, OrderedWrite, OnceEvaluated)):
             return True
         return bool(getattr(root, "write", False))
 

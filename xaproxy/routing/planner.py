@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import itertools
 import re
 import time
 import zlib
@@ -49,7 +50,7 @@ from .mariadb_sql import mariadb_sql
 from .merge_collations import MERGEABLE, Collations, check_merge_collations
 from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
 from .textsplit import insert_select_spans, insert_tuple_spans
-from .volatile import volatile_expression
+from .volatile import STATEMENT_CONSTANT, volatile_expression, volatile_spans
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
 
@@ -285,9 +286,15 @@ class Planner:
             _refuse_stored_definition(ast, placed)
             return self._route_ddl(placed)
         if isinstance(ast, exp.Insert):
-            return self._route_insert(ast, sql, placed, verb)
+            try:
+                return self._route_insert(ast, sql, placed, verb)
+            except _VolatileRefusal as refusal:
+                return self._evaluated_once(ast, sql, refusal)
         if isinstance(ast, (exp.Update, exp.Delete)):
-            return self._route_update_delete(ast, placed)
+            try:
+                return self._route_update_delete(ast, placed)
+            except _VolatileRefusal as refusal:
+                return self._evaluated_once(ast, sql, refusal)
         if isinstance(ast, exp.Select):
             return self._route_select(ast, sql, placed)
         if isinstance(ast, exp.Union):
@@ -417,10 +424,34 @@ class Planner:
         """Each shard would evaluate RAND(), NOW(), UUID() ... itself: the values would differ."""
         name = volatile_expression(self._ast) if self._ast is not None else None
         if name is not None:
-            raise errors.not_supported(
+            refusal = errors.not_supported(
                 f"{name} in {what}: each shard would evaluate it and write a different value",
                 "compute the value in the application and write it as a literal",
             )
+            raise _VolatileRefusal(refusal.code, refusal.sqlstate, refusal.message)
+
+    def _evaluated_once(self, ast: exp.Expression, sql: str, refusal: errors.ProxyError) -> Plan:
+        """A write whose NOW(), UUID(), RAND() ... each shard would evaluate: each
+        occurrence is evaluated once first (plan.OnceEvaluated). In an INSERT ... VALUES /
+        SET any such call with constant arguments; in an UPDATE/DELETE only the clock's
+        (NOW(), CURDATE(), ...: MariaDB's value for the whole statement). Refused: column
+        arguments, RAND()/UUID()/SYSDATE() per row (an UPDATE's, or in ON DUPLICATE KEY
+        UPDATE), RETURNING."""
+        spans = volatile_spans(sql)
+        if isinstance(ast, exp.Insert):
+            conflict = ast.args.get("conflict")
+            per_row = conflict is not None and volatile_expression(conflict) in _PER_ROW
+            allowed = isinstance(ast.expression, exp.Values | type(None)) and not per_row
+        else:
+            allowed = all(_call_name(sql[a:b]) in STATEMENT_CONSTANT for a, b in spans or ())
+        if not spans or not allowed or self._returning:
+            raise refusal
+        pieces = [sql[: spans[0][0]]]
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            pieces.append(sql[end:start])
+        pieces.append(sql[spans[-1][1] :])
+        select = "SELECT " + ", ".join(sql[a:b] for a, b in spans)
+        return Plan(sql, plan.OnceEvaluated(select, tuple(pieces)))
 
     # --- writes ---------------------------------------------------------------------
 
@@ -1398,6 +1429,18 @@ def _check_stored_as_given(table: TableConfig, key_value: object, kind: str | No
 
 def _has_placed_tables(schema: SchemaConfig) -> bool:
     return any(t.sharded or t.broadcast for t in schema.tables.values())
+
+
+def _call_name(text: str) -> str:
+    return text.split("(", 1)[0].strip().upper()
+
+
+class _VolatileRefusal(errors.ProxyError):
+    """A refusal of a write whose volatile calls each shard would evaluate itself."""
+
+
+# volatile calls MariaDB evaluates once per row an ON DUPLICATE KEY UPDATE changes
+_PER_ROW = frozenset({"RAND()", "UUID()", "UUID_SHORT()", "SYSDATE()"})
 
 
 def _changes_a_copy(what: str, name: str) -> errors.ProxyError:

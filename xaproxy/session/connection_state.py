@@ -17,9 +17,9 @@ from .. import errors
 from ..analysis import Kind, Statement, analyze
 from ..execution import executor
 from ..execution.native import NativeExecute
-from ..routing.plan import InsertSelect, OrderedWrite, Plan, on_shard
+from ..routing.plan import InsertSelect, OnceEvaluated, OrderedWrite, Plan, on_shard
 from ..shards.statements import prepared_on
-from . import insert_select, ordered_write, table_locks
+from . import insert_select, ordered_write, table_locks, volatile_values
 from .state import SessionState
 
 USER_VARIABLES = "user variables"
@@ -60,6 +60,9 @@ async def run_routed(
     if isinstance(route.root, OrderedWrite):
         await ordered_write.run(s, route.root, more, _run_text)
         return
+    if isinstance(route.root, OnceEvaluated):
+        await volatile_values.run(s, route.root, more, _run_text)
+        return
     cause = statement.connection_state
     if cause is None:
         await executor.run(s, s.shards, sql, route, more=more, binary=binary, native=native)
@@ -76,10 +79,10 @@ async def run_routed(
         s.pin_request = None
 
 
-async def _run_text(s: SessionState, sql: str) -> None:
+async def _run_text(s: SessionState, sql: str, more: bool = False) -> None:
     """A statement the proxy makes for the session (a step of InsertSelect or
     OrderedWrite), run as a client's."""
-    await run_routed(s, sql, analyze(sql), None, more=False, binary=False)
+    await run_routed(s, sql, analyze(sql), None, more=more, binary=False)
 
 
 async def raise_syntax_error(s: SessionState, sql: str) -> None:

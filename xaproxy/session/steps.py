@@ -18,8 +18,9 @@ from ..protocol import wire
 from ..transactions import statements as tsql
 from .state import SessionState
 
-# Runs a statement text as the client's (connection_state.run_routed), result queued.
-Runner = Callable[[SessionState, str], Awaitable[None]]
+# Runs a statement text as the client's (connection_state.run_routed), result queued;
+# the flag: more results follow (MORE_RESULTS_EXISTS).
+Runner = Callable[[SessionState, str, bool], Awaitable[None]]
 
 # Bytes of packets one step's answer may hold (the rows read between reading and writing).
 HELD_LIMIT = 4 << 20
@@ -78,7 +79,7 @@ async def run_held(s: SessionState, sql: str, runner: Runner) -> HeldResult:
     client = s.out
     s.out = held  # type: ignore[assignment]
     try:
-        await runner(s, sql)
+        await runner(s, sql, False)
     finally:
         s.out = client
     return held
