@@ -1522,7 +1522,7 @@ def insert_select(draw: st.DrawFn, world: World, table: str) -> str:
         # `k = 0` converts each row's string: under strict mode MariaDB fails the INSERT at
         # the first row it converts, and which rows its plan converts is its own choice
         where = f" WHERE id % 7 = {draw(st.integers(0, 6))}"
-    form = draw(st.sampled_from(("copy", "no_columns", "ignore", "upsert", "grouped")))
+    form = draw(st.sampled_from(("copy", "no_columns", "ignore", "upsert", "grouped", "replace")))
     if form == "grouped" and table in STRING_HASH:
         form = "copy"  # a _ci group's key spelling is any of the group's
     if form == "copy":
@@ -1539,6 +1539,11 @@ def insert_select(draw: st.DrawFn, world: World, table: str) -> str:
         return (
             f"INSERT IGNORE INTO {table} {COLUMN_LIST} SELECT id + {draw(st.sampled_from((0, offset)))}, "
             f"k, 'copied', n, amount, at FROM {table}{where}"
+        )
+    if form == "replace":  # exact where every unique key holds the shard key, else refused
+        return (
+            f"REPLACE INTO {table} {COLUMN_LIST} SELECT id, k, 'replaced', n, amount, at "
+            f"FROM {table}{where}"
         )
     if form == "upsert":
         return (

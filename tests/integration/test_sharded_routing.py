@@ -534,6 +534,12 @@ def test_insert_select_generates_ids_and_writes_broadcast_copies(
     execute(conn, "INSERT INTO r_bcast (code, label) SELECT id, name FROM r_mod WHERE n = 0")
     copies = on_shards(cluster, "SELECT code FROM r_bcast ORDER BY code")
     assert all(rows == [(0,), (3,), (6,)] for rows in copies.values()), copies
+    with conn.cursor() as cur:
+        cur.execute("REPLACE INTO r_bcast (code, label) SELECT id, 'again' FROM r_mod WHERE n < 2")
+        assert cur.rowcount == 9  # 3 replaced (deleted and inserted), 3 new
+        assert conn._result.message[1:] == b"Records: 6  Duplicates: 3  Warnings: 0"
+    copies = on_shards(cluster, "SELECT code, label FROM r_bcast ORDER BY code")
+    assert all(len(rows) == 6 and {r[1] for r in rows} == {"again"} for rows in copies.values())
 
 
 def test_insert_select_in_a_transaction_rolls_back_on_every_shard(
@@ -616,7 +622,7 @@ def test_insert_select_refuses_what_it_cannot_copy_exactly_and_writes_nothing(
 ) -> None:
     seed_r_mod(conn)
     for sql, part in (
-        ("REPLACE INTO r_other (id, k, name) SELECT id, k, name FROM r_mod", "REPLACE ... SELECT"),
+        ("REPLACE INTO r_other (id, k, name) SELECT id, k, name FROM r_mod", "unique key (id)"),
         (
             "INSERT INTO r_other (id, k, name) SELECT id, k, name FROM r_mod "
             "ON DUPLICATE KEY UPDATE name = r_mod.name",

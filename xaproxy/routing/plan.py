@@ -194,6 +194,10 @@ class InsertSelect(Primitive):
     write: bool = True
 
     @property
+    def verb(self) -> str:
+        return "REPLACE" if self.duplicates == "replace" else "INSERT"
+
+    @property
     def shards(self) -> tuple[str, ...]:
         return self.targets
 

@@ -506,10 +506,8 @@ class Planner:
         """INSERT ... SELECT with a sharded or broadcast table on either side: the rows are
         read by a SELECT of their own, then inserted as VALUES (plan.InsertSelect)."""
         what = f"{verb} ... SELECT"
-        if verb != "INSERT" or self._returning or ast.find(exp.Partition) is not None:
-            construct = what
-            if verb == "INSERT":
-                construct += " ... RETURNING" if self._returning else " with PARTITION (...)"
+        if self._returning or ast.find(exp.Partition) is not None:
+            construct = what + (" ... RETURNING" if self._returning else " with PARTITION (...)")
             raise errors.not_supported(
                 f"{construct} over sharded or broadcast tables",
                 "select the rows first and insert them with VALUES",
@@ -543,6 +541,8 @@ class Planner:
         table = target.config
         types: tuple[str, ...] = ()
         if table is not None and (table.sharded or table.broadcast):
+            if verb == "REPLACE" and table.sharded:
+                self._check_replace(target)
             definition = self._definition(target, f"{what} into '{table.name}'")
             if named is None:
                 named = [c.name for c in definition.insert_columns]

@@ -29,15 +29,20 @@ class InsertSpans:
     set_form: bool = False  # INSERT ... SET col = value, ...
 
 
+def _insert_tokens(sql: str) -> list:
+    tokens = _tokenizer.tokenize(sql)
+    if tokens and tokens[0].token_type == TokenType.REPLACE and len(tokens[0].text) == 7:
+        # the tokenizer reads the rest of a REPLACE as one command string; REPLACE has
+        # INSERT's syntax and "INSERT " its length, so the offsets stay those of `sql`
+        at = tokens[0].start
+        tokens = _tokenizer.tokenize(sql[:at] + "INSERT " + sql[at + 7 :])
+    return tokens
+
+
 def insert_tuple_spans(sql: str) -> InsertSpans | None:
     """The spans of `INSERT ... VALUES (...), ...` or `INSERT ... SET a = 1, ...`; None otherwise."""
     try:
-        tokens = _tokenizer.tokenize(sql)
-        if tokens and tokens[0].token_type == TokenType.REPLACE and len(tokens[0].text) == 7:
-            # the tokenizer reads the rest of a REPLACE as one command string; REPLACE has
-            # INSERT's syntax and "INSERT " its length, so the offsets stay those of `sql`
-            at = tokens[0].start
-            tokens = _tokenizer.tokenize(sql[:at] + "INSERT " + sql[at + 7 :])
+        tokens = _insert_tokens(sql)
     except Exception:
         return None
     depth = 0
@@ -147,9 +152,9 @@ class InsertSelectSpans:
 
 
 def insert_select_spans(sql: str) -> InsertSelectSpans | None:
-    """The spans of an INSERT whose rows come from a SELECT; None for any other form."""
+    """The spans of an INSERT (or REPLACE) whose rows come from a SELECT; None otherwise."""
     try:
-        tokens = _tokenizer.tokenize(sql)
+        tokens = _insert_tokens(sql)
     except Exception:
         return None
     depth = 0

@@ -35,7 +35,11 @@ _MORE = int(Status.MORE_RESULTS_EXISTS)
 async def run(s: SessionState, root: InsertSelect, more: bool, runner: steps.Runner) -> None:
     """Reads the SELECT's rows, inserts them as VALUES, answers as MariaDB's INSERT ... SELECT."""
     coldefs, rows = await steps.read_rows(
-        s, root.select, runner, "an INSERT ... SELECT", escalate=root.duplicates != "ignore"
+        s,
+        root.select,
+        runner,
+        ("an" if root.verb == "INSERT" else "a") + f" {root.verb} ... SELECT",
+        escalate=root.duplicates != "ignore",
     )
     read_warnings = list(s.warnings)
     if root.column_types and len(coldefs) != len(root.column_types):
@@ -43,7 +47,7 @@ async def run(s: SessionState, root: InsertSelect, more: bool, runner: steps.Run
     types = root.column_types or ("",) * len(coldefs)
     style = LiteralStyle(not s.no_backslash_escapes, s.client_charset)
     writers = [
-        literal_writer(c, wire.column_name(c), t, style, "INSERT ... SELECT")
+        literal_writer(c, wire.column_name(c), t, style, f"{root.verb} ... SELECT")
         for c, t in zip(coldefs, types, strict=True)
     ]
     tuples = [
