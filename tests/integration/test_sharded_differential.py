@@ -830,6 +830,8 @@ def aggregate_select(draw: st.DrawFn, table: str) -> Query:
                 atom = f"NOT ({atom})"
             atoms.append(atom)
         sql += " HAVING " + draw(st.sampled_from((" AND ", " OR "))).join(atoms)
+        # `k > 3` of a string k, `MIN(name) > 3`: MariaDB converts each string, refused
+        unsupported.append("compares the string with the number")
     ordered = False
     if groups and (not distinct or shown_groups == groups) and draw(st.booleans()):
         candidates = [*aggregates, "COUNT(*)", "SUM(n)", "AVG(n)", "MAX(at)", "MIN(name)"]

@@ -139,3 +139,42 @@ def check_merge_collations(
                         "add the shard key to the WHERE clause so one shard answers, or write "
                         f"{column.name} COLLATE utf8mb4_general_ci where that order will do",
                     )
+
+
+_HAVING_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
+
+
+def check_having_conversions(ast: exp.Select, collations: Collations) -> None:
+    """Refuses a HAVING the merge would compare in the wrong type: MariaDB compares a
+    string with a number as numbers (`k > 0` with k '7abc' is 7 > 0, with a warning per
+    row), the merge's predicate (having.py) would compare the string itself."""
+    having = ast.args.get("having")
+    if having is None:
+        return
+    aliases = _aliases(ast)
+    for node in having.this.walk():
+        if not isinstance(node, _HAVING_COMPARISONS):
+            continue
+        for side, other in ((node.this, node.expression), (node.expression, node.this)):
+            if _is_number(other) and _reads_string(side, collations, aliases):
+                raise errors.not_supported(
+                    f"HAVING {node.sql('mysql')} over several shards: MariaDB compares the "
+                    "string with the number as numbers, converting each row's string",
+                    "compare with a string literal, or CAST the column to a number",
+                )
+
+
+def _is_number(node: exp.Expression) -> bool:
+    node = node.this if isinstance(node, (exp.Paren, exp.Neg)) else node
+    return isinstance(node, exp.Literal) and not node.is_string
+
+
+def _reads_string(node: exp.Expression, collations: Collations, aliases: dict) -> bool:
+    """A group column, or a MIN/MAX of one, that the metadata gives a collation."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Column) and not node.table:
+        node = aliases.get(node.name.lower(), node)
+    if isinstance(node, (exp.Min, exp.Max)):
+        node = node.this
+    return isinstance(node, exp.Column) and bool(collations(node.table.lower(), node.name.lower()))

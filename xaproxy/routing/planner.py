@@ -47,7 +47,12 @@ from .keys import (
     shards_for_condition,
 )
 from .mariadb_sql import mariadb_sql
-from .merge_collations import MERGEABLE, Collations, check_merge_collations
+from .merge_collations import (
+    MERGEABLE,
+    Collations,
+    check_having_conversions,
+    check_merge_collations,
+)
 from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
 from .textsplit import insert_select_spans, insert_tuple_spans
 from .volatile import STATEMENT_CONSTANT, volatile_expression, volatile_spans
@@ -973,6 +978,7 @@ class Planner:
         keep = self._keep_unmatched(ast, sharded, placed)
         collations = self._collations(placed)
         check_merge_collations(ast, collations, self._weighable)
+        check_having_conversions(ast, collations)
         unmatched = None
         if keep is not None:
             rewrite, unmatched = _unmatched_rewrite(
