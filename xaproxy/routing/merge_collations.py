@@ -156,12 +156,34 @@ def check_having_conversions(ast: exp.Select, collations: Collations) -> None:
         if not isinstance(node, _HAVING_COMPARISONS):
             continue
         for side, other in ((node.this, node.expression), (node.expression, node.this)):
-            if _is_number(other) and _reads_string(side, collations, aliases):
+            if (_is_number(other) and _reads_string(side, collations, aliases)) or (
+                _is_unclean_number_text(other) and _is_numeric_aggregate(side, aliases)
+            ):
                 raise errors.not_supported(
                     f"HAVING {node.sql('mysql')} over several shards: MariaDB compares the "
-                    "string with the number as numbers, converting each row's string",
-                    "compare with a string literal, or CAST the column to a number",
+                    "string with the number as numbers, converting the string by its leading "
+                    "digits with a warning",
+                    "compare values of one type, or CAST the string to a number",
                 )
+
+
+def _is_unclean_number_text(node: exp.Expression) -> bool:
+    """A string literal MariaDB reads as a number only in part ('2abc', ' 3', '')."""
+    if not (isinstance(node, exp.Literal) and node.is_string):
+        return False
+    try:
+        float(node.this)
+    except ValueError:
+        return True
+    return node.this != node.this.strip()
+
+
+def _is_numeric_aggregate(node: exp.Expression, aliases: dict) -> bool:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Column) and not node.table:
+        node = aliases.get(node.name.lower(), node)
+    return isinstance(node, (exp.Count, exp.Sum, exp.Avg))
 
 
 def _is_number(node: exp.Expression) -> bool:
