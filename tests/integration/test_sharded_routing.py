@@ -605,8 +605,10 @@ def test_insert_select_of_many_batches_is_one_statement(
     execute(conn, "INSERT INTO r_other (id, k, name) VALUES (1500, 1500, 'last')")
     assert error_of(lambda: execute(conn, copy))[0] == 1062
     assert sum(len(rows) for rows in on_shards(cluster, "SELECT id FROM r_other").values()) == 1
-    # and inside a transaction, only the statement is undone
+    # and inside a transaction, only the statement is undone (under the proxy's savepoint,
+    # whose name a client may not take)
     execute(conn, "BEGIN")
+    assert error_of(lambda: execute(conn, "SAVEPOINT xaproxy_statement_steps"))[0] == 1235
     execute(conn, "INSERT INTO r_other (id, k, name) VALUES (2000, 2000, 'kept')")
     assert error_of(lambda: execute(conn, copy))[0] == 1062
     execute(conn, "COMMIT")

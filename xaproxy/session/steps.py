@@ -29,8 +29,9 @@ HELD_LIMIT = 4 << 20
 # literals) holds the event loop for tens of milliseconds at most.
 BATCH_BYTES = 32 << 10
 
-# The proxy's savepoint around the steps of one statement inside a transaction.
-_SAVEPOINT = "xaproxy_statement_steps"
+# The proxy's savepoint around the steps of one statement inside a transaction (a
+# client may not use the name: transaction_control.savepoint).
+SAVEPOINT = "xaproxy_statement_steps"
 
 
 class HeldResult:
@@ -185,7 +186,7 @@ async def as_one_statement(s: SessionState, needed: bool = True):
     if own:
         s.shards.start(implicit=True, begin_sql=tsql.START)
     else:
-        await s.shards.savepoint("SAVEPOINT", _SAVEPOINT)
+        await s.shards.savepoint("SAVEPOINT", SAVEPOINT)
     try:
         yield commit_warnings
     except BaseException:
@@ -193,10 +194,10 @@ async def as_one_statement(s: SessionState, needed: bool = True):
             if own:
                 await s.shards.end(commit=False, reason="statement_failed")
             else:
-                await s.shards.savepoint("ROLLBACK", _SAVEPOINT)
-                await s.shards.savepoint("RELEASE", _SAVEPOINT)
+                await s.shards.savepoint("ROLLBACK", SAVEPOINT)
+                await s.shards.savepoint("RELEASE", SAVEPOINT)
         raise
     if own:
         commit_warnings.extend(await s.shards.end(commit=True))
     else:
-        await s.shards.savepoint("RELEASE", _SAVEPOINT)
+        await s.shards.savepoint("RELEASE", SAVEPOINT)

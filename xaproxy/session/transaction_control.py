@@ -12,7 +12,7 @@ from .. import errors
 from ..analysis import analyze
 from ..analysis.clauses import savepoint_command
 from ..transactions import statements as tsql
-from . import reply, table_locks
+from . import reply, steps, table_locks
 from .state import SessionState
 
 
@@ -68,7 +68,7 @@ async def savepoint(s: SessionState, sql: str, more: bool, binary: bool) -> None
         raise errors.parse_error(
             "expected SAVEPOINT name, ROLLBACK [WORK] TO [SAVEPOINT] name or RELEASE SAVEPOINT name"
         )
-    if command.name.lower() == tsql.STATEMENT_SAVEPOINT:
+    if command.name.lower() in (tsql.STATEMENT_SAVEPOINT, steps.SAVEPOINT):
         raise errors.not_supported(
             f"the savepoint name {command.name}", "it is the proxy's own: choose another name"
         )
