@@ -55,6 +55,8 @@ READ_EXAMPLES = int(os.environ.get("XAPROXY_DIFF_EXAMPLES", "1200"))
 PREPARED_EXAMPLES = int(os.environ.get("XAPROXY_DIFF_PREPARED_EXAMPLES", "300"))
 WRITE_EXAMPLES = int(os.environ.get("XAPROXY_DIFF_WRITE_EXAMPLES", "200"))
 DERANDOMIZE = os.environ.get("XAPROXY_DIFF_RANDOM", "") != "1"
+# shapes whose refused statements are printed (comma-separated), to see what is refused
+SHOW_REFUSED = frozenset(filter(None, os.environ.get("XAPROXY_DIFF_SHOW_REFUSED", "").split(",")))
 
 STRING_HASH = {"t_hstr_g": "utf8mb4_general_ci", "t_hstr_u": "utf8mb4_unicode_ci"}
 SHARDED = ("t_mod", "t_modb", "t_hash", "t_range", "t_list", *STRING_HASH)
@@ -956,18 +958,30 @@ def bound_join(draw: st.DrawFn) -> Query:
 
 @st.composite
 def unbound_join(draw: st.DrawFn) -> Query:
-    """Joins the proxy must refuse unless every row is on one shard."""
+    """Joins of sharded tables without their keys: one of them is read from a copy of the
+    whole table on the other's shards (refused where a table is not on those shards)."""
     left = draw(st.sampled_from(SHARDED))
     right = draw(st.sampled_from([t for t in (*SHARDED, "t_plain") if t != left]))
-    on = draw(st.sampled_from(("a.k = b.k", "a.id = b.id", "a.n = b.n")))
+    on = draw(st.sampled_from(("a.k = b.k", "a.id = b.id", "a.n = b.n", "a.name = b.name")))
     if {left, right} == {"t_mod", "t_modb"} and on == "a.k = b.k":
         on = "a.id = b.id"  # bound tables joined on their keys are fine: not this shape
+    collations = {STRING_HASH.get(t, "utf8mb4_general_ci") for t in (left, right)}
+    if "name" in on and len(collations) > 1:
+        on = "a.n = b.n"  # utf8mb4_general_ci against utf8mb4_unicode_ci: MariaDB's 1267
+    kind = draw(st.sampled_from(("JOIN", "JOIN", "LEFT JOIN")))
     where = draw(where_clause(left, "a."))
+    refusals = ("cross-shard join", "copies sharded table")
+    if draw(st.booleans()):
+        sql = (
+            f"SELECT a.n, COUNT(*), SUM(b.amount), MAX(b.at) FROM {left} a {kind} {right} b "
+            f"ON {on}{where} GROUP BY a.n ORDER BY a.n"
+        )
+        return Query(sql, ordered=True, unsupported=refusals, shape="unbound_join_agg")
     sql = (
-        f"SELECT a.id, b.id AS bid, a.name FROM {left} a JOIN {right} b ON {on}{where} "
-        "ORDER BY a.id, bid"
+        f"SELECT a.id, b.id AS bid, a.name, b.amount FROM {left} a {kind} {right} b ON {on}"
+        f"{where} ORDER BY a.id, bid" + draw(limit_clause())
     )
-    return Query(sql, ordered=True, unsupported=("cross-shard join",), shape="unbound_join")
+    return Query(sql, ordered=True, unsupported=refusals, shape="unbound_join")
 
 
 @st.composite
@@ -1245,6 +1259,8 @@ def compare_query(world: World, query: Query, prepared: bool = False) -> None:
         )
         world.stats[f"refused:{query.shape}"] += 1
         world.stats[f"refusal:{message.split(';')[0][:90]}"] += 1
+        if query.shape in SHOW_REFUSED:
+            print(f"refused {query.shape}: {query.sql}\n  -> {message}")
         return
     assert kind_ref == "ok", f"the reference failed but the proxy answered: {query.sql}\n{ref}"
     px_description, px_rows, _ = px

@@ -390,14 +390,28 @@ def test_unknown_table_gets_the_shard_error(conn: pymysql.Connection) -> None:
     assert f"{SCHEMA}.no_such_table" in message
 
 
-def test_cross_shard_join_of_unbound_tables_is_refused(conn: pymysql.Connection) -> None:
-    for sql in (
-        "SELECT a.id, b.id FROM r_mod a JOIN r_other b ON a.k = b.k",
-        "SELECT a.id FROM r_mod a JOIN r_hash b ON a.k = b.k WHERE a.k = 1",
-    ):
-        code, message = error_of(lambda sql=sql: query(conn, sql))
-        assert code == 1235
-        assert "cross-shard join" in message
+def test_cross_shard_join_of_unbound_tables_reads_a_copy_of_one_of_them(
+    conn: pymysql.Connection,
+) -> None:
+    clear(conn, "r_mod", "r_other", "r_hash", "r_bcast")
+    execute(conn, "INSERT INTO r_mod (id, k, name) VALUES " + ", ".join(
+        f"({i}, {i}, 'm{i}')" for i in range(12)))  # fmt: skip
+    execute(conn, "INSERT INTO r_other (id, k, name) VALUES " + ", ".join(
+        f"({i}, {i * 5}, 'o{i}')" for i in range(12)))  # fmt: skip
+    execute(conn, "INSERT INTO r_hash (id, k, name) VALUES (1, 2, 'h'), (2, 7, 'h'), (3, 11, 'h')")
+    expected = sorted((m, o) for m in range(12) for o in range(12) if m == o * 5)
+    join = "SELECT a.id, b.id FROM r_mod a JOIN r_other b ON a.k = b.k ORDER BY a.id, b.id"
+    assert query(conn, join) == expected
+    # r_hash lives on s0 and s1 only: it is the table read in place, r_mod is copied there
+    assert query(
+        conn, "SELECT b.id, a.id FROM r_mod a JOIN r_hash b ON a.k = b.k WHERE a.k > 1 ORDER BY 1"
+    ) == [(1, 2), (2, 7), (3, 11)]
+    # a locking read of a copy would lock nothing
+    code, message = error_of(
+        lambda: query(conn, "SELECT a.id FROM r_mod a JOIN r_other b ON a.k = b.k FOR UPDATE")
+    )
+    assert code == 1235 and "cross-shard join" in message
+    clear(conn, "r_mod", "r_other", "r_hash")
 
 
 def test_outer_join_keeping_broadcast_rows_returns_each_unmatched_row_once(

@@ -23,6 +23,7 @@ from ..protocol.constants import Command, Status
 from ..protocol.resultset import write_columns
 from ..routing.plan import Everywhere, MergeRead, Plan, Route, ScatterWrite, SplitInsert
 from ..shards.backend import Backend
+from .copies import Copies, CopyRefused
 from .cursor import Client, Cursor
 from .forward import ResultSummary, forward_result
 from .native import NativeExecute
@@ -287,6 +288,7 @@ async def run_merged(
     backends: list[tuple[str, Backend]] = []
     borrowed: list[Backend] = []
     guard = None
+    copies = Copies()
     try:
         await _connect_all(cursor, route, backends, borrowed, client, sql)
         guard = await cursor.guard_statement(backends, False)
@@ -295,6 +297,8 @@ async def run_merged(
         status = client.status()
         if isinstance(route.root, MergeRead) and route.root.unmatched is not None:
             route = await with_unmatched(route, backends)
+        if isinstance(route.root, MergeRead) and route.root.copies:
+            await copies.make(cursor, route, backends, borrowed)
         read = await scatter_read(
             backends,
             route,
@@ -308,9 +312,16 @@ async def run_merged(
             memory_limit=client.merge_memory_limit,
         )
         await _note_merged(client, backends, route, read)
+        await copies.drop()
         if implicit:
             await _end_locking_read(cursor)
     except BaseException as exc:
+        if isinstance(exc, errors.ProxyError) and not isinstance(exc, errors.ShardUnavailable):
+            await copies.drop()  # the shards answered: the connections are in step
+        else:
+            copies.abandon()
+        if isinstance(exc, CopyRefused):
+            raise
         # a failed locking read may hold some shards' locks: an implicit transaction ends
         await _after_scatter_failure(client, cursor, backends, exc, guard)
         raise

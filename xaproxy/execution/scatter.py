@@ -230,6 +230,9 @@ async def scatter_read(
                 await stream.drain()
         raise failure
     coldefs: list[bytes] = headers[0]
+    if root.copies:
+        renames = {c.copy_name.encode(): c.name.encode() for c in root.copies}
+        coldefs = [wire.with_org_table(c, renames) for c in coldefs]
     spec = root.spec
     try:
         refuse_inexact(spec, coldefs)

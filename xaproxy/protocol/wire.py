@@ -269,6 +269,20 @@ def column_org_name(coldef: bytes | memoryview) -> str:
     return (name or b"").decode("utf-8", "replace")
 
 
+def with_org_table(coldef: bytes, renames: dict[bytes, bytes]) -> bytes:
+    """The column definition with its org_table (the table's real name) renamed by
+    `renames` (a statement that read a table's copy shows the table's own name)."""
+    pos = 0
+    for _ in range(3):  # catalog, schema, table
+        length, pos = read_lenenc_int(coldef, pos)
+        pos += length or 0
+    org_table, end = read_lenenc_bytes(coldef, pos)
+    renamed = renames.get(org_table or b"")
+    if renamed is None:
+        return coldef
+    return coldef[:pos] + lenenc_bytes(renamed) + coldef[end:]
+
+
 def column_name(coldef: bytes | memoryview) -> str:
     pos = 0
     for _ in range(4):

@@ -18,7 +18,9 @@ Primitives (each a small frozen dataclass that describes itself):
 * `ScatterWrite`: UPDATE/DELETE/broadcast writes on several shards in the
   transaction; affected rows summed, or taken from one copy for broadcast tables.
 * `MergeRead`: a SELECT every shard runs (rewritten), merged by its steps:
-  `Group`, `Having`, `Sort`, `Distinct`, `Limit`, `DropHidden`, in that order.
+  `Group`, `Having`, `Sort`, `Distinct`, `Limit`, `DropHidden`, in that order; a
+  sharded table it joins without the shard key is first copied to those shards
+  (`CopiedTable`).
 * `Local`: answered by the proxy itself (SET, SHOW, @@variables, admin).
 
 The executor dispatches on the root's type. `Plan` also answers what the
@@ -521,6 +523,54 @@ class KeepUnmatched:
         )
 
 
+# a table a cross-shard join copies whole to every shard of the join (CopiedTable): at
+# most this many rows, and this many bytes of their text
+COPY_ROWS_LIMIT = 100_000
+COPY_BYTES_LIMIT = 4 << 20
+# the name of such a copy on a shard connection, numbered within the statement
+COPY_PREFIX = "xaproxy_copy_"
+
+
+@dataclass(frozen=True, slots=True)
+class CopiedTable:
+    """A sharded table a SELECT joins without its shard key: read whole from its shards
+    (`read`), written into a temporary table of the same definition on every shard of the
+    join (`create`, then `insert` + rows), which the statement reads in its place under
+    the same alias; dropped before the answer. Each shard then joins its own rows with
+    all of the table, as with a broadcast table.
+
+    `literals` say per column how its text becomes a literal again ("digits", "double",
+    "quoted", "unixtime", "hex:<charset>"; see execution/copies.py).
+    """
+
+    table: str  # the table, qualified, as the shards name it
+    name: str  # its real name: the org_table of the result's columns
+    copy: str  # the temporary table, qualified
+    sources: tuple[str, ...]
+    read: str
+    insert: str  # up to VALUES
+    literals: tuple[str, ...]
+
+    @property
+    def copy_name(self) -> str:
+        """The temporary table's own name (unqualified, unquoted)."""
+        return self.copy.rpartition(".")[2].strip("`")
+
+    @property
+    def create(self) -> str:
+        return f"CREATE TEMPORARY TABLE {self.copy} LIKE {self.table}"
+
+    @property
+    def drop(self) -> str:
+        return f"DROP TEMPORARY TABLE IF EXISTS {self.copy}"
+
+    def describe(self) -> str:
+        return (
+            f"  CopyTable {self.table} shards={_shard_list(self.sources)} into {self.copy}\n"
+            f"    read: {self.read}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class MergeRead(Primitive):
     """A SELECT every shard in `targets` runs as `sql`, merged into one server's answer.
@@ -547,6 +597,7 @@ class MergeRead(Primitive):
     unmatched: KeepUnmatched | None = None
     # (shard, text) for shards that run another text than `sql` (KeepUnmatched's first)
     shard_sql: tuple[tuple[str, str], ...] = ()
+    copies: tuple[CopiedTable, ...] = ()
     spec: MergeSpec = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -581,7 +632,10 @@ class MergeRead(Primitive):
             line += " write"
         if self.calc_found_rows:
             line += " found_rows=summed"
-        lines = [line, f"  sql: {self.sql}"]
+        lines = [line]
+        for copy in self.copies:
+            lines += copy.describe().split("\n")
+        lines.append(f"  sql: {self.sql}")
         if self.unmatched is not None:
             lines += self.unmatched.describe().split("\n")
         lines += [f"  {step.describe()}" for step in self.steps] or ["  Concatenate"]

@@ -54,6 +54,7 @@ from .merge_collations import (
     check_merge_collations,
 )
 from .plan import Everywhere, MergeRead, Plan, ScatterWrite, SplitInsert
+from .table_copies import read_from_copies, table_copy
 from .textsplit import insert_select_spans, insert_tuple_spans
 from .volatile import STATEMENT_CONSTANT, volatile_expression, volatile_spans
 
@@ -962,12 +963,12 @@ class Planner:
             # only broadcast (and maybe unsharded) tables: one shard answers
             root = plan.Route(self._broadcast_reader(placed), why="broadcast copy")
             return Plan(sql, root)
-        self._check_binding(ast, sharded)
+        sharded, copied = self._join_anchor(ast, sharded)
         shards = self._sharded_shards(ast, sharded)
         for other in placed:
             if other.config is None or not other.config.sharded:
                 self._check_companion(other, shards, sharded[0])
-        if len(shards) == 1:
+        if len(shards) == 1 and not copied:
             return Plan(sql, plan.Route(shards[0], write=locks, why="shard key"))
         if _has_nested_select(ast) and not _subqueries_read_copies(ast, placed):
             raise errors.not_supported(
@@ -975,12 +976,19 @@ class Planner:
                 "broadcast tables)",
                 "add the shard key to the WHERE clause or split the query",
             )
-        keep = self._keep_unmatched(ast, sharded, placed)
+        keep = None if copied else self._keep_unmatched(ast, sharded, placed)
         collations = self._collations(placed)
         check_merge_collations(ast, collations, self._weighable)
         check_having_conversions(ast, collations)
         unmatched = None
-        if keep is not None:
+        copies = self._copies(ast, copied, shards)
+        if copies:
+            work = ast.copy()
+            tables = zip(map(id, ast.find_all(exp.Table)), work.find_all(exp.Table), strict=True)
+            by_node = dict(tables)
+            renamed = read_from_copies(work, [by_node[id(p.node)] for p in copied])
+            rewrite = rewrite_fanout_select(bind_placeholders(renamed, self._params), sql)
+        elif keep is not None:
             rewrite, unmatched = _unmatched_rewrite(
                 bind_placeholders(ast, self._params).copy(), sql, keep, shards[0]
             )
@@ -1005,8 +1013,53 @@ class Planner:
             calc,
             self._weighed(rewrite.columns, collations),
             unmatched,
+            copies=copies,
         )
         return Plan(sql, root)
+
+    def _join_anchor(
+        self, ast: exp.Select, sharded: list[_Placed]
+    ) -> tuple[list[_Placed], list[_Placed]]:
+        """The sharded tables a SELECT reads where they are (one group joined on its shard
+        keys) and those it reads from a copy of the whole table (plan.CopiedTable): none
+        when all are joined on their keys. The group is the first whose copies are not
+        kept rows of an outer join and exist on every shard the group is read from."""
+        try:
+            self._check_binding(ast, sharded)
+            return sharded, []
+        except errors.ProxyError as refusal:
+            unbound = refusal
+        root = _scope_root(ast)
+        if ast.args.get("locks") or any(_scope_of(p.node) is not root for p in sharded):
+            raise unbound  # a locking read of copies would lock nothing
+        if any(column.args.get("db") for column in ast.find_all(exp.Column)):
+            raise unbound  # `db.t.c` would not name the copy, read under t's alias
+        for anchor in sharded:
+            group = [
+                anchor,
+                *(p for p in sharded if p is not anchor and self._bound(ast, anchor, p)),
+            ]
+            copied = [p for p in sharded if not any(p is g for g in group)]
+            try:
+                _check_outer_joins(ast, group)
+                shards = self._sharded_shards(ast, group)
+            except errors.ProxyError:
+                continue
+            if all(set(shards) <= set(p.shards) for p in copied):
+                return group, copied
+        raise unbound
+
+    def _copies(
+        self, ast: exp.Select, copied: list[_Placed], shards: tuple[str, ...]
+    ) -> tuple[plan.CopiedTable, ...]:
+        if not copied:
+            return ()
+        names = ", ".join(sorted({f"'{p.node.name}'" for p in copied}))
+        construct = f"a join of sharded table(s) {names} without their shard key"
+        return tuple(
+            table_copy(self._definition(p, construct), p.shards, number, construct)
+            for number, p in enumerate(copied, 1)
+        )
 
     def _keep_unmatched(
         self, ast: exp.Select, sharded: list[_Placed], placed: list[_Placed]
@@ -1207,14 +1260,20 @@ class Planner:
         for other in sharded[1:]:
             a, b = first.config, other.config
             assert a is not None and b is not None
-            same_table = a is b
-            bound = a.binding is not None and a.binding == b.binding
-            if not (same_table or bound) or not _joined_on_keys(ast, first, other):
+            if not self._bound(ast, first, other):
                 raise errors.not_supported(
                     f"a cross-shard join of '{a.name}' and '{b.name}'",
                     "join sharded tables only when they are in one binding group and the join "
                     "condition equates their shard keys",
                 )
+
+    @staticmethod
+    def _bound(ast: exp.Expression, first: _Placed, other: _Placed) -> bool:
+        """The two tables' rows that join live on the same shard."""
+        a, b = first.config, other.config
+        assert a is not None and b is not None
+        same_group = a is b or (a.binding is not None and a.binding == b.binding)
+        return same_group and _joined_on_keys(ast, first, other)
 
     def _check_companion(self, other: _Placed, shards: tuple[str, ...], target: _Placed) -> None:
         """A broadcast or unsharded table joined with sharded rows must exist on every shard used."""

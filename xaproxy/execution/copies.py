@@ -1,0 +1,229 @@
+"""Copying a table a cross-shard join reads whole onto the join's shards (plan.CopiedTable).
+
+The rows are read from every shard holding the table, within the bounds of
+COPY_ROWS_LIMIT / COPY_BYTES_LIMIT, and written into a temporary table on each shard
+connection of the join. A copy lives only while its statement runs: it is dropped
+before the answer goes out, and a connection whose copy could not be dropped is
+closed, never given to another statement (it would read the copy, not the table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from .. import errors
+from ..protocol import wire
+from ..protocol.constants import Command
+from ..routing.plan import COPY_BYTES_LIMIT, COPY_ROWS_LIMIT, CopiedTable, MergeRead, Plan
+from ..shards.backend import Backend
+from .cursor import Cursor
+
+# bytes of values per INSERT that writes a copy (well under any max_allowed_packet)
+_INSERT_BYTES = 256 << 10
+_TEMPORAL_TEXT = frozenset(b"0123456789-:. ")
+_READ_ONLY_TRANSACTION = 1792
+
+
+class CopyRefused(errors.ProxyError):
+    """A copy the proxy will not make: the statement is refused, its connections are in step."""
+
+
+def _refused(what: str, hint: str) -> CopyRefused:
+    refusal = errors.not_supported(what, hint)
+    return CopyRefused(refusal.code, refusal.sqlstate, refusal.message)
+
+
+def _too_big(copy: CopiedTable) -> CopyRefused:
+    return _refused(
+        f"a join that copies sharded table {copy.table} to every shard of the join, when it "
+        f"holds over {COPY_ROWS_LIMIT} rows or {COPY_BYTES_LIMIT >> 20} MiB",
+        "join sharded tables on their shard keys (one binding group), or add the other "
+        "table's shard key to the WHERE clause",
+    )
+
+
+async def _read_rows(backend: Backend, copy: CopiedTable, budget: list[int]) -> list[list]:
+    """The table's rows on one shard (its text values), within the statement's budget:
+    past it the rest is read and dropped (the connection stays in step) and refused."""
+    await backend.send(Command.QUERY, f"{copy.read} LIMIT {COPY_ROWS_LIMIT + 1}".encode())
+    first = await backend.read()
+    if wire.is_err(first):
+        raise wire.parse_err(first)
+    count, _ = wire.read_lenenc_int(first, 0)
+    for _ in range(count or 0):
+        await backend.read()
+    if not backend.deprecate_eof:
+        await backend.read()
+    rows: list[list] = []
+    while True:
+        payload = await backend.read()
+        if wire.is_err(payload):
+            raise wire.parse_err(payload)
+        end = wire.rows_end(payload, backend.deprecate_eof) if payload[0] == 0xFE else None
+        if end is not None:
+            backend.status = end[0]
+            break
+        budget[0] -= len(payload)
+        if budget[0] < 0 or len(rows) > COPY_ROWS_LIMIT:
+            continue
+        row, pos = [], 0
+        for _ in range(count or 0):
+            value, pos = wire.read_lenenc_bytes(payload, pos)
+            row.append(value)
+        rows.append(row)
+    if len(rows) > COPY_ROWS_LIMIT or budget[0] < 0:
+        raise _too_big(copy)
+    return rows
+
+
+def _writer(kind: str):
+    if kind == "digits":
+        return lambda value: value
+    if kind == "double":
+        return lambda value: value if b"e" in value.lower() else value + b"e0"
+    if kind == "quoted":
+
+        def temporal(value: bytes) -> bytes:
+            if not set(value) <= _TEMPORAL_TEXT:
+                raise errors.ProxyError(1105, "HY000", f"unexpected temporal text {value!r}")
+            return b"'" + value + b"'"
+
+        return temporal
+    if kind == "unixtime":
+        # 0 is the zero TIMESTAMP (the epoch itself cannot be stored)
+        return lambda value: value if value == b"0" else b"FROM_UNIXTIME(" + value + b")"
+    charset = kind.partition(":")[2].encode()
+    introducer = b"_" + charset + b" " if charset else b""
+    return lambda value: introducer + b"X'" + value + b"'"
+
+
+def insert_statements(copy: CopiedTable, rows: list[list]) -> list[bytes]:
+    """The INSERTs that write `rows` into the copy, about _INSERT_BYTES each."""
+    writers = [_writer(kind) for kind in copy.literals]
+    head = copy.insert.encode("utf-8", "surrogateescape")
+    statements: list[bytes] = []
+    tuples: list[bytes] = []
+    size = 0
+    for row in rows:
+        values = b", ".join(
+            b"NULL" if value is None else write(value)
+            for write, value in zip(writers, row, strict=True)
+        )
+        tuples.append(b"(" + values + b")")
+        size += len(values) + 4
+        if size >= _INSERT_BYTES:
+            statements.append(head + b", ".join(tuples))
+            tuples, size = [], 0
+    if tuples:
+        statements.append(head + b", ".join(tuples))
+    return statements
+
+
+async def _write_copy(backend: Backend, copy: CopiedTable, statements: list[bytes]) -> None:
+    last_insert_id = backend.last_insert_id  # the copy's explicit ids are not the session's
+    try:
+        for text in statements:
+            await backend.execute_ok(text)
+    finally:
+        backend.last_insert_id = last_insert_id
+
+
+class Copies:
+    """The copies one statement made, on which connections; `drop` removes them all."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[Backend, CopiedTable]] = []
+
+    async def make(
+        self,
+        cursor: Cursor,
+        route: Plan,
+        backends: list[tuple[str, Backend]],
+        borrowed: list[Backend],
+    ) -> None:
+        root = route.root
+        assert isinstance(root, MergeRead)
+        for copy in root.copies:
+            rows = await self._read(cursor, route, backends, borrowed, copy)
+            statements = insert_statements(copy, rows)
+            for _, backend in backends:
+                try:
+                    await backend.execute_ok(copy.create)
+                except errors.BackendError as exc:
+                    if exc.code != _READ_ONLY_TRANSACTION:
+                        raise
+                    raise _refused(
+                        f"a join that copies sharded table {copy.table} to the shards of the "
+                        "join inside a READ ONLY transaction (the copy is a temporary table)",
+                        "run it outside the read-only transaction, or join on the shard keys",
+                    ) from None
+                self.made.append((backend, copy))
+            # the shards write their copies at once
+            try:
+                await _gather([_write_copy(b, copy, statements) for _, b in backends])
+            except errors.BackendError as exc:
+                if exc.code != 1062:
+                    raise
+                raise _refused(
+                    f"a join that copies sharded table {copy.table} to every shard of the "
+                    "join, when its shards hold the same value of one of its unique keys",
+                    "make the unique keys hold the shard key, or join on the shard keys",
+                ) from None
+
+    async def _read(
+        self,
+        cursor: Cursor,
+        route: Plan,
+        backends: list[tuple[str, Backend]],
+        borrowed: list[Backend],
+        copy: CopiedTable,
+    ) -> list[list]:
+        joined = dict(backends)
+        sources: list[Backend] = []
+        for shard in copy.sources:
+            backend = joined.get(shard)
+            if backend is None:
+                backend, is_borrowed, _ = await cursor.connection(shard, route, True)
+                if is_borrowed:
+                    borrowed.append(backend)
+            sources.append(backend)
+        budget = [COPY_BYTES_LIMIT]
+        rows: list[list] = []
+        for part in await _gather([_read_rows(b, copy, budget) for b in sources]):
+            rows.extend(part)
+        if len(rows) > COPY_ROWS_LIMIT:
+            raise _too_big(copy)
+        return rows
+
+    async def drop(self) -> None:
+        """Drops every copy; a connection where that fails is closed (as are all the
+        connections still holding copies when the statement is cancelled meanwhile)."""
+        made, self.made = self.made, []
+        for index, (backend, copy) in enumerate(made):
+            if backend.broken:
+                continue
+            try:
+                await backend.execute_ok(copy.drop)
+            except errors.ProxyError:
+                backend.close()
+            except BaseException:
+                for held, _ in made[index:]:
+                    held.close()
+                raise
+
+    def abandon(self) -> None:
+        """After a failure that may leave a connection mid-answer: the connections that
+        hold copies are closed."""
+        made, self.made = self.made, []
+        for backend, _ in made:
+            backend.close()
+
+
+async def _gather(calls: list) -> list:
+    """Runs the calls at once; every one is awaited to its end (no connection is left
+    mid-answer), then the first failure is raised."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
