@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 
 from .. import errors
-from ..protocol import wire
-from ..protocol.constants import Command
 from ..routing.plan import COPY_BYTES_LIMIT, COPY_ROWS_LIMIT, CopiedTable, MergeRead, Plan
 from ..shards.backend import Backend
 from .cursor import Cursor
@@ -34,44 +32,25 @@ def _refused(what: str, hint: str) -> CopyRefused:
 
 
 def _too_big(copy: CopiedTable) -> CopyRefused:
+    bound = f"over {COPY_ROWS_LIMIT} rows or {COPY_BYTES_LIMIT >> 20} MiB"
+    if copy.reason:
+        return _refused(
+            f"{copy.reason} (xaproxy answers it on one shard over copies of the sharded "
+            f"tables it reads, and {copy.table} holds {bound})",
+            "add the shard key to the WHERE clause, or split the query",
+        )
     return _refused(
         f"a join that copies sharded table {copy.table} to every shard of the join, when it "
-        f"holds over {COPY_ROWS_LIMIT} rows or {COPY_BYTES_LIMIT >> 20} MiB",
+        f"holds {bound}",
         "join sharded tables on their shard keys (one binding group), or add the other "
         "table's shard key to the WHERE clause",
     )
 
 
 async def _read_rows(backend: Backend, copy: CopiedTable, budget: list[int]) -> list[list]:
-    """The table's rows on one shard (its text values), within the statement's budget:
-    past it the rest is read and dropped (the connection stays in step) and refused."""
-    await backend.send(Command.QUERY, f"{copy.read} LIMIT {COPY_ROWS_LIMIT + 1}".encode())
-    first = await backend.read()
-    if wire.is_err(first):
-        raise wire.parse_err(first)
-    count, _ = wire.read_lenenc_int(first, 0)
-    for _ in range(count or 0):
-        await backend.read()
-    if not backend.deprecate_eof:
-        await backend.read()
-    rows: list[list] = []
-    while True:
-        payload = await backend.read()
-        if wire.is_err(payload):
-            raise wire.parse_err(payload)
-        end = wire.rows_end(payload, backend.deprecate_eof) if payload[0] == 0xFE else None
-        if end is not None:
-            backend.status = end[0]
-            break
-        budget[0] -= len(payload)
-        if budget[0] < 0 or len(rows) > COPY_ROWS_LIMIT:
-            continue
-        row, pos = [], 0
-        for _ in range(count or 0):
-            value, pos = wire.read_lenenc_bytes(payload, pos)
-            row.append(value)
-        rows.append(row)
-    if len(rows) > COPY_ROWS_LIMIT or budget[0] < 0:
+    """The table's rows on one shard (their text), within the statement's budget."""
+    rows = await backend.query_rows_within(copy.read, budget, COPY_ROWS_LIMIT)
+    if rows is None:
         raise _too_big(copy)
     return rows
 
@@ -133,6 +112,7 @@ class Copies:
 
     def __init__(self) -> None:
         self.made: list[tuple[Backend, CopiedTable]] = []
+        self.budget = [COPY_BYTES_LIMIT]  # bytes of all the statement's copies
 
     async def make(
         self,
@@ -187,9 +167,8 @@ class Copies:
                 if is_borrowed:
                     borrowed.append(backend)
             sources.append(backend)
-        budget = [COPY_BYTES_LIMIT]
         rows: list[list] = []
-        for part in await _gather([_read_rows(b, copy, budget) for b in sources]):
+        for part in await _gather([_read_rows(b, copy, self.budget) for b in sources]):
             rows.extend(part)
         if len(rows) > COPY_ROWS_LIMIT:
             raise _too_big(copy)

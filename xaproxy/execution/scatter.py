@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from .. import errors
 from ..protocol import wire
 from ..protocol.binary import make_row_converter
-from ..protocol.constants import Command, Status
+from ..protocol.constants import Command, FieldType, Status
 from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
 from ..routing.plan import (
@@ -236,6 +236,8 @@ async def scatter_read(
     spec = root.spec
     try:
         refuse_inexact(spec, coldefs)
+        if binary:
+            _refuse_short_doubles(coldefs[: len(coldefs) - spec.hidden])
     except errors.ProxyError:
         for stream in streams:
             await stream.drain()
@@ -295,6 +297,29 @@ async def scatter_read(
         status |= Status.NO_BACKSLASH_ESCAPES
     out.write(wire.end_of_rows(status, sum(warnings), client_deprecate_eof))
     return ReadSummary(sent, warnings)
+
+
+_FULL_DECIMALS = 31
+
+
+def _refuse_short_doubles(coldefs: list[bytes]) -> None:
+    """A floating-point result MariaDB prints with fewer digits than it has cannot become
+    the binary protocol's value from its text: a FLOAT (16777216 prints as 16777200), a
+    DOUBLE expression with fixed decimals (VARIANCE(), DOUBLE(m,d) arithmetic). A
+    DOUBLE(m,d) column itself stores its value rounded to those decimals: it passes."""
+    for coldef in coldefs:
+        ftype = wire.column_type_and_flags(coldef)[0]
+        if ftype == FieldType.FLOAT or (
+            ftype == FieldType.DOUBLE
+            and wire.column_decimals(coldef) != _FULL_DECIMALS
+            and not wire.column_org_name(coldef)
+        ):
+            raise errors.not_supported(
+                f"floating-point result column '{wire.column_name(coldef)}' (printed with "
+                "fewer digits than its value) in a prepared statement answered from several "
+                "shards or from copies",
+                "run it as a plain query, or CAST it to DOUBLE or DECIMAL(m,d) in the query",
+            )
 
 
 async def _computed_rows(

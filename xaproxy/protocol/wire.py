@@ -237,25 +237,30 @@ def rows_end(payload: bytes | memoryview, deprecate_eof: bool) -> tuple[int, int
     return None
 
 
-def column_type_and_flags(coldef: bytes | memoryview) -> tuple[int, int, int]:
-    """(type, flags, charset) of a column definition packet, for binary row encoding."""
+def _fixed_fields(coldef: bytes | memoryview) -> int:
+    """Where a column definition's fixed fields (charset, length, type ...) start."""
     pos = 0
     for _ in range(6):  # catalog, schema, table, org_table, name, org_name
         length, pos = read_lenenc_int(coldef, pos)
         pos += length or 0
     _, pos = read_lenenc_int(coldef, pos)  # length of fixed fields (0x0c)
-    charset, _length, ftype, flags = struct.unpack_from("<HIBH", coldef, pos)
+    return pos
+
+
+def column_type_and_flags(coldef: bytes | memoryview) -> tuple[int, int, int]:
+    """(type, flags, charset) of a column definition packet, for binary row encoding."""
+    charset, _length, ftype, flags = struct.unpack_from("<HIBH", coldef, _fixed_fields(coldef))
     return ftype, flags, charset
+
+
+def column_decimals(coldef: bytes | memoryview) -> int:
+    """The decimals of a column definition (31: a float printed in full)."""
+    return coldef[_fixed_fields(coldef) + 9]
 
 
 def column_charset_and_length(coldef: bytes | memoryview) -> tuple[int, int]:
     """(collation id, length in bytes) of a column definition packet."""
-    pos = 0
-    for _ in range(6):
-        length, pos = read_lenenc_int(coldef, pos)
-        pos += length or 0
-    _, pos = read_lenenc_int(coldef, pos)
-    charset, length = struct.unpack_from("<HI", coldef, pos)
+    charset, length = struct.unpack_from("<HI", coldef, _fixed_fields(coldef))
     return charset, length
 
 

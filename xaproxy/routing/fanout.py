@@ -760,6 +760,31 @@ def _literal_column_name(node: exp.Expression, text: str) -> str:
     return text
 
 
+def named_as_written(item: exp.Expression, index: int, texts: list[str]) -> exp.Expression:
+    """A select item aliased as MariaDB names it for the client (its text as written, a
+    string literal by its value), so the regenerated text keeps the column's name."""
+    inner = _unaliased(item)
+    if isinstance(item, exp.Alias) or isinstance(inner, (exp.Column, exp.Star)):
+        return item
+    text = texts[index] if index < len(texts) else inner.sql("mysql")
+    return exp.alias_(inner.copy(), _literal_column_name(inner, text), quoted=True)
+
+
+def named_query(query: exp.Query, sql: str) -> exp.Query:
+    """`query` (a copy) with its result columns named as the client's text names them."""
+    first: exp.Expression | None = query
+    while first is not None and not isinstance(first, exp.Select):
+        first = first.this  # the leftmost branch names a UNION's columns
+    if first is None:
+        return query
+    texts = select_item_texts(sql)
+    first.set(
+        "expressions",
+        [named_as_written(item, i, texts) for i, item in enumerate(first.expressions)],
+    )
+    return query
+
+
 def _unaliased(item: exp.Expression) -> exp.Expression:
     return item.this if isinstance(item, exp.Alias) else item
 
@@ -944,12 +969,11 @@ def rewrite_fanout_union(ast: exp.Union, sql: str) -> FanoutRewrite:
     state = _Rewrite(query, list(first.expressions))  # type: ignore[arg-type]
     texts = select_item_texts(sql)  # the first branch's items name the result's columns
     for index, item in enumerate(state.items):
-        inner = _unaliased(item)
-        if not isinstance(item, exp.Alias) and not isinstance(inner, (exp.Column, exp.Star)):
-            text = texts[index] if index < len(texts) else inner.sql("mysql")
-            item = exp.alias_(inner.copy(), _literal_column_name(inner, text), quoted=True)
+        item = named_as_written(item, index, texts)
         state.new_items.append(item)
-        state.names.append(item.alias if isinstance(item, exp.Alias) else _column_name(inner))
+        state.names.append(
+            item.alias if isinstance(item, exp.Alias) else _column_name(_unaliased(item))
+        )
     first.set("expressions", state.new_items)
     order = query.args.get("order")
     for ordered in order.expressions if order is not None else ():

@@ -208,6 +208,11 @@ def _shard_of(table: TableConfig, value: object, column: KeyColumn | None) -> Sh
         return None
 
 
+class PlanDependent(errors.ProxyError):
+    """A statement whose answer on MariaDB depends on the plan the server picks: no other
+    way of running it (merged shards, one shard over copies) is that server's answer."""
+
+
 def refuse_plan_dependent_fractions(node: exp.Expression, analysis: KeyAnalysis) -> None:
     """An integer key compared for equality with a fraction is refused across shards.
 
@@ -228,12 +233,38 @@ def refuse_plan_dependent_fractions(node: exp.Expression, analysis: KeyAnalysis)
                 continue
             found, literal = literal_value(value, analysis.params)
             if found and isinstance(literal, decimal.Decimal) and ambiguous_for_hashing(literal):
-                raise errors.not_supported(
+                raise _plan_dependent(
                     f"comparing integer shard key '{keyed.name}.{keyed.shard_key}' with the "
                     f"fraction {literal} over several shards (MariaDB answers it by plan: an "
                     "index lookup rounds the fraction, a scan does not)",
                     "compare with an integer, or with ROUND()/FLOOR() of the value",
                 )
+
+
+def _plan_dependent(what: str, hint: str) -> PlanDependent:
+    refusal = errors.not_supported(what, hint)
+    return PlanDependent(refusal.code, refusal.sqlstate, refusal.message)
+
+
+def compares_with_fraction(node: exp.Expression, params: list[object] | None) -> bool:
+    """Some column is compared for equality with a fractional number: MariaDB answers
+    `int_col = 1.5` by plan (refuse_plan_dependent_fractions), so the statement may not
+    be answered another way than the shards' own."""
+    for comparison in node.find_all(exp.EQ, exp.NullSafeEQ, exp.In):
+        sides = (
+            [comparison.this, *comparison.expressions]
+            if isinstance(comparison, exp.In)
+            else [comparison.this, comparison.expression]
+        )
+        if not any(isinstance(side, exp.Column) for side in sides):
+            continue
+        for side in sides:
+            literal = literal_value(side, params)[1]
+            if isinstance(literal, float) and not literal.is_integer():
+                return True
+            if isinstance(literal, decimal.Decimal) and literal != literal.to_integral_value():
+                return True
+    return False
 
 
 def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: TableConfig) -> Shards:

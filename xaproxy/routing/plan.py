@@ -550,6 +550,9 @@ class CopiedTable:
     read: str
     insert: str  # up to VALUES
     literals: tuple[str, ...]
+    # the statement is answered from copies because the shards cannot answer it in parts
+    # (a refusal's words); too big to copy, it is refused for that
+    reason: str = ""
 
     @property
     def copy_name(self) -> str:

@@ -8,6 +8,7 @@ with an error that says why, never run somewhere it could give a wrong answer.
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import functools
 import itertools
@@ -30,6 +31,7 @@ from . import key_templates, plan, sharding
 from .fanout import (
     FanoutRewrite,
     calc_found_rows,
+    named_query,
     rewrite_fanout_select,
     rewrite_fanout_union,
     union_branches,
@@ -38,8 +40,10 @@ from .fanout_plans import FanoutPlans
 from .keycolumn import KeyColumn, key_column, place_string
 from .keys import (
     KeyAnalysis,
+    PlanDependent,
     ambiguous_for_hashing,
     bind_placeholders,
+    compares_with_fraction,
     effective_kind,
     key_kind,
     literal_value,
@@ -301,10 +305,13 @@ class Planner:
                 return self._route_update_delete(ast, placed)
             except _VolatileRefusal as refusal:
                 return self._evaluated_once(ast, sql, refusal)
-        if isinstance(ast, exp.Select):
-            return self._route_select(ast, sql, placed)
-        if isinstance(ast, exp.Union):
-            return self._route_union(ast, placed)
+        if isinstance(ast, (exp.Select, exp.Union)):
+            try:
+                if isinstance(ast, exp.Select):
+                    return self._route_select(ast, sql, placed)
+                return self._route_union(ast, placed)
+            except errors.ProxyError as refusal:
+                return self._gathered(ast, sql, placed, refusal)
         if isinstance(ast, exp.Describe):
             return self._route_describe(ast, placed)
         raise errors.not_supported(
@@ -986,7 +993,9 @@ class Planner:
             work = ast.copy()
             tables = zip(map(id, ast.find_all(exp.Table)), work.find_all(exp.Table), strict=True)
             by_node = dict(tables)
-            renamed = read_from_copies(work, [by_node[id(p.node)] for p in copied])
+            renamed = read_from_copies(
+                work, [(by_node[id(p.node)], number) for number, p in enumerate(copied, 1)]
+            )
             rewrite = rewrite_fanout_select(bind_placeholders(renamed, self._params), sql)
         elif keep is not None:
             rewrite, unmatched = _unmatched_rewrite(
@@ -1015,6 +1024,63 @@ class Planner:
             unmatched,
             copies=copies,
         )
+        return Plan(sql, root)
+
+    def _gathered(
+        self, ast: exp.Query, sql: str, placed: list[_Placed], refusal: errors.ProxyError
+    ) -> Plan:
+        """A SELECT the shards cannot answer in parts (a subquery, a window, a merge the
+        proxy does not compute exactly ...), answered by one shard over copies of its
+        sharded tables (plan.CopiedTable): MariaDB itself computes it over all the rows,
+        within the copies' bounds. `refusal` stands when that is not one server's answer
+        either: a locking read, SELECT ... INTO, a comparison MariaDB answers by plan, a
+        column named with its database, no shard holding every table."""
+        if refusal.code != errors.NOT_SUPPORTED or isinstance(refusal, PlanDependent):
+            raise refusal
+        if ast.find(exp.Lock, exp.Into, exp.PropertyEQ) is not None or ast.args.get("locks"):
+            raise refusal  # locks nothing; INTO and `@v :=` write where the copies are
+        if compares_with_fraction(ast, self._params):
+            raise refusal
+        if any(column.args.get("db") for column in ast.find_all(exp.Column)):
+            raise refusal
+        sharded = [p for p in placed if p.config is not None and p.config.sharded]
+        holding = set(self.all_shards)
+        for p in placed:
+            holding &= set(p.shards)
+        if not sharded or not holding:
+            raise refusal
+        defaults = [p.schema.default_shard for p in placed if p.schema is not None]
+        shard = next(s for s in (*defaults, *self.all_shards) if s in holding)
+        numbers: dict[tuple[str, str], int] = {}
+        copies: list[plan.CopiedTable] = []
+        reason = refusal.message.split(";")[0].removeprefix("xaproxy does not support ")
+        for p in sharded:
+            assert p.config is not None and p.schema is not None
+            key = (p.schema.name, p.config.name)
+            if key not in numbers:
+                numbers[key] = len(copies) + 1
+                try:
+                    definition = self._definition(p, reason)
+                except errors.ProxyError:
+                    raise refusal from None
+                copy = table_copy(definition, p.shards, numbers[key], reason)
+                copies.append(dataclasses.replace(copy, reason=reason))
+        work = ast.copy()
+        tables = zip(map(id, ast.find_all(exp.Table)), work.find_all(exp.Table), strict=True)
+        by_node = dict(tables)
+        renamed = read_from_copies(
+            work,
+            [
+                (by_node[id(p.node)], numbers[(p.schema.name, p.config.name)])
+                for p in sharded
+                if p.schema is not None and p.config is not None
+            ],
+        )
+        query = named_query(bind_placeholders(renamed, self._params).copy(), sql)
+        calc = isinstance(ast, exp.Select) and calc_found_rows(ast)
+        if not calc and "SQL_CALC_FOUND_ROWS" in mariadb_sql(query).upper():
+            raise refusal  # a UNION's: FOUND_ROWS() would not be noted
+        root = MergeRead((shard,), mariadb_sql(query), calc_found_rows=calc, copies=tuple(copies))
         return Plan(sql, root)
 
     def _join_anchor(

@@ -91,10 +91,10 @@ def table_copy(
     )
 
 
-def read_from_copies(ast: exp.Select, nodes: list[exp.Table]) -> exp.Select:
-    """`ast` (a copy) with each of `nodes` (tables of `ast` itself, in the order of the
-    copies) read from its copy under the name the statement gives it."""
-    for number, node in enumerate(nodes, 1):
+def read_from_copies(ast: exp.Query, nodes: list[tuple[exp.Table, int]]) -> exp.Query:
+    """`ast` (a copy) with each of `nodes` (tables of `ast` itself, with the number of
+    their copy) read from its copy under the name the statement gives it."""
+    for node, number in nodes:
         if not node.alias:
             node.set("alias", exp.TableAlias(this=exp.to_identifier(node.name, quoted=True)))
         node.set("this", exp.to_identifier(f"{COPY_PREFIX}{number}", quoted=True))

@@ -343,34 +343,54 @@ class Backend:
 
     async def query_table(self, sql: str | bytes) -> tuple[list[bytes], list[list[bytes | None]]]:
         """Runs a query; returns its column definitions and rows of raw text values."""
+        coldefs = await self._result_header(sql)
+        rows: list[list[bytes | None]] = []
+        if coldefs is None:
+            return [], rows
+        while True:
+            payload = await self.read()
+            if wire.is_err(payload):
+                raise wire.parse_err(payload)
+            if self._ends_rows(payload):
+                return coldefs, rows
+            rows.append(_row_values(payload, len(coldefs)))
+
+    async def _result_header(self, sql: str | bytes) -> list[bytes] | None:
+        """Sends a query and reads its column definitions (None: it answered OK)."""
         await self.send(Command.QUERY, sql.encode() if isinstance(sql, str) else sql)
         payload = await self.read()
         if wire.is_err(payload):
             raise wire.parse_err(payload)
         if payload[0] == 0x00:
             self.status = wire.parse_ok(payload).status
-            return [], []
+            return None
         count, _ = wire.read_lenenc_int(payload, 0)
         coldefs = [await self.read() for _ in range(count or 0)]
         if not self.deprecate_eof:
             await self.read()
-        rows: list[list[bytes | None]] = []
-        error = None
+        return coldefs
+
+    async def query_rows_within(
+        self, sql: str | bytes, budget: list[int], max_rows: int
+    ) -> list[list[bytes | None]] | None:
+        """query_rows holding at most `max_rows` rows and `budget[0]` bytes of them (a
+        budget queries read at once may share); past either, the rest is read and dropped
+        (the connection stays in step) and None is returned."""
+        coldefs = await self._result_header(sql)
+        if coldefs is None:
+            return []
+        rows: list[list[bytes | None]] | None = []
         while True:
             payload = await self.read()
             if wire.is_err(payload):
-                error = wire.parse_err(payload)
-                break
+                raise wire.parse_err(payload)
             if self._ends_rows(payload):
-                break
-            row, pos = [], 0
-            for _ in range(count or 0):
-                value, pos = wire.read_lenenc_bytes(payload, pos)
-                row.append(value)
-            rows.append(row)
-        if error is not None:
-            raise error
-        return coldefs, rows
+                return rows
+            budget[0] -= len(payload)
+            if rows is not None and (budget[0] < 0 or len(rows) >= max_rows):
+                rows = None
+            if rows is not None:
+                rows.append(_row_values(payload, len(coldefs)))
 
     async def query_results(self, sql: str | bytes) -> list[Result]:
         """Runs a multi-statement; returns one result per statement (rows, or the OK).
@@ -465,6 +485,15 @@ class Backend:
 
 
 _MAX_PAYLOAD = 0xFFFFFF
+
+
+def _row_values(payload: bytes, count: int) -> list[bytes | None]:
+    """A text row's values (None for NULL)."""
+    row, pos = [], 0
+    for _ in range(count):
+        value, pos = wire.read_lenenc_bytes(payload, pos)
+        row.append(value)
+    return row
 
 
 def _renumbered(buf: bytearray, start: int, end: int, shift: int) -> bytes:
