@@ -10,6 +10,7 @@ closed, never given to another statement (it would read the copy, not the table)
 from __future__ import annotations
 
 import asyncio
+import time
 
 from .. import errors
 from ..routing.plan import COPY_BYTES_LIMIT, COPY_ROWS_LIMIT, CopiedTable, MergeRead, Plan
@@ -47,11 +48,39 @@ def _too_big(copy: CopiedTable) -> CopyRefused:
     )
 
 
+# tables found too big to copy, refused without reading them until then (monotonic time)
+_TOO_BIG_UNTIL: dict[str, float] = {}
+_TOO_BIG_MEMORY_S = 30.0
+
+
+async def _refuse_what_is_known_too_big(copy: CopiedTable, sources: list[Backend]) -> None:
+    """A table found too big lately, or that the shards' estimates say is well over the
+    bounds, is refused before any of its rows are read (reading it to the bound would
+    cost as much each time)."""
+    until = _TOO_BIG_UNTIL.get(copy.table)
+    if until is not None and time.monotonic() < until:
+        raise _too_big(copy)
+    rows = length = 0
+    for answer in await _gather([b.query_rows(copy.size) for b in sources]):
+        for estimated_rows, data_length in answer:
+            rows += int(estimated_rows or 0)
+            length += int(data_length or 0)
+    if rows > 2 * COPY_ROWS_LIMIT or length > 4 * COPY_BYTES_LIMIT:
+        raise _remembered_too_big(copy)
+
+
+def _remembered_too_big(copy: CopiedTable) -> CopyRefused:
+    _TOO_BIG_UNTIL[copy.table] = time.monotonic() + _TOO_BIG_MEMORY_S
+    if len(_TOO_BIG_UNTIL) > 10_000:
+        _TOO_BIG_UNTIL.clear()
+    return _too_big(copy)
+
+
 async def _read_rows(backend: Backend, copy: CopiedTable, budget: list[int]) -> list[list]:
     """The table's rows on one shard (their text), within the statement's budget."""
     rows = await backend.query_rows_within(copy.read, budget, COPY_ROWS_LIMIT)
     if rows is None:
-        raise _too_big(copy)
+        raise _remembered_too_big(copy)
     return rows
 
 
@@ -133,9 +162,11 @@ class Copies:
                     if exc.code != _READ_ONLY_TRANSACTION:
                         raise
                     raise _refused(
-                        f"a join that copies sharded table {copy.table} to the shards of the "
-                        "join inside a READ ONLY transaction (the copy is a temporary table)",
-                        "run it outside the read-only transaction, or join on the shard keys",
+                        f"copying sharded table {copy.table} to the shards that answer the "
+                        "statement inside a READ ONLY transaction or a read-only session (the "
+                        "copy is a temporary table)",
+                        "run it outside the read-only transaction, or add the shard key to the "
+                        "WHERE clause",
                     ) from None
                 self.made.append((backend, copy))
             # the shards write their copies at once
@@ -167,11 +198,12 @@ class Copies:
                 if is_borrowed:
                     borrowed.append(backend)
             sources.append(backend)
+        await _refuse_what_is_known_too_big(copy, sources)
         rows: list[list] = []
         for part in await _gather([_read_rows(b, copy, self.budget) for b in sources]):
             rows.extend(part)
         if len(rows) > COPY_ROWS_LIMIT:
-            raise _too_big(copy)
+            raise _remembered_too_big(copy)
         return rows
 
     async def drop(self) -> None:

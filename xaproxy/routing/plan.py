@@ -550,6 +550,7 @@ class CopiedTable:
     read: str
     insert: str  # up to VALUES
     literals: tuple[str, ...]
+    size: str  # the shards' estimate of the table's rows and bytes (information_schema)
     # the statement is answered from copies because the shards cannot answer it in parts
     # (a refusal's words); too big to copy, it is refused for that
     reason: str = ""

@@ -80,6 +80,10 @@ def table_copy(
     table = f"{schema}.{quoted(definition.name)}"
     copy = f"{schema}.{quoted(f'{COPY_PREFIX}{number}')}"
     names = ", ".join(quoted(c.name) for c in columns)
+    size = (
+        "SELECT TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+        f"{_string(definition.schema)} AND TABLE_NAME = {_string(definition.name)}"
+    )
     return CopiedTable(
         table,
         definition.name,
@@ -88,7 +92,13 @@ def table_copy(
         f"SELECT {', '.join(reads)} FROM {table}",
         f"{_INSERT_SETTINGS}INSERT INTO {copy} ({names}) VALUES ",
         tuple(literals),
+        size,
     )
+
+
+def _string(text: str) -> str:
+    """A string literal of `text` (hex: no escaping rules of any sql_mode apply)."""
+    return f"CONVERT(X'{text.encode().hex()}' USING utf8mb4)"
 
 
 def read_from_copies(ast: exp.Query, nodes: list[tuple[exp.Table, int]]) -> exp.Query:
