@@ -17,6 +17,7 @@ it and review the diff:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -127,10 +128,11 @@ def _read_cases() -> list[tuple[str, list[str]]]:
     return cases
 
 
-def plan_lines(sql: str) -> list[str]:
-    """The EXPLAIN tree of `sql` (planned as a template with values), or its refusal."""
+def plan_lines(sql: str, **settings: object) -> list[str]:
+    """The EXPLAIN tree of `sql` (planned as a template with values), or its refusal;
+    `settings` replace values of the configuration."""
     statement = analyze(sql)
-    planner = Planner(load_config(CONFIG))
+    planner = Planner(dataclasses.replace(load_config(CONFIG), **settings))
     planner.ids = _CountingIds()
     planner.metadata = METADATA
     template = statement.template if statement.template is not None else sql
@@ -172,3 +174,12 @@ def test_every_kind_the_planner_answers_locally_has_a_session_handler():
     from xaproxy.session.statements import _HANDLERS
 
     assert set(_HANDLERS) | {Kind.LOCAL_SELECT} == set(ANSWERED_LOCALLY)
+
+
+def test_copies_are_planned_within_the_configured_bounds_and_not_at_all_under_zero():
+    join = "SELECT * FROM orders o JOIN accounts a ON a.id = o.user_id"
+    gathered = "SELECT VARIANCE(total) FROM orders"
+    assert plan_lines(join)[1].startswith("  CopyTable")
+    for sql, refusal in ((join, "cross-shard join"), (gathered, "aggregate VARIANCE()")):
+        (line,) = plan_lines(sql, max_copy_mb=0)
+        assert line.startswith("ERROR 1235") and refusal in line, line

@@ -53,6 +53,8 @@ _TOP_KEYS = frozenset(
         "login_timeout_s",
         "max_prepared_statements",
         "max_merge_memory_mb",
+        "max_copy_rows",
+        "max_copy_mb",
         "wait_timeout_s",
         "shutdown_timeout_s",
         "metrics_listen",
@@ -451,6 +453,8 @@ class _Parser:
         login_timeout_s = top.number("login_timeout_s", 10, positive=True)
         max_prepared_statements = top.integer("max_prepared_statements", 4096, minimum=1)
         max_merge_memory_mb = top.integer("max_merge_memory_mb", 64, minimum=0)
+        max_copy_rows = top.integer("max_copy_rows", 100_000, minimum=1)
+        max_copy_mb = top.integer("max_copy_mb", 4, minimum=0, maximum=1024)
         wait_timeout_s = top.number("wait_timeout_s", 28800, positive=True)
         shutdown_timeout_s = top.number("shutdown_timeout_s", 10, minimum=0)
         metrics_listen = top.address("metrics_listen", None, nullable=True)
@@ -481,6 +485,8 @@ class _Parser:
             login_timeout_s=float(login_timeout_s),
             max_prepared_statements=max_prepared_statements,
             max_merge_memory_mb=max_merge_memory_mb,
+            max_copy_rows=max_copy_rows,
+            max_copy_mb=max_copy_mb,
             wait_timeout_s=float(wait_timeout_s),
             shutdown_timeout_s=float(shutdown_timeout_s),
             metrics_listen=metrics_listen,

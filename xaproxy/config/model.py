@@ -166,6 +166,11 @@ class Config:
     # what one fan-out SELECT's merge may hold in a session (groups, DISTINCT keys,
     # rows to sort); past it the statement ends with 1038. 0: unlimited
     max_merge_memory_mb: int = 64
+    # a SELECT the shards cannot answer in parts reads the sharded tables it needs into
+    # temporary copies on one shard (or a join's shards): at most these rows and MiB of
+    # them per statement, else refused. 0 MiB: never copied, always refused
+    max_copy_rows: int = 100_000
+    max_copy_mb: int = 4
     wait_timeout_s: float = 28800  # a session idle this long is closed (SET wait_timeout too)
     shutdown_timeout_s: float = 10
     metrics_listen: tuple[str, int] | None = None

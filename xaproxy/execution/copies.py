@@ -1,7 +1,7 @@
 """Copying a table a cross-shard join reads whole onto the join's shards (plan.CopiedTable).
 
 The rows are read from every shard holding the table, within the bounds of
-COPY_ROWS_LIMIT / COPY_BYTES_LIMIT, and written into a temporary table on each shard
+the plan's bounds (max_copy_rows per table, max_copy_mb per statement), and written into a temporary table on each shard
 connection of the join. A copy lives only while its statement runs: it is dropped
 before the answer goes out, and a connection whose copy could not be dropped is
 closed, never given to another statement (it would read the copy, not the table).
@@ -13,7 +13,7 @@ import asyncio
 import time
 
 from .. import errors
-from ..routing.plan import COPY_BYTES_LIMIT, COPY_ROWS_LIMIT, CopiedTable, MergeRead, Plan
+from ..routing.plan import CopiedTable, MergeRead, Plan
 from ..shards.backend import Backend
 from .cursor import Cursor
 
@@ -33,7 +33,7 @@ def _refused(what: str, hint: str) -> CopyRefused:
 
 
 def _too_big(copy: CopiedTable) -> CopyRefused:
-    bound = f"over {COPY_ROWS_LIMIT} rows or {COPY_BYTES_LIMIT >> 20} MiB"
+    bound = f"over {copy.max_rows} rows or {copy.max_bytes / (1 << 20):g} MiB"
     if copy.reason:
         return _refused(
             f"{copy.reason} (xaproxy answers it on one shard over copies of the sharded "
@@ -65,7 +65,7 @@ async def _refuse_what_is_known_too_big(copy: CopiedTable, sources: list[Backend
         for estimated_rows, data_length in answer:
             rows += int(estimated_rows or 0)
             length += int(data_length or 0)
-    if rows > 2 * COPY_ROWS_LIMIT or length > 4 * COPY_BYTES_LIMIT:
+    if rows > 2 * copy.max_rows or length > 4 * copy.max_bytes:
         raise _remembered_too_big(copy)
 
 
@@ -78,7 +78,7 @@ def _remembered_too_big(copy: CopiedTable) -> CopyRefused:
 
 async def _read_rows(backend: Backend, copy: CopiedTable, budget: list[int]) -> list[list]:
     """The table's rows on one shard (their text), within the statement's budget."""
-    rows = await backend.query_rows_within(copy.read, budget, COPY_ROWS_LIMIT)
+    rows = await backend.query_rows_within(copy.read, budget, copy.max_rows)
     if rows is None:
         raise _remembered_too_big(copy)
     return rows
@@ -141,7 +141,7 @@ class Copies:
 
     def __init__(self) -> None:
         self.made: list[tuple[Backend, CopiedTable]] = []
-        self.budget = [COPY_BYTES_LIMIT]  # bytes of all the statement's copies
+        self.budget: list[int] = []  # bytes left to all the statement's copies
 
     async def make(
         self,
@@ -153,6 +153,8 @@ class Copies:
         root = route.root
         assert isinstance(root, MergeRead)
         for copy in root.copies:
+            if not self.budget:
+                self.budget = [copy.max_bytes]
             rows = await self._read(cursor, route, backends, borrowed, copy)
             statements = insert_statements(copy, rows)
             for _, backend in backends:
@@ -202,7 +204,7 @@ class Copies:
         rows: list[list] = []
         for part in await _gather([_read_rows(b, copy, self.budget) for b in sources]):
             rows.extend(part)
-        if len(rows) > COPY_ROWS_LIMIT:
+        if len(rows) > copy.max_rows:
             raise _remembered_too_big(copy)
         return rows
 

@@ -523,10 +523,6 @@ class KeepUnmatched:
         )
 
 
-# a table a cross-shard join copies whole to every shard of the join (CopiedTable): at
-# most this many rows, and this many bytes of their text
-COPY_ROWS_LIMIT = 100_000
-COPY_BYTES_LIMIT = 4 << 20
 # the name of such a copy on a shard connection, numbered within the statement
 COPY_PREFIX = "xaproxy_copy_"
 
@@ -551,6 +547,9 @@ class CopiedTable:
     insert: str  # up to VALUES
     literals: tuple[str, ...]
     size: str  # the shards' estimate of the table's rows and bytes (information_schema)
+    # the statement's bounds on what it copies (max_copy_rows / max_copy_mb), all tables
+    max_rows: int
+    max_bytes: int
     # the statement is answered from copies because the shards cannot answer it in parts
     # (a refusal's words); too big to copy, it is refused for that
     reason: str = ""

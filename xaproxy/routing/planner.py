@@ -1044,6 +1044,8 @@ class Planner:
         if any(column.args.get("db") for column in ast.find_all(exp.Column)):
             raise refusal
         sharded = [p for p in placed if p.config is not None and p.config.sharded]
+        if not self.config.max_copy_mb:
+            raise refusal
         holding = set(self.all_shards)
         for p in placed:
             holding &= set(p.shards)
@@ -1063,7 +1065,7 @@ class Planner:
                     definition = self._definition(p, reason)
                 except errors.ProxyError:
                     raise refusal from None
-                copy = table_copy(definition, p.shards, numbers[key], reason)
+                copy = table_copy(definition, p.shards, numbers[key], reason, self._bounds)
                 copies.append(dataclasses.replace(copy, reason=reason))
         work = ast.copy()
         tables = zip(map(id, ast.find_all(exp.Table)), work.find_all(exp.Table), strict=True)
@@ -1096,6 +1098,8 @@ class Planner:
         except errors.ProxyError as refusal:
             unbound = refusal
         root = _scope_root(ast)
+        if not self.config.max_copy_mb:
+            raise unbound
         if ast.args.get("locks") or any(_scope_of(p.node) is not root for p in sharded):
             raise unbound  # a locking read of copies would lock nothing
         if any(column.args.get("db") for column in ast.find_all(exp.Column)):
@@ -1123,9 +1127,14 @@ class Planner:
         names = ", ".join(sorted({f"'{p.node.name}'" for p in copied}))
         construct = f"a join of sharded table(s) {names} without their shard key"
         return tuple(
-            table_copy(self._definition(p, construct), p.shards, number, construct)
+            table_copy(self._definition(p, construct), p.shards, number, construct, self._bounds)
             for number, p in enumerate(copied, 1)
         )
+
+    @property
+    def _bounds(self) -> tuple[int, int]:
+        """What one statement may copy: rows of a table, bytes of all its copies."""
+        return self.config.max_copy_rows, self.config.max_copy_mb << 20
 
     def _keep_unmatched(
         self, ast: exp.Select, sharded: list[_Placed], placed: list[_Placed]

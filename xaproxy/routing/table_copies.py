@@ -71,9 +71,14 @@ def _column_copy(column: Column, construct: str) -> tuple[str, str]:
 
 
 def table_copy(
-    definition: TableMetadata, sources: tuple[str, ...], number: int, construct: str
+    definition: TableMetadata,
+    sources: tuple[str, ...],
+    number: int,
+    construct: str,
+    bounds: tuple[int, int],
 ) -> CopiedTable:
-    """The copy of `definition`'s table named `xaproxy_copy_<number>` in its database."""
+    """The copy of `definition`'s table named `xaproxy_copy_<number>` in its database,
+    within `bounds` (rows of the table, bytes of all the statement's copies)."""
     columns = [c for c in definition.columns if not c.generated]
     reads, literals = zip(*(_column_copy(c, construct) for c in columns), strict=True)
     schema = quoted(definition.schema)
@@ -93,6 +98,7 @@ def table_copy(
         f"{_INSERT_SETTINGS}INSERT INTO {copy} ({names}) VALUES ",
         tuple(literals),
         size,
+        *bounds,
     )
 
 
