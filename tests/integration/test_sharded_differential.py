@@ -1763,3 +1763,11 @@ def test_random_writes_keep_tables_equal(world: World, data: st.DataObject) -> N
 def test_after_writes_rows_are_still_placed_by_the_shard_map(world: World) -> None:
     compare_tables(world)
     check_placement(world)
+
+
+def test_the_random_statements_leave_no_transaction_open_on_any_shard(world: World) -> None:
+    """Autocommit statements, failed or refused, copies made and dropped: nothing stays
+    open on a shard (an InnoDB transaction, a prepared XA branch)."""
+    for server in world.cluster.servers:
+        assert server.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX") == [(0,)]
+        assert server.execute("XA RECOVER") == []
