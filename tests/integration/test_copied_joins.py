@@ -44,6 +44,7 @@ DDL = [
     "KEY (code)) ENGINE=InnoDB",
     "CREATE TABLE u (id INT NOT NULL PRIMARY KEY, code INT NOT NULL, UNIQUE KEY (code))",
     "CREATE TABLE big (id INT NOT NULL PRIMARY KEY, body MEDIUMTEXT NOT NULL)",
+    "CREATE TABLE ftx (id INT NOT NULL PRIMARY KEY, body TEXT NOT NULL, FULLTEXT (body))",
 ]
 CODES = ("José", "jose", "Straße", "strasse", "x", "X ", None, "K\u0131ra", "kira", "")
 A_ROWS = [
@@ -106,7 +107,7 @@ def proxy(
     recreate_database([cluster.servers[2]], DIRECT, DDL, charset="utf8mb4")
     tables = [
         {"name": name, "shard_key": "id", "algorithm": "hash", "shards": ["s0", "s1"]}
-        for name in ("a", "b", "u", "big")
+        for name in ("a", "b", "u", "big", "ftx")
     ]
     config = proxy_config(
         cluster, schemas=[{"name": SCHEMA, "default_shard": "s0", "tables": tables}]
@@ -274,6 +275,7 @@ def test_a_join_that_cannot_be_copied_exactly_is_refused_and_leaves_nothing(
         ("SELECT a.id FROM a JOIN u ON a.code = u.code", "unique keys"),
         ("SELECT a.id FROM a JOIN big ON a.n = big.id", "MiB"),
         ("SELECT a.id FROM a JOIN b ON a.n = b.id FOR UPDATE", "cross-shard join"),
+        ("SELECT a.id FROM a JOIN ftx ON a.n = ftx.id", "FULLTEXT"),
     ]
     for sql, part in cases:
         with pytest.raises(pymysql.MySQLError) as caught, via.cursor() as cur:

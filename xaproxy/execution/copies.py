@@ -20,7 +20,9 @@ from .cursor import Cursor
 # bytes of values per INSERT that writes a copy (well under any max_allowed_packet)
 _INSERT_BYTES = 256 << 10
 _TEMPORAL_TEXT = frozenset(b"0123456789-:. ")
-_READ_ONLY_TRANSACTION = 1792
+# what CREATE TEMPORARY TABLE ... LIKE answers where a copy cannot be made: a READ ONLY
+# transaction, a partitioned table, FULLTEXT indexes, an option temporary tables lack
+_CANNOT_BE_TEMPORARY = frozenset({1792, 1562, 1214, 1478, 1796})
 
 
 class CopyRefused(errors.ProxyError):
@@ -161,14 +163,14 @@ class Copies:
                 try:
                     await backend.execute_ok(copy.create)
                 except errors.BackendError as exc:
-                    if exc.code != _READ_ONLY_TRANSACTION:
+                    if exc.code not in _CANNOT_BE_TEMPORARY:
                         raise
                     raise _refused(
-                        f"copying sharded table {copy.table} to the shards that answer the "
-                        "statement inside a READ ONLY transaction or a read-only session (the "
-                        "copy is a temporary table)",
-                        "run it outside the read-only transaction, or add the shard key to the "
-                        "WHERE clause",
+                        f"copying sharded table {copy.table} into a temporary table on the "
+                        f"shards that answer the statement ({exc.code}: {exc.message}; a READ "
+                        "ONLY transaction or session, a partitioned or FULLTEXT-indexed table "
+                        "cannot be copied)",
+                        "add the shard key to the WHERE clause, or join on the shard keys",
                     ) from None
                 self.made.append((backend, copy))
             # the shards write their copies at once
