@@ -246,10 +246,10 @@ def _plan_dependent(what: str, hint: str) -> PlanDependent:
     return PlanDependent(refusal.code, refusal.sqlstate, refusal.message)
 
 
-def compares_with_fraction(node: exp.Expression, params: list[object] | None) -> bool:
-    """Some column is compared for equality with a fractional number: MariaDB answers
-    `int_col = 1.5` by plan (refuse_plan_dependent_fractions), so the statement may not
-    be answered another way than the shards' own."""
+def compared_fraction(node: exp.Expression, params: list[object] | None) -> object | None:
+    """A fractional number some column is compared with for equality, if any: MariaDB
+    answers `int_col = 1.5` by plan (refuse_plan_dependent_fractions), so the statement
+    may not be answered another way than the shards' own."""
     for comparison in node.find_all(exp.EQ, exp.NullSafeEQ, exp.In):
         sides = (
             [comparison.this, *comparison.expressions]
@@ -261,10 +261,10 @@ def compares_with_fraction(node: exp.Expression, params: list[object] | None) ->
         for side in sides:
             literal = literal_value(side, params)[1]
             if isinstance(literal, float) and not literal.is_integer():
-                return True
+                return literal
             if isinstance(literal, decimal.Decimal) and literal != literal.to_integral_value():
-                return True
-    return False
+                return literal
+    return None
 
 
 def shards_for_condition(node: exp.Expression, analysis: KeyAnalysis, table: TableConfig) -> Shards:

@@ -43,7 +43,7 @@ from .keys import (
     PlanDependent,
     ambiguous_for_hashing,
     bind_placeholders,
-    compares_with_fraction,
+    compared_fraction,
     effective_kind,
     key_kind,
     literal_value,
@@ -312,6 +312,9 @@ class Planner:
                 return self._route_union(ast, placed)
             except errors.ProxyError as refusal:
                 return self._gathered(ast, sql, placed, refusal)
+        if isinstance(ast, (exp.Intersect, exp.Except)):
+            what = f"{type(ast).__name__.upper()} over several shards"
+            return self._gathered(ast, sql, placed, errors.not_supported(what))
         if isinstance(ast, exp.Describe):
             return self._route_describe(ast, placed)
         raise errors.not_supported(
@@ -1039,13 +1042,22 @@ class Planner:
             raise refusal
         if ast.find(exp.Lock, exp.Into, exp.PropertyEQ) is not None or ast.args.get("locks"):
             raise refusal  # locks nothing; INTO and `@v :=` write where the copies are
-        if compares_with_fraction(ast, self._params):
-            raise refusal
+        fraction = compared_fraction(ast, self._params)
+        if fraction is not None:
+            raise errors.not_supported(
+                f"{refusal.message.split(';')[0].removeprefix('xaproxy does not support ')}, "
+                f"with a column compared with the fraction {fraction} (MariaDB answers that by "
+                "plan: no copy of the tables gives its answer)",
+                "compare with an integer, or with ROUND()/FLOOR() of the value",
+            )
         if any(column.args.get("db") for column in ast.find_all(exp.Column)):
             raise refusal
         sharded = [p for p in placed if p.config is not None and p.config.sharded]
         if not self.config.max_copy_mb:
             raise refusal
+        bound = bind_placeholders(ast, self._params)
+        if parse(mariadb_sql(bound)).ast != bound:
+            raise refusal  # the text written from the tree would be another statement
         holding = set(self.all_shards)
         for p in placed:
             holding &= set(p.shards)
