@@ -1,6 +1,6 @@
 """The proxy works with a least-privilege shard account, and says when an account holds more.
 
-An account with only DML on the logical schema and DML + CREATE on the
+An account with only DML and CREATE TEMPORARY TABLES on the logical schema and DML + CREATE on the
 bookkeeping database `xaproxy` serves a cross-shard transaction, commits it with
 XA, and lets recovery see its own prepared branches. `xaproxy check-config
 --connect` reports it clean, warns about root's privileges, and fails on an
@@ -32,10 +32,14 @@ from xaproxy.devkit.processes import (
 SCHEMA = "xp_least"
 ACCOUNT, SECRET = "xp_least", "least-secret"
 POOR, POOR_SECRET = "xp_poor", "poor-secret"
+NOTEMP, NOTEMP_SECRET = "xp_notemp", "notemp-secret"
 GRANTS = [
-    f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{SCHEMA}`.* TO '{ACCOUNT}'@'%'",
+    f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES ON `{SCHEMA}`.* "
+    f"TO '{ACCOUNT}'@'%'",
     f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `xaproxy`.* TO '{ACCOUNT}'@'%'",
     f"GRANT SELECT ON `{SCHEMA}`.* TO '{POOR}'@'%'",
+    f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{SCHEMA}`.* TO '{NOTEMP}'@'%'",
+    f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `xaproxy`.* TO '{NOTEMP}'@'%'",
 ]
 
 
@@ -45,14 +49,14 @@ def accounts(cluster: LocalCluster) -> Iterator[LocalCluster]:
         server.execute(f"DROP DATABASE IF EXISTS {SCHEMA}")
         server.execute(f"CREATE DATABASE {SCHEMA}")
         server.execute(f"CREATE TABLE {SCHEMA}.accounts (id INT PRIMARY KEY, balance INT)")
-        for user, password in ((ACCOUNT, SECRET), (POOR, POOR_SECRET)):
+        for user, password in ((ACCOUNT, SECRET), (POOR, POOR_SECRET), (NOTEMP, NOTEMP_SECRET)):
             server.execute(f"DROP USER IF EXISTS '{user}'@'%'")
             server.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
         for grant in GRANTS:
             server.execute(grant)
     yield cluster
     for server in cluster.servers:
-        for user in (ACCOUNT, POOR):
+        for user in (ACCOUNT, POOR, NOTEMP):
             server.execute(f"DROP USER IF EXISTS '{user}'@'%'")
         server.execute(f"DROP DATABASE IF EXISTS {SCHEMA}")
 
@@ -103,7 +107,10 @@ def test_check_config_connect_fails_on_an_account_that_lacks_privileges(
 ) -> None:
     done = _check(tmp_path, _config(accounts, POOR, POOR_SECRET))
     assert done.returncode == 1
-    assert f"ERROR shard s0: needs INSERT, UPDATE, DELETE on `{SCHEMA}`.*" in done.stdout
+    assert (
+        f"ERROR shard s0: needs INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES on `{SCHEMA}`.*"
+        in done.stdout
+    )
     assert "ERROR shard s0: needs SELECT, INSERT, UPDATE, DELETE, CREATE on `xaproxy`.*" in (
         done.stdout
     )
@@ -142,3 +149,27 @@ def test_a_least_privilege_account_serves_cross_shard_transactions_and_recovery(
     ):
         cursor.execute("XA RECOVER")
         assert cursor.fetchall() == ()
+
+
+def test_without_create_temporary_tables_a_statement_needing_copies_is_refused_plainly(
+    accounts: LocalCluster, proxy_factory: Any
+) -> None:
+    """The refusal says what the account lacks, never the account's name (the shard's own
+    1044 would); the session goes on."""
+    proxy: ProxyProcess = proxy_factory(_config(accounts, NOTEMP, NOTEMP_SECRET), name="notemp")
+    proxy.start()
+    conn = pymysql.connect(
+        host=proxy.host, port=proxy.port, user=PROXY_USER, password=PROXY_PASSWORD,
+        database=SCHEMA, autocommit=True,
+    )  # fmt: skip
+    try:
+        with conn.cursor() as cursor:
+            with pytest.raises(pymysql.MySQLError) as refused:
+                cursor.execute("SELECT VARIANCE(balance) FROM accounts")
+            code, message = refused.value.args
+            assert code == 1235 and "lacks CREATE TEMPORARY TABLES" in message
+            assert NOTEMP not in message
+            cursor.execute("SELECT COUNT(*) FROM accounts")
+            assert cursor.fetchone() is not None
+    finally:
+        conn.close()

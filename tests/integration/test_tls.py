@@ -293,7 +293,8 @@ def tls_shard(
         server = shard.servers[0]
         server.execute(f"CREATE USER '{SHARD_USER}'@'%' IDENTIFIED BY '{SHARD_SECRET}' REQUIRE SSL")
         server.execute(
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{SCHEMA}`.* TO '{SHARD_USER}'@'%'"
+            f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES ON `{SCHEMA}`.* "
+            f"TO '{SHARD_USER}'@'%'"
         )
         server.execute(
             f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `xaproxy`.* TO '{SHARD_USER}'@'%'"

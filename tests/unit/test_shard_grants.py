@@ -19,7 +19,17 @@ def test_missing_privileges_are_named_per_schema() -> None:
 
 
 def test_a_root_like_account_is_warned_about_each_dangerous_privilege() -> None:
-    held = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "SUPER", "FILE", "CREATE USER")
+    held = (
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "CREATE TEMPORARY TABLES",
+        "SUPER",
+        "FILE",
+        "CREATE USER",
+    )
     root = [(p, True) for p in (*held, "SHUTDOWN")]
     found = [str(f) for f in review("s0", ["shop"], root, [])]
     for privilege in ("SUPER", "FILE", "CREATE USER", "SHUTDOWN", "SELECT"):

@@ -23,6 +23,7 @@ _TEMPORAL_TEXT = frozenset(b"0123456789-:. ")
 # what CREATE TEMPORARY TABLE ... LIKE answers where a copy cannot be made: a READ ONLY
 # transaction, a partitioned table, FULLTEXT indexes, an option temporary tables lack
 _CANNOT_BE_TEMPORARY = frozenset({1792, 1562, 1214, 1478, 1796})
+_ACCESS_DENIED = 1044
 
 
 class CopyRefused(errors.ProxyError):
@@ -163,6 +164,12 @@ class Copies:
                 try:
                     await backend.execute_ok(copy.create)
                 except errors.BackendError as exc:
+                    if exc.code == _ACCESS_DENIED:  # its text names the shard account
+                        raise _refused(
+                            f"copying sharded table {copy.table} into a temporary table: the "
+                            "shard account lacks CREATE TEMPORARY TABLES",
+                            "ask the operator to grant it (see the README's shard account)",
+                        ) from None
                     if exc.code not in _CANNOT_BE_TEMPORARY:
                         raise
                     raise _refused(

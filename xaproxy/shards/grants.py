@@ -1,7 +1,8 @@
 """What the shard account may do, against what the proxy needs: least privilege, checked.
 
-The proxy needs, on each shard: SELECT, INSERT, UPDATE, DELETE on every logical
-schema (CREATE, ALTER, DROP, INDEX too where its users run DDL through it), and
+The proxy needs, on each shard: SELECT, INSERT, UPDATE, DELETE and CREATE TEMPORARY
+TABLES (the copies of tables a statement reads whole) on every logical schema
+(CREATE, ALTER, DROP, INDEX too where its users run DDL through it), and
 SELECT, INSERT, UPDATE, DELETE, CREATE on its bookkeeping database `xaproxy`
 (decision, undo and lock tables). XA needs no privilege on MariaDB (an account
 recovers the branches it prepared); MySQL 8 also needs XA_RECOVER_ADMIN.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from ..config import Config
 from .survey import ShardSurvey, survey
 
-DATA = ("SELECT", "INSERT", "UPDATE", "DELETE")
+DATA = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE TEMPORARY TABLES")
 DDL = ("CREATE", "ALTER", "DROP", "INDEX")
 BOOKKEEPING = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE")
 BOOKKEEPING_DATABASE = "xaproxy"
