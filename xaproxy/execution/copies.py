@@ -144,6 +144,7 @@ class Copies:
 
     def __init__(self) -> None:
         self.made: list[tuple[Backend, CopiedTable]] = []
+        self.sources: list[Backend] = []  # connections the copies were read on
         self.budget: list[int] = []  # bytes left to all the statement's copies
 
     async def make(
@@ -209,6 +210,7 @@ class Copies:
                 if is_borrowed:
                     borrowed.append(backend)
             sources.append(backend)
+        self.sources += sources
         await _refuse_what_is_known_too_big(copy, sources)
         rows: list[list] = []
         for part in await _gather([_read_rows(b, copy, self.budget) for b in sources]):
@@ -234,10 +236,14 @@ class Copies:
                 raise
 
     def abandon(self) -> None:
-        """After a failure that may leave a connection mid-answer: the connections that
-        hold copies are closed."""
+        """After a failure that may leave a connection mid-answer (a cancelled statement):
+        the connections that hold copies or were read for them are closed, so none goes
+        back to the pool with a copy or half a result on it."""
         made, self.made = self.made, []
         for backend, _ in made:
+            backend.close()
+        sources, self.sources = self.sources, []
+        for backend in sources:
             backend.close()
 
 
