@@ -19,6 +19,7 @@ from typing import Any
 import mysql.connector
 import pymysql
 import pytest
+from pymysql.constants import COMMAND
 
 from tests.support.proxied import (
     connect_proxy,
@@ -45,6 +46,7 @@ DDL = [
     "CREATE TABLE u (id INT NOT NULL PRIMARY KEY, code INT NOT NULL, UNIQUE KEY (code))",
     "CREATE TABLE big (id INT NOT NULL PRIMARY KEY, body MEDIUMTEXT NOT NULL)",
     "CREATE TABLE ftx (id INT NOT NULL PRIMARY KEY, body TEXT NOT NULL, FULLTEXT (body))",
+    "CREATE TABLE mid (id INT NOT NULL PRIMARY KEY, v INT NOT NULL)",
 ]
 CODES = ("José", "jose", "Straße", "strasse", "x", "X ", None, "K\u0131ra", "kira", "")
 A_ROWS = [
@@ -109,7 +111,7 @@ def proxy(
     recreate_database([cluster.servers[2]], DIRECT, DDL, charset="utf8mb4")
     tables = [
         {"name": name, "shard_key": "id", "algorithm": "hash", "shards": ["s0", "s1"]}
-        for name in ("a", "b", "u", "big", "ftx")
+        for name in ("a", "b", "u", "big", "ftx", "mid")
     ]
     config = proxy_config(
         cluster, schemas=[{"name": SCHEMA, "default_shard": "s0", "tables": tables}]
@@ -293,3 +295,34 @@ def test_a_join_that_cannot_be_copied_exactly_is_refused_and_leaves_nothing(
         cur.execute("COMMIT")
         cur.execute("SELECT COUNT(*) FROM u")
         assert cur.fetchone() == (2,)
+
+
+def test_a_client_gone_mid_statement_leaves_no_copy_on_any_pooled_connection(
+    pair: tuple[Any, Any], proxy: ProxyProcess
+) -> None:
+    """Whenever the client vanishes (before, during or after the copy), every session
+    after it reads the tables themselves."""
+    via, _ = pair
+    with via.cursor() as cur:
+        cur.execute("DELETE FROM mid")
+        for start in range(0, 20_000, 2_000):
+            cur.execute(
+                "INSERT INTO mid VALUES "
+                + ", ".join(f"({i}, {i % 97})" for i in range(start, start + 2_000))
+            )
+    join = "SELECT COUNT(*) FROM a JOIN mid ON mid.v = a.n"
+    for _ in range(3):
+        gone = connect_proxy(proxy, database=SCHEMA)
+        gone._execute_command(COMMAND.COM_QUERY, join)
+        gone._sock.close()  # the statement was sent; nothing of its answer is read
+    sessions = [connect_proxy(proxy, database=SCHEMA) for _ in range(6)]
+    try:
+        for conn in sessions:
+            with conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*), SUM(v) FROM mid")
+                assert cur.fetchone() == (20_000, sum(i % 97 for i in range(20_000)))
+                cur.execute("SELECT COUNT(*) FROM b")
+                assert cur.fetchone() == (len(B_ROWS),)
+    finally:
+        for conn in sessions:
+            conn.close()
