@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from ..analysis.parse import parse
+
 _UTC = {exp.UtcDate: "UTC_DATE", exp.UtcTime: "UTC_TIME", exp.UtcTimestamp: "UTC_TIMESTAMP"}
 
 
@@ -49,3 +51,25 @@ def _log_base_from_name(node: exp.Log) -> bool:
         and "start" not in base.meta
         and base.name in ("2", "10")
     )
+
+
+def regenerates_itself(node: exp.Expression) -> bool:
+    """Whether `mariadb_sql(node)`, parsed again, is `node` itself: the
+    MySQL generator silently drops what it cannot write (`FETCH FIRST 10 PERCENT` comes
+    out as `LIMIT 10`). A statement run from regenerated text alone (no merge that would
+    notice) needs this. Differences that mean nothing are set aside: parentheses (the
+    tree's shape already groups), GROUP_CONCAT's default separator written out."""
+    again = parse(mariadb_sql(node)).ast
+    return again is not None and _canonical(again) == _canonical(node)
+
+
+def _canonical(node: exp.Expression) -> exp.Expression:
+    def plain(part: exp.Expression) -> exp.Expression:
+        if isinstance(part, exp.Paren):
+            return part.this
+        if isinstance(part, exp.GroupConcat) and part.args.get("separator") is None:
+            part = part.copy()
+            part.set("separator", exp.Literal.string(","))
+        return part
+
+    return node.copy().transform(plain)
