@@ -7,6 +7,8 @@ what to do next.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 
 class ProxyError(Exception):
     """An error that ends one statement; the session goes on."""
@@ -60,14 +62,16 @@ def no_database_selected() -> ProxyError:
 
 
 NOT_SUPPORTED = 1235  # ER_NOT_SUPPORTED_YET
+_E = TypeVar("_E", bound=ProxyError)
 
 
-def not_supported(what: str, hint: str = "") -> ProxyError:
-    """ER_NOT_SUPPORTED_YET (1235): the statement is valid MySQL the proxy cannot run."""
+def not_supported(what: str, hint: str = "", kind: type[_E] = ProxyError) -> _E:  # type: ignore[assignment]
+    """ER_NOT_SUPPORTED_YET (1235): the statement is valid MySQL the proxy cannot run;
+    `kind` a subclass its catcher tells apart (a refusal another plan may lift)."""
     message = f"xaproxy does not support {what}"
     if hint:
         message += f"; {hint}"
-    return ProxyError(NOT_SUPPORTED, "42000", message)
+    return kind(NOT_SUPPORTED, "42000", message)
 
 
 def group_concat_too_long(limit: int) -> MergeAborted:

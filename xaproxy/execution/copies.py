@@ -31,8 +31,7 @@ class CopyRefused(errors.ProxyError):
 
 
 def _refused(what: str, hint: str) -> CopyRefused:
-    refusal = errors.not_supported(what, hint)
-    return CopyRefused(refusal.code, refusal.sqlstate, refusal.message)
+    return errors.not_supported(what, hint, CopyRefused)
 
 
 def _too_big(copy: CopiedTable) -> CopyRefused:

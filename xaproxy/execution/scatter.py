@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from .. import errors
 from ..protocol import wire
-from ..protocol.binary import make_row_converter
-from ..protocol.constants import Command, FieldType, Status
+from ..protocol.binary import make_row_converter, text_is_short_of_value
+from ..protocol.constants import Command, Status
 from ..protocol.resultset import write_columns
 from ..protocol.stream import PacketStream
 from ..routing.plan import (
@@ -299,21 +299,9 @@ async def scatter_read(
     return ReadSummary(sent, warnings)
 
 
-_FULL_DECIMALS = 31
-
-
 def _refuse_short_doubles(coldefs: list[bytes]) -> None:
-    """A floating-point result MariaDB prints with fewer digits than it has cannot become
-    the binary protocol's value from its text: a FLOAT (16777216 prints as 16777200), a
-    DOUBLE expression with fixed decimals (VARIANCE(), DOUBLE(m,d) arithmetic). A
-    DOUBLE(m,d) column itself stores its value rounded to those decimals: it passes."""
     for coldef in coldefs:
-        ftype = wire.column_type_and_flags(coldef)[0]
-        if ftype == FieldType.FLOAT or (
-            ftype == FieldType.DOUBLE
-            and wire.column_decimals(coldef) != _FULL_DECIMALS
-            and not wire.column_org_name(coldef)
-        ):
+        if text_is_short_of_value(coldef):
             raise errors.not_supported(
                 f"floating-point result column '{wire.column_name(coldef)}' (printed with "
                 "fewer digits than its value) in a prepared statement answered from several "

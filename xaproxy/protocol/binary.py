@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .. import errors
+from . import wire
 from .constants import STRING_TYPES, ColumnFlag, FieldType
 from .wire import read_lenenc_int
 
@@ -567,6 +568,24 @@ for _ftype, _encoder in (
 def _column_encoder(ftype: int, flags: int) -> Callable[[bytes], bytes] | None:
     """The encoder of one column's text values, or None to copy the lenenc string."""
     return _COLUMN_ENCODERS.get((int(ftype), bool(flags & ColumnFlag.UNSIGNED)))
+
+
+_FULL_DECIMALS = 31
+
+
+def text_is_short_of_value(coldef: bytes) -> bool:
+    """A column whose text rows (what make_row_converter reads) hold fewer digits than its
+    binary value: a FLOAT (16777216 prints as 16777200), a DOUBLE expression printed with
+    fixed decimals (VARIANCE() shows 4). A DOUBLE(m,d) column itself stores its value
+    rounded to those decimals: its text is its value."""
+    ftype = wire.column_type_and_flags(coldef)[0]
+    if ftype == FieldType.FLOAT:
+        return True
+    return (
+        ftype == FieldType.DOUBLE
+        and wire.column_decimals(coldef) != _FULL_DECIMALS
+        and not wire.column_org_name(coldef)
+    )
 
 
 def make_row_converter(

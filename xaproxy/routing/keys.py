@@ -233,17 +233,13 @@ def refuse_plan_dependent_fractions(node: exp.Expression, analysis: KeyAnalysis)
                 continue
             found, literal = literal_value(value, analysis.params)
             if found and isinstance(literal, decimal.Decimal) and ambiguous_for_hashing(literal):
-                raise _plan_dependent(
+                raise errors.not_supported(
                     f"comparing integer shard key '{keyed.name}.{keyed.shard_key}' with the "
                     f"fraction {literal} over several shards (MariaDB answers it by plan: an "
                     "index lookup rounds the fraction, a scan does not)",
                     "compare with an integer, or with ROUND()/FLOOR() of the value",
+                    kind=PlanDependent,
                 )
-
-
-def _plan_dependent(what: str, hint: str) -> PlanDependent:
-    refusal = errors.not_supported(what, hint)
-    return PlanDependent(refusal.code, refusal.sqlstate, refusal.message)
 
 
 def compared_fraction(node: exp.Expression, params: list[object] | None) -> object | None:

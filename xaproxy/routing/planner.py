@@ -8,7 +8,6 @@ with an error that says why, never run somewhere it could give a wrong answer.
 
 from __future__ import annotations
 
-import dataclasses
 import decimal
 import functools
 import itertools
@@ -440,11 +439,11 @@ class Planner:
         """Each shard would evaluate RAND(), NOW(), UUID() ... itself: the values would differ."""
         name = volatile_expression(self._ast) if self._ast is not None else None
         if name is not None:
-            refusal = errors.not_supported(
+            raise errors.not_supported(
                 f"{name} in {what}: each shard would evaluate it and write a different value",
                 "compute the value in the application and write it as a literal",
+                _VolatileRefusal,
             )
-            raise _VolatileRefusal(refusal.code, refusal.sqlstate, refusal.message)
 
     def _evaluated_once(self, ast: exp.Expression, sql: str, refusal: errors.ProxyError) -> Plan:
         """A write whose NOW(), UUID(), RAND() ... each shard would evaluate: each
@@ -993,13 +992,9 @@ class Planner:
         unmatched = None
         copies = self._copies(ast, copied, shards)
         if copies:
-            work = ast.copy()
-            tables = zip(map(id, ast.find_all(exp.Table)), work.find_all(exp.Table), strict=True)
-            by_node = dict(tables)
-            renamed = read_from_copies(
-                work, [(by_node[id(p.node)], number) for number, p in enumerate(copied, 1)]
-            )
-            rewrite = rewrite_fanout_select(bind_placeholders(renamed, self._params), sql)
+            bound = bind_placeholders(ast, self._params)
+            nodes = [(p.node, number) for number, p in enumerate(copied, 1)]
+            rewrite = rewrite_fanout_select(read_from_copies(bound, ast, nodes), sql)
         elif keep is not None:
             rewrite, unmatched = _unmatched_rewrite(
                 bind_placeholders(ast, self._params).copy(), sql, keep, shards[0]
@@ -1040,13 +1035,13 @@ class Planner:
         column named with its database, no shard holding every table."""
         if refusal.code != errors.NOT_SUPPORTED or isinstance(refusal, PlanDependent):
             raise refusal
+        reason = refusal.message.split(";")[0].removeprefix("xaproxy does not support ")
         if ast.find(exp.Lock, exp.Into, exp.PropertyEQ) is not None or ast.args.get("locks"):
             raise refusal  # locks nothing; INTO and `@v :=` write where the copies are
         fraction = compared_fraction(ast, self._params)
         if fraction is not None:
             raise errors.not_supported(
-                f"{refusal.message.split(';')[0].removeprefix('xaproxy does not support ')}, "
-                f"with a column compared with the fraction {fraction} (MariaDB answers that by "
+                f"{reason}, with a column compared with the fraction {fraction} (MariaDB answers that by "
                 "plan: no copy of the tables gives its answer)",
                 "compare with an integer, or with ROUND()/FLOOR() of the value",
             )
@@ -1067,7 +1062,6 @@ class Planner:
         shard = next(s for s in (*defaults, *self.all_shards) if s in holding)
         numbers: dict[tuple[str, str], int] = {}
         copies: list[plan.CopiedTable] = []
-        reason = refusal.message.split(";")[0].removeprefix("xaproxy does not support ")
         for p in sharded:
             assert p.config is not None and p.schema is not None
             key = (p.schema.name, p.config.name)
@@ -1077,24 +1071,19 @@ class Planner:
                     definition = self._definition(p, reason)
                 except errors.ProxyError:
                     raise refusal from None
-                copy = table_copy(definition, p.shards, numbers[key], reason, self._bounds)
-                copies.append(dataclasses.replace(copy, reason=reason))
-        work = ast.copy()
-        tables = zip(map(id, ast.find_all(exp.Table)), work.find_all(exp.Table), strict=True)
-        by_node = dict(tables)
-        renamed = read_from_copies(
-            work,
-            [
-                (by_node[id(p.node)], numbers[(p.schema.name, p.config.name)])
-                for p in sharded
-                if p.schema is not None and p.config is not None
-            ],
-        )
-        query = named_query(bind_placeholders(renamed, self._params).copy(), sql)
+                copies.append(
+                    table_copy(definition, p.shards, numbers[key], reason, self._bounds, reason)
+                )
+        nodes = [
+            (p.node, numbers[(p.schema.name, p.config.name)])
+            for p in sharded
+            if p.schema is not None and p.config is not None
+        ]
+        text = mariadb_sql(named_query(read_from_copies(bound, ast, nodes), sql))
         calc = isinstance(ast, exp.Select) and calc_found_rows(ast)
-        if not calc and "SQL_CALC_FOUND_ROWS" in mariadb_sql(query).upper():
+        if not calc and "SQL_CALC_FOUND_ROWS" in text.upper():
             raise refusal  # a UNION's: FOUND_ROWS() would not be noted
-        root = MergeRead((shard,), mariadb_sql(query), calc_found_rows=calc, copies=tuple(copies))
+        root = MergeRead((shard,), text, calc_found_rows=calc, copies=tuple(copies))
         return Plan(sql, root)
 
     def _join_anchor(

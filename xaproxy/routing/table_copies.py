@@ -76,6 +76,7 @@ def table_copy(
     number: int,
     construct: str,
     bounds: tuple[int, int],
+    reason: str = "",
 ) -> CopiedTable:
     """The copy of `definition`'s table named `xaproxy_copy_<number>` in its database,
     within `bounds` (rows of the table, bytes of all the statement's copies)."""
@@ -99,6 +100,7 @@ def table_copy(
         tuple(literals),
         size,
         *bounds,
+        reason,
     )
 
 
@@ -107,11 +109,18 @@ def _string(text: str) -> str:
     return f"CONVERT(X'{text.encode().hex()}' USING utf8mb4)"
 
 
-def read_from_copies(ast: exp.Query, nodes: list[tuple[exp.Table, int]]) -> exp.Query:
-    """`ast` (a copy) with each of `nodes` (tables of `ast` itself, with the number of
-    their copy) read from its copy under the name the statement gives it."""
-    for node, number in nodes:
+def read_from_copies(
+    tree: exp.Query, like: exp.Query, nodes: list[tuple[exp.Table, int]]
+) -> exp.Query:
+    """A copy of `tree` (`like` itself, or its form with bound values: the same shape)
+    where each of `nodes` (tables of `like`, with the number of their copy) is read from
+    its copy under the name the statement gives it."""
+    work = tree.copy()
+    tables = zip(map(id, like.find_all(exp.Table)), work.find_all(exp.Table), strict=True)
+    in_work = dict(tables)
+    for original, number in nodes:
+        node = in_work[id(original)]
         if not node.alias:
             node.set("alias", exp.TableAlias(this=exp.to_identifier(node.name, quoted=True)))
         node.set("this", exp.to_identifier(f"{COPY_PREFIX}{number}", quoted=True))
-    return ast
+    return work
