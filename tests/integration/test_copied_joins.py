@@ -19,7 +19,7 @@ from typing import Any
 import mysql.connector
 import pymysql
 import pytest
-from pymysql.constants import COMMAND
+from pymysql.constants import CLIENT, COMMAND
 
 from tests.support.proxied import (
     connect_proxy,
@@ -142,7 +142,7 @@ def answer(conn: Any, sql: str) -> tuple[object, ...]:
             cur.execute(sql)
             fields = [
                 (f.name, f.org_name, f.table_name, f.org_table, f.type_code, f.charsetnr)
-                for f in cur._result.fields
+                for f in (cur._result.fields if cur.description else [])
             ]
             rows = cur.fetchall()
             cur.execute("SHOW WARNINGS")
@@ -326,3 +326,44 @@ def test_a_client_gone_mid_statement_leaves_no_copy_on_any_pooled_connection(
     finally:
         for conn in sessions:
             conn.close()
+
+
+def test_copies_answer_every_spelling_as_one_database(
+    pair: tuple[Any, Any], proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    """Comments, executable comments, case, SQL-level PREPARE and multi-statements reach
+    the same plan: the same answer as one MariaDB, nothing left behind."""
+    script = [
+        "select /* why */ a.id, b.id from a join b on a.n = b.id order by 1, 2",
+        "/*!40001 SELECT COUNT(*) FROM a JOIN b ON a.ref = b.code */",
+        "SELECT /*!50000 VARIANCE(n) */ FROM a",
+        "PREPARE s FROM 'SELECT COUNT(*) FROM a JOIN b ON a.n = b.id WHERE a.id > ?'",
+        "SET @low = 10",
+        "EXECUTE s USING @low",
+        "DEALLOCATE PREPARE s",
+    ]
+    for sql in script:
+        got, expected = answer(pair[0], sql), answer(pair[1], sql)
+        assert got == expected, sql
+    many = "SELECT COUNT(*) FROM a JOIN b ON a.n = b.id; SELECT VARIANCE(n) FROM a"
+    results = []
+    for params in (
+        dict(host=proxy.host, port=proxy.port, user=PROXY_USER, password=PROXY_PASSWORD,
+             database=SCHEMA),
+        dict(host=cluster.servers[2].host, port=cluster.servers[2].port, user="root",
+             password="", database=DIRECT),
+    ):  # fmt: skip
+        conn = pymysql.connect(client_flag=CLIENT.MULTI_STATEMENTS, **params)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(many)
+                seen = [cur.fetchall()]
+                while cur.nextset():
+                    seen.append(cur.fetchall())
+                results.append(seen)
+        finally:
+            conn.close()
+    assert results[0] == results[1] and len(results[0]) == 2
+    with pair[0].cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM b")
+        assert cur.fetchone() == (len(B_ROWS),)
