@@ -465,6 +465,79 @@ def test_sql_prepared_statements_on_sharded_tables_run_on_the_shards_of_each_exe
             assert SHARDS[int(i) % 3] == server.name
 
 
+SQL_PREPARE_LIMIT_SCRIPT = [
+    "INSERT INTO items VALUES " + ", ".join(f"({i}, 'v{i}')" for i in range(1, 13)),
+    "PREPARE s FROM 'SELECT id FROM items ORDER BY id LIMIT ?'",
+    "PREPARE o FROM 'SELECT id FROM items ORDER BY id DESC LIMIT ?, ?'",
+    "PREPARE f FROM 'SELECT id FROM items ORDER BY id LIMIT ? OFFSET ?'",
+    # each type a user variable can hold, converted as MariaDB converts it for EXECUTE
+    *[
+        step
+        for value in (
+            "2",
+            "'3'",
+            "' 4abc'",
+            "'2.9'",
+            "'+3'",
+            "'- 5'",
+            "'x'",
+            "''",
+            "'-0'",
+            "X'33'",
+            "2.5",
+            "3.5",
+            "-0.4",
+            "2.9e0",
+            "-0.9e0",
+            "1e1",
+            "NULL",
+            "TRUE",
+            "CAST(-3 AS UNSIGNED)",
+            "9223372036854775808",
+            # errors (1210), as on MariaDB
+            "-1",
+            "'-1'",
+            "'-2.9'",
+            "-0.5",
+            "-1e0",
+            "9.3e18",
+            "'9223372036854775808'",
+        )
+        for step in (f"SET @n = {value}", "EXECUTE s USING @n", "SHOW WARNINGS")
+    ],
+    "EXECUTE s USING @never_set",
+    "SET @a = '1', @b = 2.5",
+    "EXECUTE o USING @a, @b",
+    "EXECUTE f USING @b, @a",
+    "EXECUTE o USING 1, 3",
+    "EXECUTE o USING 0, 1.5",
+    "EXECUTE f USING 2, NULL",
+    "EXECUTE f USING 2, -1",
+    "EXECUTE IMMEDIATE 'SELECT id FROM items ORDER BY id LIMIT ?' USING @b",
+    "EXECUTE IMMEDIATE 'SELECT id FROM items WHERE id > ? ORDER BY id LIMIT ?' USING 3, @a",
+]
+
+
+def test_sql_prepared_limit_markers_over_several_shards_take_the_values_mariadb_takes(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    both(shards, proxy, SQL_PREPARE_LIMIT_SCRIPT)
+
+
+def test_sql_prepared_limit_literals_mariadb_converts_otherwise_are_refused(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    """`USING 1e20` is no limit on MariaDB while `@v := 1e20` is an error, and a string
+    literal warns where a variable does not: such literals are refused, saying so."""
+    with through(proxy) as conn, conn.cursor() as cur:
+        cur.execute("PREPARE s FROM 'SELECT id FROM items ORDER BY id LIMIT ?'")
+        for literal in ("1e20", "' 3abc'", "'2'"):
+            with pytest.raises(pymysql.MySQLError) as refused:
+                cur.execute(f"EXECUTE s USING {literal}")
+            assert refused.value.args[0] == 1235
+            assert "pass an integer or a user variable" in refused.value.args[1]
+
+
 # --- 4. the handshake's collation on every shard connection ------------------------------
 
 COLLATION_QUERIES = [

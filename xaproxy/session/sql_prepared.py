@@ -11,16 +11,18 @@ live on. PREPAREs of other statements are left to the shard (the session is pinn
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlglot.tokens import Token, TokenType
 
 from .. import errors
-from ..analysis import Kind, Statement, analyze
+from ..analysis import Kind, Statement, analyze, spans
 from ..protocol import wire
 from ..protocol.binary import sql_literal
 from ..protocol.constants import FieldType
+from .limit_values import using_limit_count
 from .state import SessionState
 
 _PREPARED_INFO = b"Statement prepared"
@@ -36,6 +38,15 @@ class SqlPrepared:
 
     text: str
     placeholders: tuple[int, ...]  # character offsets of each `?` in `text`
+    limit_params: frozenset[int]  # which of them are a LIMIT's row count or offset
+
+
+def _kept(inner: Statement) -> SqlPrepared:
+    offsets = tuple(t.start for t in inner.tokens if t.token_type is TokenType.PLACEHOLDER)
+    found, in_limit = spans.placeholders(inner.effective)
+    if len(found) != len(offsets):  # both count the same markers; never seen otherwise
+        raise errors.not_supported("this statement as a prepared statement", "")
+    return SqlPrepared(inner.effective, offsets, in_limit)
 
 
 def _name(token: Token) -> str:
@@ -63,8 +74,7 @@ async def prepare(s: SessionState, statement: Statement) -> bytes | None:
         s.sql_prepared.pop(name, None)  # the shard's PREPARE replaces ours
         return None
     await _check_on_a_shard(s, inner, statement.effective[literal.start : literal.end + 1])
-    placeholders = tuple(t.start for t in inner.tokens if t.token_type is TokenType.PLACEHOLDER)
-    s.sql_prepared[name] = SqlPrepared(inner.effective, placeholders)
+    s.sql_prepared[name] = _kept(inner)
     return wire.lenenc_int(len(_PREPARED_INFO)) + _PREPARED_INFO
 
 
@@ -111,26 +121,28 @@ async def immediate_text(s: SessionState, statement: Statement) -> str | None:
     inner = analyze(tokens[2].text)
     if not _places_tables(s, inner) or inner.multiple:
         return None
-    placeholders = tuple(t.start for t in inner.tokens if t.token_type is TokenType.PLACEHOLDER)
-    return await _bind(s, statement, SqlPrepared(inner.effective, placeholders), list(tokens[3:]))
+    return await _bind(s, statement, _kept(inner), list(tokens[3:]))
 
 
 async def _bind(s: SessionState, statement: Statement, kept: SqlPrepared, rest: list[Token]) -> str:
-    values = await _using_values(s, statement, rest)
-    if len(values) != len(kept.placeholders):
+    items = _using_items(rest)
+    if len(items) != len(kept.placeholders):
         raise errors.ProxyError(1210, "HY000", "Incorrect arguments to EXECUTE")
     pieces = []
     at = 0
-    for offset, value in zip(kept.placeholders, values, strict=True):
+    for i, (offset, item) in enumerate(zip(kept.placeholders, items, strict=True)):
         pieces.append(kept.text[at:offset])
-        pieces.append(value)
+        if i in kept.limit_params:  # the merge applies the LIMIT: it needs the integer
+            pieces.append(str(using_limit_count(await _limit_operand(s, statement, item))))
+        else:
+            pieces.append(await _item_text(s, statement, item))
         at = offset + 1
     pieces.append(kept.text[at:])
     return "".join(pieces)
 
 
-async def _using_values(s: SessionState, statement: Statement, rest: list[Token]) -> list[str]:
-    """Each USING item as SQL text: literals as written, user variables as their values."""
+def _using_items(rest: list[Token]) -> list[list[Token]]:
+    """The tokens of each USING item."""
     if not rest:
         return []
     if rest[0].token_type is not TokenType.USING:
@@ -141,51 +153,94 @@ async def _using_values(s: SessionState, statement: Statement, rest: list[Token]
             items.append([])
         else:
             items[-1].append(token)
-    values = []
-    for item in items:
-        kinds = [t.token_type for t in item]
-        if kinds == [TokenType.PARAMETER, TokenType.VAR] or kinds == [
-            TokenType.PARAMETER,
-            TokenType.IDENTIFIER,
-        ]:
-            values.append(await _variable_value(s, item[1].text))
-        elif (len(item) == 1 and kinds[0] in _LITERAL_TOKENS) or (
-            len(item) == 2 and kinds == [TokenType.DASH, TokenType.NUMBER]
-        ):
-            values.append(statement.effective[item[0].start : item[-1].end + 1])
-        else:
-            raise errors.not_supported(
-                "an expression in EXECUTE ... USING of a statement on sharded tables",
-                "pass user variables or literals",
-            )
-    return values
+    return items
 
 
-async def _variable_value(s: SessionState, name: str) -> str:
-    """A user variable's value as a literal of its type, read where it lives."""
+def _variable_name(item: list[Token]) -> str | None:
+    kinds = [t.token_type for t in item]
+    if kinds in ([TokenType.PARAMETER, TokenType.VAR], [TokenType.PARAMETER, TokenType.IDENTIFIER]):
+        return item[1].text
+    return None
+
+
+def _literal_text(statement: Statement, item: list[Token]) -> str | None:
+    kinds = [t.token_type for t in item]
+    if (len(item) == 1 and kinds[0] in _LITERAL_TOKENS) or kinds == [
+        TokenType.DASH,
+        TokenType.NUMBER,
+    ]:
+        return statement.effective[item[0].start : item[-1].end + 1]
+    return None
+
+
+def _not_an_operand() -> errors.ProxyError:
+    return errors.not_supported(
+        "an expression in EXECUTE ... USING of a statement on sharded tables",
+        "pass user variables or literals",
+    )
+
+
+async def _item_text(s: SessionState, statement: Statement, item: list[Token]) -> str:
+    """A USING item as SQL text: a literal as written, a user variable as its value."""
+    name = _variable_name(item)
+    if name is not None:
+        value = await _variable_value(s, name)
+        if value is None:
+            return "NULL"
+        style_escapes = not s.no_backslash_escapes
+        literal = sql_literal(value, style_escapes, s.client_charset)
+        return literal.decode("utf-8", "surrogateescape")
+    text = _literal_text(statement, item)
+    if text is None:
+        raise _not_an_operand()
+    return text
+
+
+async def _limit_operand(s: SessionState, statement: Statement, item: list[Token]) -> object:
+    """The value of a USING item bound to a LIMIT marker. Literals other than integers,
+    decimals and NULL are refused: MariaDB converts them by other rules than variables
+    (`USING 1e20` is no limit, `@v := 1e20` an error; `' 3abc'` warns only as a literal)."""
+    name = _variable_name(item)
+    if name is not None:
+        return await _variable_value(s, name)
+    text = _literal_text(statement, item)
+    if text is None:
+        raise _not_an_operand()
+    if item[-1].token_type is TokenType.NULL:
+        return None
+    digits = item[-1].text
+    if item[-1].token_type is TokenType.NUMBER and digits.isdigit():
+        return -int(digits) if len(item) == 2 else int(digits)
+    if item[-1].token_type is TokenType.NUMBER and re.fullmatch(r"[0-9]*\.[0-9]*", digits):
+        return -Decimal(digits) if len(item) == 2 else Decimal(digits)
+    raise errors.not_supported(
+        "this literal for a LIMIT marker in EXECUTE ... USING over several shards",
+        "pass an integer or a user variable",
+    )
+
+
+async def _variable_value(s: SessionState, name: str) -> object:
+    """A user variable's value as a Python value of its type, read where it lives
+    (None: NULL or never assigned in this session)."""
     home = s.variable_homes.get(name.lower())
     backend = s.pinned.get(home) if home is not None else None
     if backend is None:
-        return "NULL"  # never assigned in this session
+        return None  # never assigned in this session
     quoted = "`" + name.replace("`", "``") + "`"
     coldefs, rows = await backend.query_table(f"SELECT @{quoted}")
     raw = rows[0][0] if rows else None
     if raw is None:
-        return "NULL"
+        return None
     ftype, _, charset = wire.column_type_and_flags(coldefs[0])
-    value: object
     if ftype in _INTEGER_TYPES:
-        value = int(raw)
-    elif ftype in (FieldType.NEWDECIMAL, FieldType.DECIMAL):
-        value = Decimal(raw.decode("ascii"))
-    elif ftype in (FieldType.DOUBLE, FieldType.FLOAT):
-        value = float(raw)
-    elif charset == 63:
-        value = bytes(raw)
-    else:
-        value = raw.decode("utf-8", "surrogateescape")
-    style_escapes = not s.no_backslash_escapes
-    return sql_literal(value, style_escapes, s.client_charset).decode("utf-8", "surrogateescape")
+        return int(raw)
+    if ftype in (FieldType.NEWDECIMAL, FieldType.DECIMAL):
+        return Decimal(raw.decode("ascii"))
+    if ftype in (FieldType.DOUBLE, FieldType.FLOAT):
+        return float(raw)
+    if charset == 63:
+        return bytes(raw)
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def is_managed(kind: Kind) -> bool:
