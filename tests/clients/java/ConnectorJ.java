@@ -4,7 +4,8 @@
 // useServerPrepStmts=true/false. After the shared steps (PreparedStatement for
 // those with parameters): setAutoCommit(false), setSavepoint/rollback(sp)/
 // releaseSavepoint, commit/rollback, setQueryTimeout (Connector/J sends
-// SET STATEMENT max_statement_time=... FOR ...), executeBatch.
+// SET STATEMENT max_statement_time=... FOR ...; one that fires), cancel() from
+// another thread (KILL QUERY over a second connection), executeBatch.
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -122,6 +123,31 @@ public class ConnectorJ {
         }
     }
 
+    // Runs `a` while another thread calls st.cancel() every 200 ms until it ends (the
+    // driver sends KILL QUERY <connection id> over a second connection; one that reaches
+    // an idle connection does nothing, so a cancel cannot come too early).
+    static Map<String, Object> cancelled(Statement st, Action a) throws SQLException {
+        final boolean[] done = {false};
+        Thread canceller = new Thread(() -> {
+            try {
+                while (true) {
+                    Thread.sleep(200);
+                    synchronized (done) { if (done[0]) return; }
+                    st.cancel();
+                }
+            } catch (Exception e) {
+                // the statement is gone: nothing left to cancel
+            }
+        });
+        canceller.start();
+        try {
+            return a.run();
+        } finally {
+            synchronized (done) { done[0] = true; }
+            try { canceller.join(); } catch (InterruptedException e) { }
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         String mode = args[0];
         String url = "jdbc:mariadb://" + System.getenv("XAP_HOST") + ":" + System.getenv("XAP_PORT") + "/" + System.getenv("XAP_DATABASE");
@@ -178,6 +204,28 @@ public class ConnectorJ {
             }
         });
         step(c, "timeout.after", "SELECT id, qty FROM items WHERE id = 5", null);
+        // a timeout that fires: MariaDB ends the statement after 1 s with 1969
+        guard("timeout.fires", () -> {
+            try (Statement st = c.createStatement()) {
+                st.setQueryTimeout(1);
+                return read(st, st.execute("SELECT SLEEP(20) AS slept FROM items WHERE id = 5"));
+            }
+        });
+        step(c, "timeout.fired_after", "SELECT id, qty FROM items WHERE id = 5", null);
+        // Statement.cancel() from another thread, plain and prepared: 1317 as on MariaDB
+        guard("cancel.sleep", () -> {
+            try (Statement st = c.createStatement()) {
+                return cancelled(st, () -> read(st, st.execute("SELECT SLEEP(60) AS slept FROM items WHERE id = 5")));
+            }
+        });
+        step(c, "cancel.after", "SELECT id, qty FROM items WHERE id = 5", null);
+        guard("cancel.prepared", () -> {
+            try (PreparedStatement ps = c.prepareStatement("SELECT SLEEP(60) AS slept FROM items WHERE id = ?")) {
+                ps.setInt(1, 5);
+                return cancelled(ps, () -> read(ps, ps.execute()));
+            }
+        });
+        step(c, "cancel.prepared_after", "SELECT id, qty FROM items WHERE id = 5", null);
         guard("batch.insert", () -> {
             try (PreparedStatement ps = c.prepareStatement("INSERT INTO items (id, name, qty, price) VALUES (?, ?, ?, ?)")) {
                 for (int id = 30; id < 33; id++) {
