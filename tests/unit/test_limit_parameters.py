@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from xaproxy import errors
 from xaproxy.analysis.spans import limit_placeholders
 from xaproxy.protocol.constants import FieldType
-from xaproxy import errors
 from xaproxy.session.limit_values import limit_count, using_limit_count, with_limit_counts
 
 HUGE = 2**64 - 1

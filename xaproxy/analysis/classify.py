@@ -294,7 +294,7 @@ _TRIGGER_EVENTS = frozenset({"INSERT", "UPDATE", "DELETE"})
 
 
 _ASSIGNS_ANY = frozenset(
-    {"CALL", "EXECUTE", "BEGIN", "IF", "WHILE", "LOOP", "REPEAT", "FOR", "CASE"}
+    {"CALL", "EXECUTE", "BEGIN", "IF", "WHILE", "LOOP", "REPEAT", "FOR", "CASE", "LOAD"}
 )
 
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 from .. import errors
 from ..protocol import wire
-from ..protocol.constants import SESSION_OWNED_STATUS, Status
+from ..protocol.constants import LOCAL_INFILE_HEADER, SESSION_OWNED_STATUS, Status
 from ..protocol.stream import PacketStream
 from ..shards.backend import Backend
+from .local_file import relay_file
 
 # Flush to the client whenever this much is queued, so large results stream
 # with bounded memory instead of piling up in the proxy.
 _FLUSH_BYTES = 256 * 1024
+_FILE_REQUEST = bytes((LOCAL_INFILE_HEADER,))
 
 RowConverterFactory = Callable[[list[tuple[int, int]]], Callable[[bytes], bytes]]
 
@@ -56,6 +58,8 @@ async def forward_result(
     first = True
     while True:
         payload = await backend.read()
+        if first and payload[:1] == _FILE_REQUEST:  # LOAD DATA LOCAL INFILE
+            payload = await relay_file(backend, out, payload)
         if wire.is_err(payload):
             backend.status &= ~Status.MORE_RESULTS_EXISTS
             error = wire.parse_err(payload)

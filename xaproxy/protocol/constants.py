@@ -55,6 +55,7 @@ SERVER_CAPABILITIES = (
     | Capability.CONNECT_ATTRS
     | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
     | Capability.DEPRECATE_EOF
+    | Capability.LOCAL_FILES
 )
 
 

@@ -13,6 +13,8 @@ Primitives (each a small frozen dataclass that describes itself):
 * `InsertSelect`: an INSERT ... SELECT whose rows are read first, then inserted as VALUES.
 * `OrderedWrite`: UPDATE/DELETE ... ORDER BY ... LIMIT over several shards: the keys of
   the rows it changes are read first, then written by key.
+* `LoadStaged`: LOAD DATA LOCAL into a sharded or broadcast table: the file is loaded
+  into a temporary table on one shard, its rows then inserted as VALUES.
 * `OnceEvaluated`: an INSERT whose NOW(), UUID() ... are evaluated once before it runs.
 * `Everywhere`: DDL on every shard holding the table, each committing on its own.
 * `ScatterWrite`: UPDATE/DELETE/broadcast writes on several shards in the
@@ -43,6 +45,7 @@ __all__ = [
     "Having",
     "InsertSelect",
     "Limit",
+    "LoadStaged",
     "Local",
     "MergeRead",
     "MergeSpec",
@@ -208,6 +211,48 @@ class InsertSelect(Primitive):
             f"InsertSelect table={self.table} shards={_shard_list(self.targets)}",
             f"  read: {self.select}",
             f"  write: {self.head} VALUES <the rows read>{self.tail}",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStaged(Primitive):
+    """LOAD DATA|XML LOCAL INFILE into a sharded or broadcast table: one shard loads the
+    client's file into a temporary table of the target's columns (`staging`: MariaDB
+    reads the file, converts the fields and evaluates the SET clause as it would for the
+    table itself), then its rows are read back in order and inserted as VALUES, planned
+    like a client's INSERT (split by shard key, ids generated), all in one transaction
+    (session/load_data.py). `columns`: the column list as written (None: every column);
+    `duplicates`: "insert" (LOCAL skips duplicates), "ignore" or "replace"."""
+
+    database: str
+    table: str
+    targets: tuple[str, ...]
+    staging: str
+    duplicates: str
+    columns: tuple[str, ...] | None
+    set_targets: tuple[str, ...]
+    load_head: str  # the client's text before the table name
+    load_middle: str  # between the table name and the column list (or where it goes)
+    load_list: str  # the column list as written ("" when there is none)
+    load_tail: str  # after the column list
+    variables: tuple[str, ...] = ()  # user variables it names (lower case): they live there
+    write: bool = True
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return self.targets
+
+    def describe(self) -> list[str]:
+        columns = "every column" if self.columns is None else ", ".join(self.columns)
+        if self.set_targets:
+            columns += "; SET " + ", ".join(self.set_targets)
+        verb = {"insert": "INSERT IGNORE", "ignore": "INSERT IGNORE"}.get(
+            self.duplicates, "REPLACE"
+        )
+        return [
+            f"LoadStaged table={self.database}.{self.table} shards={_shard_list(self.targets)}",
+            f"  stage: the file into a temporary table on {self.staging} ({columns})",
+            f"  write: {verb} INTO {self.table} VALUES <the rows staged, in file order>",
         ]
 
 

@@ -49,6 +49,7 @@ from .keys import (
     refuse_plan_dependent_fractions,
     shards_for_condition,
 )
+from .load_route import route_load_data
 from .mariadb_sql import mariadb_sql, regenerates_itself
 from .merge_collations import (
     MERGEABLE,
@@ -101,7 +102,6 @@ ANSWERED_LOCALLY = frozenset(
         Kind.CREATE_DATABASE,
         Kind.DROP_DATABASE,
         Kind.PROXY,
-        Kind.LOAD_DATA_LOCAL,
         Kind.EMPTY,
         Kind.COMMENT,
         Kind.LOCAL_SELECT,
@@ -1366,6 +1366,9 @@ class Planner:
     # --- statements sqlglot could not parse -------------------------------------------
 
     def _route_opaque(self, parsed: Parsed, sql: str, database: str | None) -> Plan:
+        loads = analyze(sql)
+        if loads.kind is Kind.LOAD_DATA_LOCAL:
+            return route_load_data(self.config, loads, database, self.default_shard)
         schema = self.config.schema(database) if database else None
         if database and schema is None and database.lower() not in SYSTEM_SCHEMAS:
             raise errors.unknown_database(database)

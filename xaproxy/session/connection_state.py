@@ -17,12 +17,10 @@ from .. import errors
 from ..analysis import Kind, Statement, analyze
 from ..execution import executor
 from ..execution.native import NativeExecute
-from ..routing.plan import InsertSelect, OnceEvaluated, OrderedWrite, Plan, on_shard
+from ..routing.plan import InsertSelect, LoadStaged, OnceEvaluated, OrderedWrite, Plan, on_shard
 from ..shards.statements import prepared_on
-from . import insert_select, ordered_write, table_locks, volatile_values
-from .state import SessionState
-
-USER_VARIABLES = "user variables"
+from . import insert_select, load_staged, ordered_write, table_locks, volatile_values
+from .state import USER_VARIABLES, SessionState
 
 # Statements without tables that the proxy may run on any shard: they go where the
 # session's user variables live.
@@ -62,6 +60,9 @@ async def run_routed(
         return
     if isinstance(route.root, OnceEvaluated):
         await volatile_values.run(s, route.root, more, _run_text)
+        return
+    if isinstance(route.root, LoadStaged):
+        await load_staged.run(s, route.root, more, _run_text)
         return
     cause = statement.connection_state
     if cause is None:

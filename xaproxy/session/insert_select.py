@@ -23,13 +23,10 @@ from .. import errors
 from ..execution.scatter import one_row_duplicates
 from ..protocol import wire
 from ..protocol.binary import LiteralStyle
-from ..protocol.constants import Status
 from ..routing.plan import InsertSelect
-from . import steps
+from . import reply, steps
 from .row_literals import literal_writer
 from .state import SessionState
-
-_MORE = int(Status.MORE_RESULTS_EXISTS)
 
 
 async def run(s: SessionState, root: InsertSelect, more: bool, runner: steps.Runner) -> None:
@@ -66,17 +63,7 @@ async def run(s: SessionState, root: InsertSelect, more: bool, runner: steps.Run
     warnings = len(read_warnings) + written.warnings
     s.warnings = read_warnings + (s.warnings if tuples else [])
     info = f"Records: {len(tuples)}  Duplicates: {written.duplicates}  Warnings: {warnings}"
-    status = s.status() | (_MORE if more else 0)
-    s.out.write(
-        wire.ok_packet(
-            status,
-            written.affected,
-            written.insert_id,
-            min(warnings, 0xFFFF),
-            wire.lenenc_bytes(info.encode()),
-        )
-    )
-    s.note_result(affected=written.affected)
+    reply.ok(s, more, written.affected, warnings, insert_id=written.insert_id, info=info)
 
 
 @dataclass(slots=True)

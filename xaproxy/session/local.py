@@ -787,10 +787,6 @@ async def proxy_command(s: SessionState, sql: str, more: bool, binary: bool) -> 
     reply.rows(s, columns, rows, more, binary)
 
 
-async def load_data_local(s: SessionState, sql: str, more: bool, binary: bool) -> None:
-    raise errors.not_supported("LOAD DATA LOCAL INFILE", "load the data with INSERT statements")
-
-
 async def empty(s: SessionState, sql: str, more: bool, binary: bool) -> None:
     raise errors.ProxyError(1065, "42000", "Query was empty")
 

@@ -10,11 +10,22 @@ from .state import SessionState
 _MORE = int(Status.MORE_RESULTS_EXISTS)
 
 
-def ok(s: SessionState, more: bool, affected: int = 0, warnings: int = 0) -> None:
+def ok(
+    s: SessionState,
+    more: bool,
+    affected: int = 0,
+    warnings: int = 0,
+    *,
+    insert_id: int = 0,
+    info: str = "",
+) -> None:
+    """The OK of a statement the session answers or assembles (`info`: the text MariaDB
+    gives INSERT ... SELECT and LOAD DATA, `Records: n ...`)."""
     status = s.status()
     if more:
         status |= _MORE
-    s.out.write(wire.ok_packet(status, affected, 0, warnings))
+    tail = wire.lenenc_bytes(info.encode()) if info else b""
+    s.out.write(wire.ok_packet(status, affected, insert_id, min(warnings, 0xFFFF), tail))
     s.note_result(affected=affected)
 
 

@@ -24,6 +24,9 @@ _AUTOCOMMIT = int(Status.AUTOCOMMIT)
 _IN_TRANS = int(Status.IN_TRANS)
 _NO_BACKSLASH_ESCAPES = int(Status.NO_BACKSLASH_ESCAPES)
 
+# The pin cause of a session whose user variables live on a shard connection.
+USER_VARIABLES = "user variables"
+
 
 @dataclass(slots=True, eq=False)
 class SessionState:

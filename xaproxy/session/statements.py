@@ -16,7 +16,15 @@ from ..protocol import wire
 from ..protocol.constants import Capability, Status
 from ..routing.plan import Plan
 from ..routing.planner import ANSWERED_LOCALLY
-from . import connection_state, local, reply, sql_prepared, table_locks, transaction_control
+from . import (
+    connection_state,
+    load_data,
+    local,
+    reply,
+    sql_prepared,
+    table_locks,
+    transaction_control,
+)
 from .state import SessionState
 
 _MULTI_STATEMENTS = int(Capability.MULTI_STATEMENTS)
@@ -208,7 +216,7 @@ _HANDLERS = {
     Kind.CREATE_DATABASE: local.database_statement,
     Kind.DROP_DATABASE: local.database_statement,
     Kind.PROXY: local.proxy_command,
-    Kind.LOAD_DATA_LOCAL: local.load_data_local,
+    Kind.LOAD_DATA_LOCAL: load_data.load_local,
     Kind.EMPTY: local.empty,
     Kind.COMMENT: local.comment_only,
 }

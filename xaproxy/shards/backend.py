@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import asyncmy
 from asyncmy import errors as asyncmy_errors
 from asyncmy.constants.CLIENT import FOUND_ROWS as _ASYNCMY_FOUND_ROWS
+from asyncmy.constants.CLIENT import LOCAL_FILES as _LOCAL_FILES
 from asyncmy.constants.CLIENT import PS_MULTI_RESULTS as _PS_MULTI_RESULTS
 
 from .. import errors
@@ -61,6 +62,9 @@ class _RawPacket:
 # when a read needs more bytes than are buffered.
 READ_HIGH_WATER = 256 * 1024
 READ_LOW_WATER = 64 * 1024
+# Bytes written to a shard and not yet taken by it before a relayed upload waits.
+_WRITE_HIGH_WATER = 1 << 20
+_WRITE_WAIT_S = 0.002
 
 
 class ReadGate(asyncio.BufferedProtocol):
@@ -182,8 +186,12 @@ class Backend:
                 charset="utf8mb4",
                 connect_timeout=shard.connect_timeout_s,
                 # PS_MULTI_RESULTS: a native CALL's OUT parameters come back as MariaDB
-                # sends them to a client that asked for them
-                client_flag=_PS_MULTI_RESULTS | (_ASYNCMY_FOUND_ROWS if found_rows else 0),
+                # sends them to a client that asked for them. LOCAL_FILES: a client's
+                # LOAD DATA LOCAL INFILE; the shard's request for the file goes to that
+                # client (execution/local_file.py), asyncmy never opens a file itself
+                client_flag=_PS_MULTI_RESULTS
+                | _LOCAL_FILES
+                | (_ASYNCMY_FOUND_ROWS if found_rows else 0),
                 ssl=_tls_context(shard),
             )
         except (asyncmy_errors.Error, OSError, TimeoutError, RuntimeError) as exc:
@@ -210,6 +218,28 @@ class Backend:
             gate.resume()  # a new command: whatever was left unread is not waited for
         try:
             await self.conn._execute_command(command, argument)
+        except (asyncmy_errors.Error, OSError) as exc:
+            self.usable = False
+            raise errors.shard_lost(self.shard, _describe(exc)) from None
+
+    async def write_packet(self, payload: bytes) -> None:
+        """Sends one packet of the command under way (a LOAD DATA LOCAL file's data),
+        split at 16 MiB as the protocol frames it; waits while the shard has not taken
+        what was sent before (its socket buffer past _WRITE_HIGH_WATER)."""
+        conn = self.conn
+        try:
+            view = memoryview(payload)
+            while True:
+                chunk = bytes(view[:_MAX_PAYLOAD])
+                view = view[_MAX_PAYLOAD:]
+                conn.write_packet(chunk)
+                if len(chunk) < _MAX_PAYLOAD:
+                    break
+            transport = conn._transport
+            while transport is not None and transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                if transport.is_closing():
+                    raise OSError("the connection closed")
+                await asyncio.sleep(_WRITE_WAIT_S)
         except (asyncmy_errors.Error, OSError) as exc:
             self.usable = False
             raise errors.shard_lost(self.shard, _describe(exc)) from None

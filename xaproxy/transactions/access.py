@@ -539,11 +539,21 @@ class ShardAccess:
             # REPLACE ...) runs as it did before AT mode checked autocommit writes: alone,
             # without images and without waiting for global locks.
             ok, image = await backend.execute_ok(sql), None
+            if ok.warnings:  # nothing ran after it: its warnings are still there
+                state.warnings = [
+                    (
+                        (r[0] or b"").decode(),
+                        int(r[1] or 0),
+                        (r[2] or b"").decode("utf-8", "replace"),
+                    )
+                    for r in await backend.query_rows("SHOW WARNINGS")
+                ]
         if image is not None and state.txn is not None:
             state.txn.branches[shard].images.append(image)
         if ok.last_insert_id:
             state.last_insert_id = ok.last_insert_id
-        state.warnings = []
+        if image is not None or not ok.warnings:
+            state.warnings = []
         return ok
 
     async def at_locking_read(self, backend: Backend, sql: str) -> bool:

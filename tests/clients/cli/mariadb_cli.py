@@ -4,7 +4,8 @@ The whole scenario is one session (``mariadb --batch --force -vvv < script``), s
 transactions span statements as they do for an application. -vvv echoes each
 statement before its output; errors go to stderr as ``ERROR <code> (<state>) at
 line <n>: <message>`` and are matched to their statement by line number. Also a
-stored procedure created with ``DELIMITER`` and called, and vertical output (\\G).
+stored procedure created with ``DELIMITER`` and called, vertical output (\\G), and a
+``LOAD DATA LOCAL INFILE`` of a file the script writes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ EXTRA = [
     ("cli.cast_warning", "SELECT CAST('12abc' AS SIGNED) AS n;"),
     ("cli.show_warnings", "SHOW WARNINGS;"),
 ]
+# LOAD DATA LOCAL INFILE (--local-infile): new rows, a duplicate key (skipped, warned)
+LOAD_FILE = "cli_items.tsv"
+LOAD_ROWS = "40\tload a\t4\t4.40\n1\tduplicate\t0\t\\N\n41\tload b\tx\t\\N\n42\tload c\n"
+
+
+def load_steps(workdir: str) -> list[tuple[str, str]]:
+    path = Path(workdir) / LOAD_FILE
+    path.write_text(LOAD_ROWS)
+    return [
+        ("cli.load_data", f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE items;"),
+        ("cli.load_warnings", "SHOW WARNINGS;"),
+        (
+            "cli.after_load",
+            "SELECT id, name, qty, price FROM items WHERE id >= 40 OR id = 1 ORDER BY id;",
+        ),
+    ]
 
 
 def literal(value: int | str) -> str:
@@ -52,7 +69,7 @@ def statements() -> list[tuple[str, str]]:
 
 def main() -> None:
     e = env()
-    steps = statements()
+    steps = statements() + load_steps(e["workdir"])
     lines: list[int] = []  # first line of each statement in the script
     text = ""
     for _, sql in steps:
@@ -66,6 +83,7 @@ def main() -> None:
             f"--user={e['user']}",
             f"--password={e['password']}",
             "--default-character-set=utf8mb4",
+            "--local-infile=1",
             "--batch",
             "--force",
             "-vvv",
