@@ -230,6 +230,40 @@ def test_returning_through_prepared_statements_gives_the_same_rows(
     assert theirs == mine == [(4, "d"), (2, "b"), (3, "c")]
 
 
+def test_a_prepared_returning_of_a_float_over_several_shards_is_refused_and_undone(
+    shards: LocalCluster, proxy: ProxyProcess
+) -> None:
+    """Its binary rows would be made from the shards' text, which prints a FLOAT with six
+    digits (16777217 as 16777200): refused, and nothing of the write is left."""
+    import mysql.connector
+
+    conn = mysql.connector.connect(
+        host=proxy.host,
+        port=proxy.port,
+        user=PROXY_USER,
+        password=PROXY_PASSWORD,
+        database=DB,
+        use_pure=True,  # the C extension reports a prepared statement's error as -1
+    )
+    try:
+        cur = conn.cursor(prepared=True)
+        for autocommit in (True, False):
+            conn.autocommit = autocommit
+            with pytest.raises(mysql.connector.Error) as refused:
+                cur.execute(
+                    "INSERT INTO items VALUES (?, ?), (?, ?) "
+                    "RETURNING id, CAST(id + 16777216 AS FLOAT) AS f",
+                    (1, "a", 2, "b"),
+                )
+            assert refused.value.errno == 1235
+            assert "the statement was undone" in refused.value.msg
+            if not autocommit:
+                conn.rollback()
+    finally:
+        conn.close()
+    assert rows_left(shards, "items") == ([], [])
+
+
 # --- 7. OK packet info text ---------------------------------------------------------------
 
 OK_INFO_SCRIPT = [

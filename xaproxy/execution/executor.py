@@ -30,6 +30,7 @@ from .native import NativeExecute
 from .scatter import (
     ReadSummary,
     WriteSummary,
+    refuse_short_returned_doubles,
     scatter_read,
     scatter_returning,
     scatter_write,
@@ -404,6 +405,8 @@ async def run_returning_write(
         await _connect_all(cursor, route, backends, borrowed, client, sql)
         guard = await cursor.guard_statement(backends, True)
         answer = await scatter_returning(backends, route, sql)
+        if binary:
+            refuse_short_returned_doubles(answer.coldefs)
         await collect_warnings(client, _warned(backends, answer.shard_warnings))
     except BaseException as exc:
         await _after_scatter_failure(client, cursor, backends, exc, guard)

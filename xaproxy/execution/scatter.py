@@ -310,6 +310,23 @@ def _refuse_short_doubles(coldefs: list[bytes]) -> None:
             )
 
 
+def refuse_short_returned_doubles(coldefs: list[bytes]) -> None:
+    """The binary rows of a prepared write's RETURNING over several shards are made from
+    the shards' text: a FLOAT (or a DOUBLE printed with fixed decimals) would lose digits.
+    Raised as a shard error, so the write is undone (the statement alone in a
+    transaction)."""
+    for coldef in coldefs:
+        if text_is_short_of_value(coldef):
+            raise errors.BackendError(
+                errors.NOT_SUPPORTED,
+                "42000",
+                f"xaproxy does not support the floating-point RETURNING column "
+                f"'{wire.column_name(coldef)}' (printed with fewer digits than its value) of "
+                "a prepared write on several shards; the statement was undone: run it as a "
+                "plain query, or RETURNING CAST(column AS DOUBLE)",
+            )
+
+
 async def _computed_rows(
     backends: list[tuple[str, Backend]],
     streams: list[_ShardRows],
