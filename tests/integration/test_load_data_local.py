@@ -356,3 +356,20 @@ def test_in_at_mode_a_load_is_staged_and_inserted_with_undo_images(
         assert refused.value.args[0] == 1235
         assert "inside an AT-mode transaction" in refused.value.args[1]
         cur.execute("ROLLBACK")
+
+
+def test_a_staged_load_under_lock_tables_is_refused_before_the_file_is_read(
+    shards: LocalCluster, proxy: ProxyProcess, files: dict[str, Path]
+) -> None:
+    """Its staging connection would wait on the session's own table locks; an unsharded
+    table's load runs on the locked connection itself, as on MariaDB."""
+    with connect_proxy(proxy, database=DB, local_infile=True) as conn, conn.cursor() as cur:
+        cur.execute("LOCK TABLES items WRITE, notes WRITE")
+        with pytest.raises(pymysql.MySQLError) as refused:
+            cur.execute(_load(files["items.tsv"], "INTO TABLE items"))
+        assert refused.value.args[0] == 1235
+        assert "LOCK TABLES" in refused.value.args[1]
+        assert cur.execute(_load(files["notes.tsv"], "INTO TABLE notes")) == 3
+        cur.execute("UNLOCK TABLES")
+        cur.execute("SELECT COUNT(*) FROM items")
+        assert cur.fetchall() == ((0,),)

@@ -77,6 +77,11 @@ class _Column:
 
 async def run(s: SessionState, root: LoadStaged, more: bool, runner: steps.Runner) -> None:
     """Stages the client's file on one shard, inserts its rows, answers as MariaDB's LOAD."""
+    if s.locked_shards:  # the staging connection would wait on the session's own locks
+        raise errors.not_supported(
+            "LOAD DATA LOCAL into a sharded or broadcast table while LOCK TABLES is held",
+            "UNLOCK TABLES first",
+        )
     shard = _staging_shard(s, root)
     if root.variables:
         backend, borrowed = await s.shards.pinned_connection(shard, USER_VARIABLES), False
