@@ -39,7 +39,6 @@ class LoadData:
     list_end: int  # after it (list_start when there is none)
     set_targets: tuple[str, ...]
     variables: frozenset[str]  # user variables named anywhere after the table (lower case)
-    assigned: frozenset[str]  # those the column list assigns
 
 
 def _malformed() -> errors.ProxyError:
@@ -76,14 +75,13 @@ def parse(statement: Statement) -> LoadData:
     list_start = list_end = end
     columns: tuple[str, ...] | None = None
     variables: set[str] = set()
-    assigned: set[str] = set()
     set_at = None
     j = i
     while j < len(tokens):
         kind = tokens[j].token_type
         if kind is TokenType.L_PAREN and columns is None and set_at is None:
             close = _past_parentheses(tokens, j)
-            columns = tuple(_column_items(tokens[j + 1 : close - 1], assigned))
+            columns = tuple(_column_items(tokens[j + 1 : close - 1]))
             list_start, list_end = tokens[j].start, tokens[close - 1].end + 1
             j = close
             continue
@@ -116,7 +114,6 @@ def parse(statement: Statement) -> LoadData:
         list_end=list_end,
         set_targets=set_targets,
         variables=frozenset(variables),
-        assigned=frozenset(assigned),
     )
 
 
@@ -147,7 +144,7 @@ def _past_parentheses(tokens: list[Token], i: int) -> int:
     raise _malformed()
 
 
-def _column_items(tokens: list[Token], assigned: set[str]) -> list[str]:
+def _column_items(tokens: list[Token]) -> list[str]:
     """`a, @v, `b c``: column names as written, variables as `@name`."""
     items: list[str] = []
     pieces: list[list[Token]] = [[]]
@@ -161,7 +158,6 @@ def _column_items(tokens: list[Token], assigned: set[str]) -> list[str]:
         if len(piece) == 1 and kinds[0] in _NAME_TYPES:
             items.append(piece[0].text)
         elif len(piece) == 2 and kinds[0] is TokenType.PARAMETER and kinds[1] in _NAME_TYPES:
-            assigned.add(piece[1].text.lower())
             items.append("@" + piece[1].text)
         else:
             raise errors.not_supported(
