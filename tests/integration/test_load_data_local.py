@@ -11,6 +11,7 @@ lists the file's warnings before the duplicates' (sorted here before comparing).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,34 @@ def test_a_staged_load_under_lock_tables_is_refused_before_the_file_is_read(
         cur.execute("UNLOCK TABLES")
         cur.execute("SELECT COUNT(*) FROM items")
         assert cur.fetchall() == ((0,),)
+
+
+def test_a_timestamp_the_set_clause_computes_loads_only_where_it_reads_back_exactly(
+    shards: LocalCluster, proxy: ProxyProcess, files: dict[str, Path]
+) -> None:
+    """Read back as the session's zone shows it, a computed TIMESTAMP in an hour a
+    daylight-saving change repeats would map to the other instant: refused in such a
+    zone, loaded where every local time is one instant."""
+    load = _load(files["notes.tsv"], "INTO TABLE items (id, @v) SET v = LEFT(@v, 8), ts = NOW()")
+    zone = subprocess.run(
+        ["mariadb-tzinfo-to-sql", "/usr/share/zoneinfo/Europe/Paris", "Europe/Paris"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for server in shards.servers:  # the zone on every shard (the staging one is s0)
+        subprocess.run(
+            ["mariadb", f"--host={server.host}", f"--port={server.port}", "--user=root", "mysql"],
+            input=zone,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    with connect_proxy(proxy, database=DB, local_infile=True) as conn, conn.cursor() as cur:
+        cur.execute("SET time_zone = 'Europe/Paris'")
+        with pytest.raises(pymysql.MySQLError) as refused:
+            cur.execute(load)
+        assert refused.value.args[0] == 1235
+        assert "Europe/Paris" in refused.value.args[1]
+        cur.execute("SET time_zone = '+01:00'")
+        assert cur.execute(load) == 3

@@ -94,6 +94,7 @@ async def run(s: SessionState, root: LoadStaged, more: bool, runner: steps.Runne
     created = False
     try:
         columns = await _target_columns(s, backend, root)
+        await _check_computed_timestamps(backend, root, columns)
         names = ", ".join(quote_identifier(c.name) for c in columns)
         table = f"{quote_identifier(root.database)}.{quote_identifier(root.table)}"
         await backend.execute_ok(
@@ -183,6 +184,32 @@ async def _target_columns(s: SessionState, backend: Backend, root: LoadStaged) -
         if column not in columns:
             columns.append(column)
     return columns
+
+
+_FIXED_OFFSET = re.compile(r"[+-]\d{1,2}:\d{2}")
+
+
+async def _check_computed_timestamps(
+    backend: Backend, root: LoadStaged, columns: list[_Column]
+) -> None:
+    """A TIMESTAMP is read back as the session's time zone shows it. A value that came
+    from the file's text maps back to the same instant, but one the SET clause computed
+    (FROM_UNIXTIME(@t), NOW()) may fall in the hour a daylight-saving change repeats:
+    refused unless the zone has no such hour (a fixed offset, or a UTC system zone)."""
+    computed = {name.lower() for name in root.set_targets}
+    if not any(c.data_type == "timestamp" and c.name.lower() in computed for c in columns):
+        return
+    zone, system = (await backend.query_rows("SELECT @@time_zone, @@system_time_zone"))[0]
+    zone_text = (zone or b"").decode()
+    if _FIXED_OFFSET.fullmatch(zone_text) or (
+        zone_text == "SYSTEM" and (system or b"").decode().upper() in ("UTC", "GMT")
+    ):
+        return
+    raise errors.not_supported(
+        f"LOAD DATA LOCAL whose SET clause computes a TIMESTAMP over sharded or broadcast "
+        f"tables in time zone {zone_text} (an hour that zone repeats reads back ambiguously)",
+        "SET time_zone = '+00:00' for the LOAD, or load the column from the file",
+    )
 
 
 def _text(style: LiteralStyle, value: str) -> str:
