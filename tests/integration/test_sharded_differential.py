@@ -1400,6 +1400,24 @@ DISTINCT_AGGREGATE_QUERIES = [
 ]  # fmt: skip
 
 
+# SELECT DISTINCT over AVG with GROUP BY: MariaDB compares an AVG by the SUM and COUNT it
+# keeps (groups averaging the same from different sums stay apart); AVG(DISTINCT x) and an
+# expression over AVG by their values
+DISTINCT_AVERAGE_QUERIES = [
+    Query("SELECT DISTINCT AVG(k) AS agg0 FROM {table} GROUP BY name, n"),
+    Query("SELECT DISTINCT AVG(n) AS a, COUNT(*) AS c FROM {table} GROUP BY name, k"),
+    Query("SELECT DISTINCT AVG(amount) FROM {table} GROUP BY n % 3, k"),
+    Query("SELECT DISTINCT AVG(DISTINCT n) FROM {table} GROUP BY k"),
+    Query("SELECT DISTINCT AVG(n) + 0 AS a FROM {table} GROUP BY name, k"),
+]
+
+
+@pytest.mark.parametrize("table", ("t_mod", "t_hash", "t_range"))
+def test_distinct_over_averages_compares_them_as_mariadb_does(world: World, table: str) -> None:
+    for query in DISTINCT_AVERAGE_QUERIES:
+        compare_query(world, Query(query.sql.format(table=table), shape="distinct_average"))
+
+
 @pytest.mark.parametrize("table", ("t_mod", "t_hash", "t_range", "t_list", "t_hstr_g"))
 @pytest.mark.parametrize("prepared", (False, True), ids=("text", "prepared"))
 def test_sum_and_avg_of_distinct_values_count_each_value_once(
