@@ -18,6 +18,9 @@ class ProxyError(Exception):
         self.code = code
         self.sqlstate = sqlstate
         self.message = message
+        # what SHOW WARNINGS lists after it, when a shard said more than the error itself
+        # (a LOAD's errors and warnings up to the failing row); None: the error alone
+        self.conditions: list[tuple[str, int, str]] | None = None
 
     def __repr__(self) -> str:
         return f"ProxyError({self.code}, {self.sqlstate!r}, {self.message!r})"

@@ -221,6 +221,7 @@ class _Loaded:
     records: int  # rows read from the file
     warnings: int
     warning_list: list[tuple[str, int, str]]  # as SHOW WARNINGS lists them (max_error_count)
+    max_listed: int  # the session's max_error_count
 
 
 async def _load(
@@ -236,20 +237,29 @@ async def _load(
         answer = await relay_file(backend, s.out, answer)
     if wire.is_err(answer):
         error = wire.parse_err(answer)
-        raise errors.ProxyError(error.code, error.sqlstate, error.message.replace(bare, root.table))
+        failed = errors.ProxyError(
+            error.code, error.sqlstate, error.message.replace(bare, root.table)
+        )
+        failed.conditions = [
+            (level, code, text.replace(bare, root.table))
+            for level, code, text in warning_list(await backend.query_rows("SHOW WARNINGS"))
+        ] or None
+        raise failed
     ok = wire.parse_ok(answer)
     backend.status = ok.status
     found = _LOAD_INFO.search(ok.info)
     records = int(found.group(1)) if found else ok.affected_rows
     listed = warning_list(await backend.query_rows("SHOW WARNINGS")) if ok.warnings else []
     listed = [(level, code, text.replace(bare, root.table)) for level, code, text in listed]
-    return _Loaded(records, ok.warnings, listed)
+    limit = int((await backend.query_rows("SELECT @@max_error_count"))[0][0] or 0)
+    return _Loaded(records, ok.warnings, listed, limit)
 
 
 @dataclass(slots=True)
 class _Written:
     affected: int = 0
     rows: int = 0
+    unchecked: int = 0  # rows a CHECK constraint turned away (IGNORE): not records
     warnings: int = 0
     warning_list: list[tuple[str, int, str]] | None = None
     insert_id: int = 0
@@ -325,6 +335,7 @@ async def _insert(
                 at += len(run)
                 written.affected += ok.affected_rows
                 written.rows += len(run)
+                written.unchecked += len(run) - _records(ok, s.warnings)
                 written.warnings += ok.warnings - len(again)
                 if ok.warnings:
                     written.warning_list.extend(_without(s.warnings, again))
@@ -346,16 +357,35 @@ def _without(
     return kept
 
 
+_INSERT_RECORDS = re.compile(rb"Records: (\d+)")
+_CHECK_FAILED = 4025
+
+
+def _records(ok: wire.OkInfo, warnings: list[tuple[str, int, str]]) -> int:
+    """The rows an INSERT IGNORE counted as records: MariaDB leaves out a row a CHECK
+    constraint turned away (it does not count it as a skipped duplicate either). A
+    multi-row INSERT says it in its info; a one-row INSERT has none: its CHECK warning
+    tells."""
+    found = _INSERT_RECORDS.search(ok.info)
+    if found is not None:
+        return int(found.group(1))
+    turned_away = not ok.affected_rows and any(code == _CHECK_FAILED for _, code, _ in warnings)
+    return 0 if turned_away else 1
+
+
 def _reply(
     s: SessionState, root: LoadStaged, more: bool, loaded: _Loaded, written: _Written
 ) -> None:
-    records = loaded.records
+    records = loaded.records - written.unchecked  # as MariaDB counts them
     if root.duplicates == "replace":
         deleted, skipped = written.affected - written.rows, 0
     else:
         deleted, skipped = 0, records - written.affected
     warnings = loaded.warnings + written.warnings
-    s.warnings = loaded.warning_list + (written.warning_list or [])
+    # SHOW WARNINGS lists at most max_error_count of them (the staging shard's list
+    # already stops there)
+    listed = loaded.warning_list + (written.warning_list or [])
+    s.warnings = listed[: max(loaded.max_listed, len(loaded.warning_list))]
     if written.insert_id:
         s.last_insert_id = written.insert_id  # the first row's, as MariaDB's
     info = f"Records: {records}  Deleted: {deleted}  Skipped: {skipped}  Warnings: {warnings}"

@@ -142,7 +142,7 @@ class SessionState:
         return status
 
     def note_error(self, exc: errors.ProxyError) -> None:
-        self.warnings = [("Error", exc.code, exc.message)]
+        self.warnings = getattr(exc, "conditions", None) or [("Error", exc.code, exc.message)]
         self.row_count = -1  # FOUND_ROWS() keeps the last statement's that succeeded
 
     def note_result(self, affected: int | None = None, rows: int | None = None) -> None:
