@@ -271,6 +271,10 @@ def test_generated_ids_broadcast_and_unsharded_tables_load_as_on_one_mariadb(
             _load(files["notes.tsv"], "INTO TABLE notes"),
             "SHOW WARNINGS",
             "SELECT * FROM notes ORDER BY id",
+            "DELETE FROM notes",
+            _load(files["notes.tsv"], "REPLACE INTO TABLE notes"),  # strict: fails at row 4
+            "SHOW WARNINGS",
+            "SELECT COUNT(*) FROM notes",
             f"LOAD XML LOCAL INFILE '{files['items.xml']}' INTO TABLE items ROWS IDENTIFIED BY "
             "'<row>'",
             "SELECT id, v FROM items ORDER BY id",

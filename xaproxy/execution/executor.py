@@ -109,6 +109,9 @@ async def run(
             await _end_locking_read(cursor)
         await _after_relay(client, cursor, backend, summary, sql, restore_id)
     except errors.BackendError as exc:
+        if root.lists_conditions and not backend.broken:
+            with contextlib.suppress(errors.ProxyError):
+                exc.conditions = warning_list(await backend.query_rows("SHOW WARNINGS"))
         await cursor.after_error(exc, backend)
         raise
     except errors.ShardUnavailable:
