@@ -264,6 +264,49 @@ def test_a_prepared_returning_of_a_float_over_several_shards_is_refused_and_undo
     assert rows_left(shards, "items") == ([], [])
 
 
+AT_WARNINGS_SCRIPT = [
+    "SET sql_mode = ''",
+    "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')",
+    "UPDATE items SET v = 'a value far too long for twenty' WHERE id = 1",
+    "SHOW WARNINGS",
+    "UPDATE items SET v = CONCAT(v, ' and then far too long a tail') WHERE id = 2 AND v = 'b'",
+    "SHOW WARNINGS",
+    "INSERT INTO items VALUES (5, 'another value far too long')",
+    "SHOW WARNINGS",
+    "BEGIN",
+    "UPDATE items SET v = 'in a transaction, too long a text' WHERE id = 5",
+    "SHOW WARNINGS",
+    "INSERT INTO items VALUES (6, 'one more value that is too long')",
+    "SHOW WARNINGS",
+    "DELETE FROM items WHERE id = 4",
+    "SHOW WARNINGS",
+    "COMMIT",
+    "SELECT id, v FROM items ORDER BY id",
+]
+
+
+def test_at_mode_writes_keep_their_warnings(shards: LocalCluster, proxy: ProxyProcess) -> None:
+    """AT mode reads each write's images after it, which would clear its warnings: they
+    are read first, on one shard and on several."""
+
+    def at_session() -> pymysql.Connection:
+        conn = through(proxy)
+        with conn.cursor() as cur:
+            cur.execute("SET xaproxy_transaction_mode = 'at'")
+        return conn
+
+    assert_same_transcripts(lambda: direct(shards), at_session, transcript, AT_WARNINGS_SCRIPT)
+    # over several shards each shard numbers its own rows ("at row 1"): the same as the
+    # proxy's XA mode gives, shard by shard
+    several = [
+        "SET sql_mode = ''",
+        "UPDATE items SET v = 'b' WHERE id IN (2, 3, 6)",  # the same rows for both runs
+        "UPDATE items SET v = CONCAT(v, ' made far too long again') WHERE id IN (2, 3, 6)",
+        "SHOW WARNINGS",
+    ]
+    assert_same_transcripts(lambda: through(proxy), at_session, transcript, several)
+
+
 # --- 7. OK packet info text ---------------------------------------------------------------
 
 OK_INFO_SCRIPT = [

@@ -22,7 +22,7 @@ from ..protocol.binary import make_row_converter
 from ..protocol.constants import Command, Status
 from ..protocol.resultset import write_columns
 from ..routing.plan import Everywhere, MergeRead, Plan, Route, ScatterWrite, SplitInsert
-from ..shards.backend import Backend
+from ..shards.backend import Backend, warning_tuples
 from .copies import Copies, CopyRefused
 from .cursor import Client, Cursor
 from .forward import ResultSummary, forward_result
@@ -111,7 +111,7 @@ async def run(
     except errors.BackendError as exc:
         if root.lists_conditions and not backend.broken:
             with contextlib.suppress(errors.ProxyError):
-                exc.conditions = warning_list(await backend.query_rows("SHOW WARNINGS"))
+                exc.conditions = await backend.show_warnings()
         await cursor.after_error(exc, backend)
         raise
     except errors.ShardUnavailable:
@@ -244,19 +244,7 @@ async def capture_warnings(client: Client, backend: Backend) -> None:
         rows = await backend.query_rows("SHOW WARNINGS")
     except errors.ProxyError:
         return
-    client.warnings = warning_list(rows)
-
-
-def warning_list(rows: list[list[bytes | None]]) -> list[tuple[str, int, str]]:
-    """SHOW WARNINGS rows as the session keeps them."""
-    return [
-        (
-            (r[0] or b"").decode(),
-            int(r[1] or 0),
-            (r[2] or b"").decode("utf-8", "replace"),
-        )
-        for r in rows
-    ]
+    client.warnings = warning_tuples(rows)
 
 
 async def _connect_all(
@@ -344,7 +332,7 @@ async def _note_merged(
         return
     await collect_warnings(client, _warned(backends, read.warnings))
     if read.held_warnings:
-        client.warnings = warning_list(read.held_warnings) + client.warnings
+        client.warnings = warning_tuples(read.held_warnings) + client.warnings
     client.note_result(rows=read.rows)
     root = route.root
     if isinstance(root, MergeRead) and root.calc_found_rows:
@@ -377,12 +365,12 @@ async def run_scattered_write(
     try:
         await _connect_all(cursor, route, backends, borrowed, client, sql)
         guard = await cursor.guard_statement(backends, True)
-        if cursor.at_mode():
+        if cursor.at_mode():  # its warnings are read with each shard's write
             results = await cursor.at_scatter_write(backends, route, sql)
             summary = summarize_writes(results, route.root)
         else:
             summary = await scatter_write(backends, route, sql)
-        await collect_warnings(client, _warned(backends, summary.shard_warnings))
+            await collect_warnings(client, _warned(backends, summary.shard_warnings))
     except BaseException as exc:
         await _after_scatter_failure(client, cursor, backends, exc, guard)
         raise

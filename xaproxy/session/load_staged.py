@@ -24,7 +24,6 @@ import re
 from dataclasses import dataclass
 
 from .. import errors
-from ..execution.executor import warning_list
 from ..execution.local_file import relay_file
 from ..protocol import wire
 from ..protocol.binary import LiteralStyle, sql_literal
@@ -242,14 +241,14 @@ async def _load(
         )
         failed.conditions = [
             (level, code, text.replace(bare, root.table))
-            for level, code, text in warning_list(await backend.query_rows("SHOW WARNINGS"))
+            for level, code, text in await backend.show_warnings()
         ] or None
         raise failed
     ok = wire.parse_ok(answer)
     backend.status = ok.status
     found = _LOAD_INFO.search(ok.info)
     records = int(found.group(1)) if found else ok.affected_rows
-    listed = warning_list(await backend.query_rows("SHOW WARNINGS")) if ok.warnings else []
+    listed = await backend.show_warnings() if ok.warnings else []
     listed = [(level, code, text.replace(bare, root.table)) for level, code, text in listed]
     limit = int((await backend.query_rows("SELECT @@max_error_count"))[0][0] or 0)
     return _Loaded(records, ok.warnings, listed, limit)

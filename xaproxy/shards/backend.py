@@ -367,6 +367,10 @@ class Backend:
                     await self.skip_result(payload)
         return ok
 
+    async def show_warnings(self) -> list[tuple[str, int, str]]:
+        """SHOW WARNINGS of the last statement, as (level, code, message)."""
+        return warning_tuples(await self.query_rows("SHOW WARNINGS"))
+
     async def query_rows(self, sql: str | bytes) -> list[list[bytes | None]]:
         """Runs a query and returns its rows as raw text values (for admin work)."""
         return (await self.query_table(sql))[1]
@@ -515,6 +519,14 @@ class Backend:
 
 
 _MAX_PAYLOAD = 0xFFFFFF
+
+
+def warning_tuples(rows: list[list[bytes | None]]) -> list[tuple[str, int, str]]:
+    """SHOW WARNINGS rows as the session keeps them: (level, code, message)."""
+    return [
+        ((r[0] or b"").decode(), int(r[1] or 0), (r[2] or b"").decode("utf-8", "replace"))
+        for r in rows
+    ]
 
 
 def _row_values(payload: bytes, count: int) -> list[bytes | None]:

@@ -514,12 +514,21 @@ class ShardAccess:
     def at_may_write(self, sql: str) -> bool:
         return at.may_write(sql)
 
-    async def at_write(self, shard: str, backend: Backend, sql: str) -> wire.OkInfo:
-        """An AT-mode write: the statement with its before and after images."""
+    async def at_write(
+        self,
+        shard: str,
+        backend: Backend,
+        sql: str,
+        warnings: list[tuple[str, int, str]] | None = None,
+    ) -> wire.OkInfo:
+        """An AT-mode write: the statement with its before and after images. Its warnings
+        (read before the image reads clear them) become the session's, or go to
+        `warnings` (a write on several shards gathers each shard's)."""
         state = self.state
         implicit = state.txn is not None and state.txn.implicit
         parsed, params = self.parse_cache.template(sql)
         coordinator = self.coordinator
+        found: list[tuple[str, int, str]] = []
         try:
             if parsed.ast is None:
                 raise at.NotImageable(
@@ -530,7 +539,7 @@ class ShardAccess:
             ast = bind_placeholders(parsed.ast, params)
             await coordinator.ensure_decision_table(shard)
             ok, image = await at.execute_write(
-                backend, ast, sql, state.database, coordinator.primary_keys
+                backend, ast, sql, state.database, coordinator.primary_keys, found
             )
         except at.NotImageable:
             if not implicit:
@@ -540,20 +549,15 @@ class ShardAccess:
             # without images and without waiting for global locks.
             ok, image = await backend.execute_ok(sql), None
             if ok.warnings:  # nothing ran after it: its warnings are still there
-                state.warnings = [
-                    (
-                        (r[0] or b"").decode(),
-                        int(r[1] or 0),
-                        (r[2] or b"").decode("utf-8", "replace"),
-                    )
-                    for r in await backend.query_rows("SHOW WARNINGS")
-                ]
+                found = await backend.show_warnings()
         if image is not None and state.txn is not None:
             state.txn.branches[shard].images.append(image)
         if ok.last_insert_id:
             state.last_insert_id = ok.last_insert_id
-        if image is not None or not ok.warnings:
-            state.warnings = []
+        if warnings is not None:
+            warnings.extend(found)
+        else:
+            state.warnings = found if ok.warnings else []
         return ok
 
     async def at_locking_read(self, backend: Backend, sql: str) -> bool:
@@ -604,16 +608,18 @@ class ShardAccess:
         self, backends: list[tuple[str, Backend]], route: Any, sql: str
     ) -> list[wire.OkInfo]:
         """An AT write on several shards at once; the first failure is raised after all answer."""
+        found: list[list[tuple[str, int, str]]] = [[] for _ in backends]
         results = await asyncio.gather(
             *(
-                self.at_write(shard, backend, route.sql_for(shard, sql))
-                for shard, backend in backends
+                self.at_write(shard, backend, route.sql_for(shard, sql), found[i])
+                for i, (shard, backend) in enumerate(backends)
             ),
             return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        self.state.warnings = [w for shard_warnings in found for w in shard_warnings]
         return results
 
 

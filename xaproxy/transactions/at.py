@@ -30,7 +30,7 @@ from .. import errors
 from ..analysis import Kind, analyze
 from ..protocol import wire
 from ..routing.mariadb_sql import mariadb_sql
-from ..shards.backend import Backend, Result, StatementFailed
+from ..shards.backend import Backend, Result, StatementFailed, warning_tuples
 from . import statements as tsql
 from .at_locks import Holder, LocalLocks
 from .images import (
@@ -180,8 +180,10 @@ async def execute_write(
     sql: str,
     database: str | None,
     primary_keys: PrimaryKeys,
+    warnings: list[tuple[str, int, str]] | None = None,
 ) -> tuple[wire.OkInfo, StatementImage | None]:
     """Runs one write with its before and after images (in the branch's open local transaction).
+    `warnings`: filled with the write's own warnings (read before the image reads clear them).
 
     Everything that could make an image impossible is checked before the statement
     runs; a failure after it ran rolls the whole transaction back (1402), so a
@@ -208,6 +210,8 @@ async def execute_write(
             ):
                 raise _refuse("an UPDATE of the primary key", "delete the row and insert it again")
     write = _Write(backend, ast, sql, qualified, table, info, kind)
+    if warnings is not None:
+        write.warnings = warnings
     inserted = _inserted_rows(ast, info) if kind == "INSERT" else None
     try:
         if kind == "INSERT":
@@ -252,6 +256,7 @@ class _Write:
     table: exp.Table
     info: TableInfo
     kind: str
+    warnings: list[tuple[str, int, str]] = field(default_factory=list)
 
     @property
     def tz_column(self) -> str:
@@ -294,7 +299,7 @@ class _Write:
         results = await self._run(texts, written_at=1)
         coldefs, before = results[0].coldefs, results[0].rows
         if statement is None:
-            ok = await self.backend.execute_ok(self.sql)
+            ok = await self._execute()
         else:
             ok = results[1].ok or wire.OkInfo(0, 0, self.backend.status, 0, b"")
         coldefs, before, time_zone = _split_time_zone(coldefs, before, self.tz_column)
@@ -322,7 +327,7 @@ class _Write:
         ok: wire.OkInfo | None = None
         if inserted is None:  # generated keys: the ids the server just assigned
             if statement is None or "last_insert_id" in self.sql.lower():
-                ok = await self.backend.execute_ok(self.sql)
+                ok = await self._execute()
                 if not ok.affected_rows:
                     return ok, None
                 if not ok.last_insert_id:
@@ -341,11 +346,14 @@ class _Write:
             condition = inserted
         read = f"{IMAGE_READ}SELECT *{self.tz_column} FROM {self.qualified} WHERE {condition}"
         if ok is None and statement is not None:
-            results = await self._run([statement, read], written_at=0)
+            # the read takes LAST_INSERT_ID() and ROW_COUNT() right after the INSERT: a
+            # SHOW WARNINGS between them would reset ROW_COUNT(), so its warnings are lost
+            generated = inserted is None
+            results = await self._run([statement, read], written_at=0, keep_warnings=not generated)
             ok = results[0].ok or wire.OkInfo(0, 0, self.backend.status, 0, b"")
             coldefs, after = results[1].coldefs, results[1].rows
         elif ok is None:
-            ok = await self.backend.execute_ok(self.sql)
+            ok = await self._execute()
             coldefs, after = await self._read_after(read)
         else:
             coldefs, after = await self._read_after(read)
@@ -367,15 +375,31 @@ class _Write:
         except errors.BackendError as exc:
             raise _AfterWrite(exc) from None
 
-    async def _run(self, texts: list[str], written_at: int) -> list[Result]:
+    async def _run(
+        self, texts: list[str], written_at: int, keep_warnings: bool = True
+    ) -> list[Result]:
         """The texts as one multi-statement; an error after statement `written_at` ran
-        (the write) is an `_AfterWrite`."""
+        (the write) is an `_AfterWrite`. A SHOW WARNINGS right after the write keeps its
+        warnings (the image read after it would clear them)."""
+        shown = keep_warnings and written_at < len(texts)
+        if shown:
+            texts = [*texts[: written_at + 1], "SHOW WARNINGS", *texts[written_at + 1 :]]
         try:
-            return await self.backend.query_results(";".join(texts))
+            results = await self.backend.query_results(";".join(texts))
         except StatementFailed as exc:
             if exc.index > written_at:
                 raise _AfterWrite(exc) from None
             raise errors.BackendError(exc.code, exc.sqlstate, exc.message) from None
+        if shown:
+            self.warnings[:] = warning_tuples(results.pop(written_at + 1).rows)
+        return results
+
+    async def _execute(self) -> wire.OkInfo:
+        """The write alone; its warnings kept before anything else runs."""
+        ok = await self.backend.execute_ok(self.sql)
+        if ok.warnings:
+            self.warnings[:] = await self.backend.show_warnings()
+        return ok
 
 
 def _pk_condition(ast: exp.Expression, table: exp.Table, pk: list[str]) -> str | None:
