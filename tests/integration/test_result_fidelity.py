@@ -22,6 +22,7 @@ from xaproxy.devkit.processes import PROXY_PASSWORD, PROXY_USER, ProxyProcess, p
 DB, DIRECT = "rf", "rf_direct"
 SHARDS = ("s0", "s1", "s2")
 ITEMS_DDL = "CREATE TABLE {db}.items (id BIGINT PRIMARY KEY, v VARCHAR(20) NOT NULL)"
+CHECKED_DDL = "CREATE TABLE {db}.checked (id BIGINT PRIMARY KEY, n INT CHECK (n > 0))"
 GEN_DDL = (
     "CREATE TABLE {db}.gen (id BIGINT {auto} PRIMARY KEY, user_id INT NOT NULL, "
     "v VARCHAR(20) NOT NULL)"
@@ -31,6 +32,7 @@ GEN_DDL = (
 def _config(cluster: LocalCluster) -> dict[str, Any]:
     tables = [
         {"name": "items", "shard_key": "id", "algorithm": "mod", "shards": list(SHARDS)},
+        {"name": "checked", "shard_key": "id", "algorithm": "mod", "shards": list(SHARDS)},
         {
             "name": "gen",
             "shard_key": "user_id",
@@ -47,11 +49,12 @@ def _reset(cluster: LocalCluster) -> None:
     for server in cluster.servers:
         server.execute(
             f"DROP DATABASE IF EXISTS {DB}; CREATE DATABASE {DB}; {ITEMS_DDL.format(db=DB)}; "
-            f"{GEN_DDL.format(db=DB, auto='')}"
+            f"{GEN_DDL.format(db=DB, auto='')}; {CHECKED_DDL.format(db=DB)}"
         )
     cluster["s0"].execute(
         f"DROP DATABASE IF EXISTS {DIRECT}; CREATE DATABASE {DIRECT}; "
-        f"{ITEMS_DDL.format(db=DIRECT)}; {GEN_DDL.format(db=DIRECT, auto='AUTO_INCREMENT')}"
+        f"{ITEMS_DDL.format(db=DIRECT)}; {GEN_DDL.format(db=DIRECT, auto='AUTO_INCREMENT')}; "
+        f"{CHECKED_DDL.format(db=DIRECT)}"
     )
 
 
@@ -327,6 +330,11 @@ OK_INFO_SCRIPT = [
     "INSERT INTO gen (user_id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')",
     "INSERT INTO gen (user_id, v) VALUES (4, 'd')",
     "SELECT id, v FROM items ORDER BY id",
+    # a row a CHECK constraint turns away is neither a record nor a duplicate
+    "INSERT IGNORE INTO checked VALUES (1, 1), (2, -1), (3, 3)",  # (2, -1) alone on s2
+    "SELECT @@warning_count",
+    "INSERT IGNORE INTO checked VALUES (1, 5), (4, -4), (5, 5), (6, -6), (7, 7), (8, 8)",
+    "SELECT * FROM checked ORDER BY id",
 ]
 
 

@@ -344,10 +344,18 @@ def _warned(backends: list[tuple[str, Backend]], counts: list[int]) -> list[Back
     return [b for (_, b), n in zip(backends, counts, strict=True) if n]
 
 
-async def collect_warnings(client: Client, backends: list[Backend]) -> None:
-    """The warnings of a statement several shards ran: each shard's, one after another."""
+async def collect_warnings(
+    client: Client,
+    backends: list[Backend],
+    known: dict[Backend, list[tuple[str, int, str]]] | None = None,
+) -> None:
+    """The warnings of a statement several shards ran: each shard's, one after another
+    (`known`: those of shards whose answer the proxy made itself)."""
     found: list[tuple[str, int, str]] = []
     for backend in backends:
+        if known and backend in known:
+            found.extend(known[backend])
+            continue
         client.warnings = []
         await capture_warnings(client, backend)
         found.extend(client.warnings)
@@ -370,7 +378,9 @@ async def run_scattered_write(
             summary = summarize_writes(results, route.root)
         else:
             summary = await scatter_write(backends, route, sql)
-            await collect_warnings(client, _warned(backends, summary.shard_warnings))
+            await collect_warnings(
+                client, _warned(backends, summary.shard_warnings), summary.known_warnings
+            )
     except BaseException as exc:
         await _after_scatter_failure(client, cursor, backends, exc, guard)
         raise

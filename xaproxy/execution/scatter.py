@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -45,6 +46,8 @@ class WriteSummary:
     info: bytes = b""  # the OK packet's info text, framed as MariaDB sends it
     # each backend's warning count, in order (0 for the copies not counted)
     shard_warnings: list[int] = field(default_factory=list)
+    # warnings known without asking the shard: see _turned_away
+    known_warnings: dict[Backend, list[tuple[str, int, str]]] = field(default_factory=dict)
 
 
 async def _send_all(backends: list[tuple[str, Backend]], route: Plan, sql: str) -> None:
@@ -69,13 +72,42 @@ async def scatter_write(backends: list[tuple[str, Backend]], route: Plan, sql: s
     """Runs a write on every shard; raises the first shard error after all have answered."""
     await _send_all(backends, route, sql)
     results = await _settle(backends, lambda b: b.read_ok())
+    known = _turned_away(backends, route.root, results)
     failure = next((r for r in results if isinstance(r, errors.ProxyError)), None)
     if failure is not None:
         raise failure
-    return summarize_writes(results, route.root)
+    summary = summarize_writes(results, route.root, set(known))
+    summary.known_warnings = {backends[i][1]: found for i, found in known.items()}
+    return summary
 
 
-def summarize_writes(results: list[wire.OkInfo], root: Primitive) -> WriteSummary:
+_CHECK_FAILED = 4025
+
+
+def _turned_away(
+    backends: list[tuple[str, Backend]], root: Primitive, results: list
+) -> dict[int, list[tuple[str, int, str]]]:
+    """MariaDB's multi-row INSERT IGNORE skips a row a CHECK constraint rejects, with a
+    warning; a one-row INSERT IGNORE fails with 4025 instead. A shard given one row of
+    a split INSERT IGNORE that failed so is answered as the multi-row statement would
+    have been: no row, that warning, not counted as a record (its statement changed
+    nothing there; the others' rows stand). `results` is changed in place."""
+    if not isinstance(root, SplitInsert) or root.duplicates != "ignore" or len(backends) < 2:
+        return {}
+    rows = Counter(root.row_shards)
+    known: dict[int, list[tuple[str, int, str]]] = {}
+    for index, (shard, backend) in enumerate(backends):
+        result = results[index]
+        one_row = rows.get(shard) == 1
+        if one_row and isinstance(result, errors.BackendError) and result.code == _CHECK_FAILED:
+            results[index] = wire.OkInfo(0, 0, backend.status, 1, b"")
+            known[index] = [("Warning", _CHECK_FAILED, result.message)]
+    return known
+
+
+def summarize_writes(
+    results: list[wire.OkInfo], root: Primitive, uncounted: set[int] | None = None
+) -> WriteSummary:
     """One answer for a write every shard ran, as one server would give it.
 
     A broadcast table's copies changed the same rows, so one copy's count is
@@ -97,7 +129,8 @@ def summarize_writes(results: list[wire.OkInfo], root: Primitive) -> WriteSummar
     if len(results) == 1 or copies:
         summary.info = results[0].info if results else b""
     else:
-        summary.info = _summed_info(results, root, summary.warnings)
+        counted_rows = [r for i, r in enumerate(results) if not uncounted or i not in uncounted]
+        summary.info = _summed_info(counted_rows, root, summary.warnings)
     return summary
 
 
