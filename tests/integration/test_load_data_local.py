@@ -118,6 +118,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "items.xml": ITEMS_XML,
         "many.tsv": _many(6000),
         "empty.tsv": "",
+        "badjson.tsv": "10\tone\t1\t1\t1\t1\t\\N\t\\N\tnot json\n",
+        "somejson.tsv": "11\ta\t1\t1\t1\t1\t\\N\t\\N\t[1]\n12\tb\t1\t1\t1\t1\t\\N\t\\N\t{\n",
     }.items():
         path = folder / name
         path.write_bytes(text.encode())
@@ -487,5 +489,23 @@ def test_random_files_load_as_on_one_mariadb(
             _load(path, options),
             "SHOW WARNINGS",
             "SELECT id, v, n, d, e FROM items ORDER BY id",
+        ],
+    )
+
+
+def test_rows_a_check_constraint_turns_away_are_skipped_as_on_one_mariadb(
+    shards: LocalCluster, proxy: ProxyProcess, files: dict[str, Path]
+) -> None:
+    """A JSON column's CHECK: the LOAD skips the row with a 4025 warning and does not count
+    it as a record, also when it is the only row of an INSERT the proxy sends."""
+    both(
+        shards,
+        proxy,
+        [
+            _load(files["badjson.tsv"], "INTO TABLE items (id, v, n, f, d, b, ts, dt, j)"),
+            "SHOW WARNINGS",
+            _load(files["somejson.tsv"], "INTO TABLE items (id, v, n, f, d, b, ts, dt, j)"),
+            "SHOW WARNINGS",
+            "SELECT id, j FROM items ORDER BY id",
         ],
     )

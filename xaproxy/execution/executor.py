@@ -109,7 +109,7 @@ async def run(
             await _end_locking_read(cursor)
         await _after_relay(client, cursor, backend, summary, sql, restore_id)
     except errors.BackendError as exc:
-        if root.lists_conditions and not backend.broken:
+        if not backend.broken:  # SHOW WARNINGS after it lists what the shard's does
             with contextlib.suppress(errors.ProxyError):
                 exc.conditions = await backend.show_warnings()
         await cursor.after_error(exc, backend)

@@ -7,6 +7,7 @@ shards work in parallel and the statement costs the slowest shard, not the sum.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -72,7 +73,7 @@ async def scatter_write(backends: list[tuple[str, Backend]], route: Plan, sql: s
     """Runs a write on every shard; raises the first shard error after all have answered."""
     await _send_all(backends, route, sql)
     results = await _settle(backends, lambda b: b.read_ok())
-    known = _turned_away(backends, route.root, results)
+    known = await _turned_away(backends, route.root, results)
     failure = next((r for r in results if isinstance(r, errors.ProxyError)), None)
     if failure is not None:
         raise failure
@@ -84,7 +85,7 @@ async def scatter_write(backends: list[tuple[str, Backend]], route: Plan, sql: s
 _CHECK_FAILED = 4025
 
 
-def _turned_away(
+async def _turned_away(
     backends: list[tuple[str, Backend]], root: Primitive, results: list
 ) -> dict[int, list[tuple[str, int, str]]]:
     """MariaDB's multi-row INSERT IGNORE skips a row a CHECK constraint rejects, with a
@@ -100,9 +101,21 @@ def _turned_away(
         result = results[index]
         one_row = rows.get(shard) == 1
         if one_row and isinstance(result, errors.BackendError) and result.code == _CHECK_FAILED:
-            results[index] = wire.OkInfo(0, 0, backend.status, 1, b"")
-            known[index] = [("Warning", _CHECK_FAILED, result.message)]
+            with contextlib.suppress(errors.ProxyError):
+                result.conditions = await backend.show_warnings()
+            known[index] = as_warnings(result)
+            results[index] = wire.OkInfo(0, 0, backend.status, len(known[index]), b"")
     return known
+
+
+def as_warnings(error: errors.ProxyError) -> list[tuple[str, int, str]]:
+    """The conditions of a statement whose error stands for a skipped row (a CHECK under
+    IGNORE): what MariaDB lists when it skips that row, the error as a warning."""
+    conditions = error.conditions or [("Error", error.code, error.message)]
+    return [
+        ("Warning" if (level, code) == ("Error", error.code) else level, code, message)
+        for level, code, message in conditions
+    ]
 
 
 def summarize_writes(

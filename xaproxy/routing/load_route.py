@@ -40,7 +40,7 @@ def route_load_data(
     shards = table.shards if table is not None else (default_shard(db),)
     if not placed and not staged:
         why = "LOAD DATA LOCAL: the table's shard"
-        return Plan(sql, plan.Route(shards[0], write=True, why=why, lists_conditions=True))
+        return Plan(sql, plan.Route(shards[0], write=True, why=why))
     if load.partition:
         where = "sharded or broadcast table" if placed else "in AT mode, table"
         raise errors.not_supported(

@@ -111,9 +111,6 @@ class Route(Primitive):
     implicit_commit: bool = False
     pins_session: bool = False
     why: str = ""
-    # its error may come after other conditions (a LOAD's warnings up to the failing
-    # row): SHOW WARNINGS is read from the shard after an error
-    lists_conditions: bool = False
 
     @property
     def shards(self) -> tuple[str, ...]:
