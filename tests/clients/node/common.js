@@ -10,6 +10,7 @@ const env = {
   password: process.env.XAP_PASSWORD,
   database: process.env.XAP_DATABASE,
   schema: process.env.XAP_SCHEMA || 'unsharded',
+  workdir: process.env.XAP_WORKDIR || '.',
 };
 
 function scenario() {

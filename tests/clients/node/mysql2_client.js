@@ -1,7 +1,10 @@
 // The scenario through node `mysql2`: query (client-side escaping) for the shared
 // steps, then execute() (server-side prepared statements, numbers bound as
-// doubles), the promise API's beginTransaction/commit/rollback, and a pool.
+// doubles), the promise API's beginTransaction/commit/rollback, LOAD DATA LOCAL INFILE
+// (infileStreamFactory), and a pool.
 'use strict';
+const fs = require('fs');
+const path = require('path');
 const mysql = require('mysql2/promise');
 const { env, scenario, emit, errorRecord, result, guard } = require('./common');
 
@@ -42,6 +45,18 @@ async function main() {
   await step(conn, 'helper.update_other_shard', 'UPDATE items SET qty = qty + 1 WHERE id = 2', [], 'execute');
   await guard('helper.commit', () => conn.commit().then(() => ({})));
   await step(conn, 'helper.check', 'SELECT id, qty FROM items WHERE id IN (2, 20, 21) ORDER BY id');
+  // LOAD DATA LOCAL INFILE with the driver's infileStreamFactory: new rows, a duplicate
+  // key (skipped), a bad number (a warning)
+  await guard('load.local_infile', async () => {
+    const file = path.join(env.workdir, 'mysql2_items.tsv');
+    fs.writeFileSync(file, '50\tloaded a\t5\t5.50\n1\tduplicate\t0\t\\N\n51\tloaded b\tx\t\\N\n');
+    const [r] = await conn.query({
+      sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items`,
+      infileStreamFactory: () => fs.createReadStream(file),
+    });
+    return { affected: r.affectedRows, info: r.info, warnings: r.warningStatus };
+  });
+  await step(conn, 'load.after', 'SELECT id, name, qty, price FROM items WHERE id >= 50 OR id = 1 ORDER BY id');
   await conn.end();
 
   const pool = mysql.createPool({ ...opts, connectionLimit: 2 });
