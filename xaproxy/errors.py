@@ -65,6 +65,7 @@ def no_database_selected() -> ProxyError:
 
 
 NOT_SUPPORTED = 1235  # ER_NOT_SUPPORTED_YET
+CHECK_CONSTRAINT_FAILED = 4025  # ER_CONSTRAINT_FAILED
 _E = TypeVar("_E", bound=ProxyError)
 
 

@@ -21,6 +21,7 @@ import pymysql
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pymysql.constants import CLIENT
 
 from tests.support.proxied import assert_same_transcripts, connect_proxy
 from xaproxy.devkit.localshards import LocalCluster
@@ -509,3 +510,42 @@ def test_rows_a_check_constraint_turns_away_are_skipped_as_on_one_mariadb(
             "SELECT id, j FROM items ORDER BY id",
         ],
     )
+
+
+def test_a_load_in_every_spelling_loads_as_on_one_mariadb(
+    shards: LocalCluster, proxy: ProxyProcess, files: dict[str, Path]
+) -> None:
+    """Lower case, comments between its words, an executable comment around it, and as
+    one statement of a multi-statement: the same rows on the shards as on MariaDB."""
+    path = files["notes.tsv"]
+    both(
+        shards,
+        proxy,
+        [
+            f"load data local infile '{path}' into table items (id, v)",
+            "DELETE FROM items",
+            f"LOAD /* a */ DATA LOCAL INFILE '{path}' /* b */ INTO TABLE `items` (id, v) -- c",
+            "DELETE FROM items",
+            f"/*!LOAD DATA LOCAL INFILE '{path}' INTO TABLE items (id, v) */",
+            "DELETE FROM items",
+            f"/*!40000 LOAD DATA LOCAL INFILE '{path}' */ INTO TABLE items (id, v)",
+            "SELECT id, v FROM items ORDER BY id",
+        ],
+    )
+    outcome = []
+    for conn in (
+        shards["s0"].connect(DIRECT, local_infile=True, client_flag=CLIENT.MULTI_STATEMENTS),
+        connect_proxy(proxy, database=DB, local_infile=True, client_flag=CLIENT.MULTI_STATEMENTS),
+    ):
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                f"DELETE FROM items; LOAD DATA LOCAL INFILE '{path}' INTO TABLE items (id, v); "
+                "SELECT COUNT(*) FROM items"
+            )
+            counts = [cur.rowcount]
+            while cur.nextset():
+                counts.append(cur.fetchall() if cur.description else cur.rowcount)
+            outcome.append(counts)
+    assert outcome[0] == outcome[1] == [3, 3, ((3,),)]  # deleted, loaded, counted
+    mine, theirs = rows_left(shards, "items")
+    assert theirs == mine

@@ -30,7 +30,7 @@ from .native import NativeExecute
 from .scatter import (
     ReadSummary,
     WriteSummary,
-    refuse_short_returned_doubles,
+    refuse_short_doubles,
     scatter_read,
     scatter_returning,
     scatter_write,
@@ -241,10 +241,9 @@ def keep_result_state(client: Client, summary: ResultSummary) -> None:
 async def capture_warnings(client: Client, backend: Backend) -> None:
     """Keeps the statement's warnings: the shard connection goes back to the pool."""
     try:
-        rows = await backend.query_rows("SHOW WARNINGS")
+        client.warnings = await backend.show_warnings()
     except errors.ProxyError:
         return
-    client.warnings = warning_tuples(rows)
 
 
 async def _connect_all(
@@ -407,7 +406,7 @@ async def run_returning_write(
         guard = await cursor.guard_statement(backends, True)
         answer = await scatter_returning(backends, route, sql)
         if binary:
-            refuse_short_returned_doubles(answer.coldefs)
+            refuse_short_doubles(answer.coldefs, returning=True)
         await collect_warnings(client, _warned(backends, answer.shard_warnings))
     except BaseException as exc:
         await _after_scatter_failure(client, cursor, backends, exc, guard)

@@ -21,7 +21,6 @@ from .local_file import relay_file
 # Flush to the client whenever this much is queued, so large results stream
 # with bounded memory instead of piling up in the proxy.
 _FLUSH_BYTES = 256 * 1024
-_FILE_REQUEST = bytes((LOCAL_INFILE_HEADER,))
 
 RowConverterFactory = Callable[[list[tuple[int, int]]], Callable[[bytes], bytes]]
 
@@ -58,7 +57,7 @@ async def forward_result(
     first = True
     while True:
         payload = await backend.read()
-        if first and payload[:1] == _FILE_REQUEST:  # LOAD DATA LOCAL INFILE
+        if first and payload and payload[0] == LOCAL_INFILE_HEADER:  # LOAD DATA LOCAL
             payload = await relay_file(backend, out, payload)
         if wire.is_err(payload):
             backend.status &= ~Status.MORE_RESULTS_EXISTS

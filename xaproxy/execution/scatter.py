@@ -82,9 +82,6 @@ async def scatter_write(backends: list[tuple[str, Backend]], route: Plan, sql: s
     return summary
 
 
-_CHECK_FAILED = 4025
-
-
 async def _turned_away(
     backends: list[tuple[str, Backend]], root: Primitive, results: list
 ) -> dict[int, list[tuple[str, int, str]]]:
@@ -100,7 +97,11 @@ async def _turned_away(
     for index, (shard, backend) in enumerate(backends):
         result = results[index]
         one_row = rows.get(shard) == 1
-        if one_row and isinstance(result, errors.BackendError) and result.code == _CHECK_FAILED:
+        if (
+            one_row
+            and isinstance(result, errors.BackendError)
+            and result.code == errors.CHECK_CONSTRAINT_FAILED
+        ):
             with contextlib.suppress(errors.ProxyError):
                 result.conditions = await backend.show_warnings()
             known[index] = as_warnings(result)
@@ -283,7 +284,7 @@ async def scatter_read(
     try:
         refuse_inexact(spec, coldefs)
         if binary:
-            _refuse_short_doubles(coldefs[: len(coldefs) - spec.hidden])
+            refuse_short_doubles(coldefs[: len(coldefs) - spec.hidden])
     except errors.ProxyError:
         for stream in streams:
             await stream.drain()
@@ -345,32 +346,29 @@ async def scatter_read(
     return ReadSummary(sent, warnings)
 
 
-def _refuse_short_doubles(coldefs: list[bytes]) -> None:
+def refuse_short_doubles(coldefs: list[bytes], returning: bool = False) -> None:
+    """Binary rows made from the shards' text would lose digits of a FLOAT (or of a
+    DOUBLE printed with fixed decimals): refused. `returning`: a prepared write's
+    RETURNING rows, raised as a shard error so the write is undone (the statement alone
+    in a transaction)."""
     for coldef in coldefs:
-        if text_is_short_of_value(coldef):
-            raise errors.not_supported(
-                f"floating-point result column '{wire.column_name(coldef)}' (printed with "
-                "fewer digits than its value) in a prepared statement answered from several "
-                "shards or from copies",
-                "run it as a plain query, or CAST it to DOUBLE or DECIMAL(m,d) in the query",
-            )
-
-
-def refuse_short_returned_doubles(coldefs: list[bytes]) -> None:
-    """The binary rows of a prepared write's RETURNING over several shards are made from
-    the shards' text: a FLOAT (or a DOUBLE printed with fixed decimals) would lose digits.
-    Raised as a shard error, so the write is undone (the statement alone in a
-    transaction)."""
-    for coldef in coldefs:
-        if text_is_short_of_value(coldef):
+        if not text_is_short_of_value(coldef):
+            continue
+        name = wire.column_name(coldef)
+        if returning:
             raise errors.BackendError(
                 errors.NOT_SUPPORTED,
                 "42000",
-                f"xaproxy does not support the floating-point RETURNING column "
-                f"'{wire.column_name(coldef)}' (printed with fewer digits than its value) of "
-                "a prepared write on several shards; the statement was undone: run it as a "
-                "plain query, or RETURNING CAST(column AS DOUBLE)",
+                f"xaproxy does not support the floating-point RETURNING column '{name}' "
+                "(printed with fewer digits than its value) of a prepared write on several "
+                "shards; the statement was undone: run it as a plain query, or RETURNING "
+                "CAST(column AS DOUBLE)",
             )
+        raise errors.not_supported(
+            f"floating-point result column '{name}' (printed with fewer digits than its "
+            "value) in a prepared statement answered from several shards or from copies",
+            "run it as a plain query, or CAST it to DOUBLE or DECIMAL(m,d) in the query",
+        )
 
 
 async def _computed_rows(

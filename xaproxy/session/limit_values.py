@@ -38,18 +38,22 @@ def limit_count(value: object) -> int:
             raise _refused()
         number = int(value.to_integral_value(rounding=ROUND_HALF_UP))
     elif isinstance(value, bytes | bytearray | memoryview | str):
-        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
-        match = _LEADING_INTEGER.match(raw)
-        assert match is not None  # the pattern matches the empty prefix
-        sign, digits = match.groups()
-        number = int(digits or b"0")
-        if sign == b"-":
-            number = -number
+        number = _leading_integer(value)
     else:
         raise _refused()
     if number < 0 or number > MAX_UNSIGNED_BIGINT:
         return MAX_UNSIGNED_BIGINT
     return number
+
+
+def _leading_integer(value: bytes | bytearray | memoryview | str) -> int:
+    """A string's leading integer as MariaDB reads it for a LIMIT (`' 3abc'` is 3)."""
+    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    match = _LEADING_INTEGER.match(raw)
+    assert match is not None  # the pattern matches the empty prefix
+    sign, digits = match.groups()
+    number = int(digits or b"0")
+    return -number if sign == b"-" else number
 
 
 def _refused() -> errors.ProxyError:
@@ -122,11 +126,7 @@ def using_limit_count(value: object) -> int:
                 "pass the row count as an integer",
             )
     elif isinstance(value, bytes | str):
-        raw = value.encode("utf-8") if isinstance(value, str) else value
-        match = _LEADING_INTEGER.match(raw)
-        assert match is not None  # the pattern matches the empty prefix
-        sign, digits = match.groups()
-        number = -int(digits or b"0") if sign == b"-" else int(digits or b"0")
+        number = _leading_integer(value)
         if number > _MAX_SIGNED_BIGINT:
             raise _incorrect_arguments()
     else:

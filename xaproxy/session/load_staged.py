@@ -366,14 +366,13 @@ async def _insert_run(
     try:
         return steps.written(await steps.run_held(s, text, runner))
     except errors.ProxyError as exc:
-        if rows != 1 or root.duplicates == "replace" or exc.code != _CHECK_FAILED:
+        if rows != 1 or root.duplicates == "replace" or exc.code != errors.CHECK_CONSTRAINT_FAILED:
             raise
         s.warnings = as_warnings(exc)
         return wire.OkInfo(0, 0, s.status(), len(s.warnings), b"")
 
 
 _INSERT_RECORDS = re.compile(rb"Records: (\d+)")
-_CHECK_FAILED = 4025
 
 
 def _records(ok: wire.OkInfo, warnings: list[tuple[str, int, str]]) -> int:
@@ -384,7 +383,9 @@ def _records(ok: wire.OkInfo, warnings: list[tuple[str, int, str]]) -> int:
     found = _INSERT_RECORDS.search(ok.info)
     if found is not None:
         return int(found.group(1))
-    turned_away = not ok.affected_rows and any(code == _CHECK_FAILED for _, code, _ in warnings)
+    turned_away = not ok.affected_rows and any(
+        code == errors.CHECK_CONSTRAINT_FAILED for _, code, _ in warnings
+    )
     return 0 if turned_away else 1
 
 
