@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from xaproxy import errors
 from xaproxy.execution.merge import (
     MergeBudget,
-    column_decimals,
     decimal_average,
     decimal_text,
     double_text,
@@ -34,6 +33,7 @@ from xaproxy.execution.sortkeys import (
 )
 from xaproxy.protocol import wire
 from xaproxy.protocol.constants import ColumnFlag, FieldType
+from xaproxy.protocol.wire import column_decimals
 from xaproxy.routing.merge_spec import Aggregate, MergeSpec, SortKey
 
 BIN = ColumnFlag.BINARY

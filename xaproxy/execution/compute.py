@@ -23,7 +23,6 @@ from ..protocol import wire
 from ..protocol.constants import ColumnFlag, FieldType
 from ..routing.plan import Compute
 from ..shards.backend import Backend
-from .merge import column_decimals
 
 Row = list[bytes | None]
 
@@ -47,7 +46,7 @@ class _Partial:
 
     def __init__(self, coldef: bytes) -> None:
         ftype, flags, _ = wire.column_type_and_flags(coldef)
-        decimals = column_decimals(coldef)
+        decimals = wire.column_decimals(coldef)
         self.nullable = not flags & ColumnFlag.NOT_NULL
         self.pattern = _NUMBER
         if ftype in _INTEGERS:
@@ -147,12 +146,7 @@ async def compute_items(
 
 def with_flags(coldef: bytes, flags: int) -> bytes:
     """The definition with its NOT NULL flag as in `flags` (the rest is the shard's)."""
-    pos = 0
-    for _ in range(6):  # catalog, schema, table, org_table, name, org_name
-        length, pos = wire.read_lenenc_int(coldef, pos)
-        pos += length or 0
-    _, pos = wire.read_lenenc_int(coldef, pos)
-    at = pos + 7  # after charset(2) length(4) type(1)
+    at = wire.fixed_fields(coldef) + 7  # after charset(2) length(4) type(1)
     (own,) = struct.unpack_from("<H", coldef, at)
     own = (own & ~ColumnFlag.NOT_NULL) | (flags & ColumnFlag.NOT_NULL)
     return coldef[:at] + struct.pack("<H", own) + coldef[at + 2 :]

@@ -117,7 +117,7 @@ async def _forward_rows(
     for _ in range(count):
         coldef = await backend.read()
         coldefs.append(coldef)
-        out.write(coldef)
+        out.write_column(coldef)
     if not backend.deprecate_eof:
         await backend.read()  # the shard's EOF after the column definitions
     if not client_deprecate_eof:

@@ -93,16 +93,6 @@ _DECIMAL_TYPES = frozenset({FieldType.DECIMAL, FieldType.NEWDECIMAL})
 _FLOAT_TYPES = frozenset({FieldType.FLOAT, FieldType.DOUBLE})
 
 
-def column_decimals(coldef: bytes) -> int:
-    """The `decimals` byte of a column definition packet."""
-    pos = 0
-    for _ in range(6):  # catalog, schema, table, org_table, name, org_name
-        length, pos = wire.read_lenenc_int(coldef, pos)
-        pos += length or 0
-    _, pos = wire.read_lenenc_int(coldef, pos)  # length of the fixed fields
-    return coldef[pos + 9]  # after charset(2) length(4) type(1) flags(2)
-
-
 def double_text(value: float, decimals: int = _NOT_FIXED_DEC) -> str:
     """A DOUBLE as MariaDB's text protocol prints it.
 
@@ -167,7 +157,7 @@ class _Number:
 
     def __init__(self, coldef: bytes) -> None:
         ftype, _, _ = wire.column_type_and_flags(coldef)
-        self.decimals = column_decimals(coldef)
+        self.decimals = wire.column_decimals(coldef)
         if ftype in _FLOAT_TYPES:
             self.kind = "double"
         elif ftype in _INTEGER_TYPES:
@@ -594,7 +584,7 @@ def _temporal_text(literal: str, coldef: bytes) -> str:
         if moment.time() != datetime.time():
             return literal
         return f"{moment:%Y-%m-%d}"
-    decimals = column_decimals(coldef)
+    decimals = wire.column_decimals(coldef)
     text = f"{moment:%Y-%m-%d %H:%M:%S}"
     if moment.microsecond and decimals < 6:
         decimals = 6  # longer than the column's text: compares above an equal prefix

@@ -59,6 +59,21 @@ SERVER_CAPABILITIES = (
 )
 
 
+class MariaDBCapability:
+    """MariaDB's extended capabilities: the last 4 bytes of the greeting's and of the
+    handshake response's reserved area, read only while CLIENT_MYSQL is clear."""
+
+    PROGRESS = 1 << 0
+    COM_MULTI = 1 << 1
+    STMT_BULK_OPERATIONS = 1 << 2
+    EXTENDED_METADATA = 1 << 3  # a data type name / format block in column definitions
+    CACHE_METADATA = 1 << 4
+
+
+# what the proxy offers in front of MariaDB shards (their column definitions carry it)
+MARIADB_CAPABILITIES = MariaDBCapability.EXTENDED_METADATA
+
+
 class Status:
     """Server status bits (plain ints, for the same reason)."""
 

@@ -18,8 +18,16 @@ def greeting(
     charset: int,
     status: int = Status.AUTOCOMMIT,
     plugin: str = NATIVE_PASSWORD,
+    mariadb_capabilities: int = 0,
 ) -> bytes:
-    """HandshakeV10; scramble is 20 bytes (8 in part one, 12 + NUL in part two)."""
+    """HandshakeV10; scramble is 20 bytes (8 in part one, 12 + NUL in part two).
+
+    With `mariadb_capabilities`, CLIENT_MYSQL is cleared and they fill the last four
+    reserved bytes, as a MariaDB server announces them."""
+    reserved = b"\0" * 10
+    if mariadb_capabilities:
+        capabilities &= ~Capability.LONG_PASSWORD
+        reserved = b"\0" * 6 + struct.pack("<I", mariadb_capabilities)
     return b"".join(
         (
             b"\x0a",
@@ -29,7 +37,7 @@ def greeting(
             b"\0",
             struct.pack("<HBHH", capabilities & 0xFFFF, charset, status, capabilities >> 16),
             bytes((len(scramble) + 1,)),
-            b"\0" * 10,
+            reserved,
             scramble[8:] + b"\0",
             plugin.encode() + b"\0",
         )
@@ -46,6 +54,7 @@ class HandshakeResponse:
     database: str | None
     plugin: str | None
     attributes: dict[str, str] = field(default_factory=dict)
+    mariadb_capabilities: int = 0  # what a MariaDB-aware client asked for
 
 
 def parse_handshake_response(payload: bytes) -> HandshakeResponse:
@@ -87,6 +96,9 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
             attributes[(key or b"").decode("utf-8", "replace")] = (value or b"").decode(
                 "utf-8", "replace"
             )
+    mariadb = 0
+    if not caps & Capability.LONG_PASSWORD:  # CLIENT_MYSQL clear: MariaDB's word is read
+        (mariadb,) = struct.unpack_from("<I", payload, 28)
     return HandshakeResponse(
         caps,
         max_packet,
@@ -96,6 +108,7 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
         database,
         plugin,
         attributes,
+        mariadb,
     )
 
 

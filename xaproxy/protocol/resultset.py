@@ -42,7 +42,7 @@ def write_columns(
     """A result set's head: the column count, the definitions, and EOF unless deprecated."""
     out.write(wire.lenenc_int(len(coldefs)))
     for coldef in coldefs:
-        out.write(coldef)
+        out.write_column(coldef)
     if not deprecate_eof:
         out.write(wire.eof_packet(status))
 
@@ -70,12 +70,12 @@ def write_prepare_ok(
     out.write(_PREPARE_OK_HEAD.pack(0, statement_id, len(columns), params, 0, 0))
     if params:
         for _ in range(params):
-            out.write(_PARAM_DEF)
+            out.write_column(_PARAM_DEF)
         if not deprecate_eof:
             out.write(wire.eof_packet(status))
     if columns:
         for coldef in columns:
-            out.write(coldef)
+            out.write_column(coldef)
         if not deprecate_eof:
             out.write(wire.eof_packet(status))
 

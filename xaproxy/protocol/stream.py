@@ -8,6 +8,7 @@ import ssl
 from .. import errors
 from .constants import MAX_PACKET_PAYLOAD
 from .tls import TlsChannel
+from .wire import column_for_client
 
 _TLS_HANDSHAKE_TIMEOUT_S = 30
 
@@ -23,7 +24,15 @@ class PacketTooLarge(Exception):
 class PacketStream:
     """Reads whole payloads and queues replies; replies go out in one write per flush."""
 
-    __slots__ = ("_out", "_out_size", "max_packet", "reader", "seq", "writer")
+    __slots__ = (
+        "_out",
+        "_out_size",
+        "extended_metadata",
+        "max_packet",
+        "reader",
+        "seq",
+        "writer",
+    )
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_packet: int
@@ -34,6 +43,8 @@ class PacketStream:
         self.max_packet = max_packet
         self._out: list[bytes] = []
         self._out_size = 0
+        # the client negotiated MariaDB's extended column metadata
+        self.extended_metadata = False
 
     async def read_packet(self) -> bytes:
         try:
@@ -58,6 +69,10 @@ class PacketStream:
             return b"".join(parts)
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             raise ConnectionClosed(str(exc)) from None
+
+    def write_column(self, coldef: bytes) -> None:
+        """Queue a column definition in the form the client negotiated."""
+        self.write(column_for_client(coldef, self.extended_metadata))
 
     def write(self, payload: bytes) -> None:
         """Queue one logical packet (split into several wire packets when large)."""

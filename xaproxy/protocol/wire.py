@@ -7,6 +7,7 @@ inspects while forwarding).
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from .constants import EOF_HEADER, ERR_HEADER, OK_HEADER, FieldType
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _OK_TAIL = struct.Struct("<HH")
+_FIXED_FIELDS = 12  # of a column definition, after their length byte (0x0c)
 
 
 def lenenc_int(n: int) -> bytes:
@@ -237,30 +239,62 @@ def rows_end(payload: bytes | memoryview, deprecate_eof: bool) -> tuple[int, int
     return None
 
 
-def _fixed_fields(coldef: bytes | memoryview) -> int:
-    """Where a column definition's fixed fields (charset, length, type ...) start."""
+def fixed_fields(coldef: bytes | memoryview) -> int:
+    """Where a column definition's fixed fields (charset, length, type, flags,
+    decimals, filler: 12 bytes) start: they end the packet, after the names and
+    MariaDB's extended metadata block when the connection carries one."""
+    return len(coldef) - _FIXED_FIELDS
+
+
+def _after_names(coldef: bytes | memoryview) -> int:
     pos = 0
     for _ in range(6):  # catalog, schema, table, org_table, name, org_name
         length, pos = read_lenenc_int(coldef, pos)
         pos += length or 0
-    _, pos = read_lenenc_int(coldef, pos)  # length of fixed fields (0x0c)
     return pos
+
+
+@functools.lru_cache(maxsize=4096)
+def column_for_client(coldef: bytes, extended: bool) -> bytes:
+    """The column definition as a client that did (`extended`) or did not negotiate
+    MariaDB's extended metadata reads it: the shard's block kept or dropped, an empty
+    block added to a definition that has none (the proxy's own, a MySQL shard's)."""
+    pos = _after_names(coldef)
+    has_block = len(coldef) - pos != 1 + _FIXED_FIELDS  # the 0x0c and the fields
+    return _in_form(coldef, pos, has_block, extended)
+
+
+def field_list_column(coldef: bytes, has_block: bool, extended: bool) -> bytes:
+    """A COM_FIELD_LIST definition (a default value may follow its fixed fields, so
+    whether it has the block is the connection's to say) in the client's form."""
+    if has_block == extended:
+        return coldef
+    return _in_form(coldef, _after_names(coldef), has_block, extended)
+
+
+def _in_form(coldef: bytes, pos: int, has_block: bool, extended: bool) -> bytes:
+    if has_block == extended:
+        return coldef
+    if extended:
+        return coldef[:pos] + b"\x00" + coldef[pos:]
+    length, start = read_lenenc_int(coldef, pos)
+    return coldef[:pos] + coldef[start + (length or 0) :]
 
 
 def column_type_and_flags(coldef: bytes | memoryview) -> tuple[int, int, int]:
     """(type, flags, charset) of a column definition packet, for binary row encoding."""
-    charset, _length, ftype, flags = struct.unpack_from("<HIBH", coldef, _fixed_fields(coldef))
+    charset, _length, ftype, flags = struct.unpack_from("<HIBH", coldef, fixed_fields(coldef))
     return ftype, flags, charset
 
 
 def column_decimals(coldef: bytes | memoryview) -> int:
     """The decimals of a column definition (31: a float printed in full)."""
-    return coldef[_fixed_fields(coldef) + 9]
+    return coldef[fixed_fields(coldef) + 9]
 
 
 def column_charset_and_length(coldef: bytes | memoryview) -> tuple[int, int]:
     """(collation id, length in bytes) of a column definition packet."""
-    charset, length = struct.unpack_from("<HI", coldef, _fixed_fields(coldef))
+    charset, length = struct.unpack_from("<HI", coldef, fixed_fields(coldef))
     return charset, length
 
 

@@ -21,11 +21,13 @@ from ..authz import grants_for
 from ..protocol import auth, handshake, wire
 from ..protocol.constants import (
     CACHING_SHA2_PASSWORD,
+    MARIADB_CAPABILITIES,
     NATIVE_PASSWORD,
     SERVER_CAPABILITIES,
     UTF8MB4_GENERAL_CI,
     Capability,
     Command,
+    MariaDBCapability,
     Status,
 )
 from ..protocol.stream import ConnectionClosed, PacketStream, PacketTooLarge
@@ -182,6 +184,12 @@ async def open_session(s: SessionState) -> bool:
     return True
 
 
+def _mariadb_capabilities(s: SessionState) -> int:
+    """MariaDB's extended capabilities the proxy offers: in front of MariaDB shards
+    (whose column definitions carry the extended metadata), as MariaDB itself does."""
+    return MARIADB_CAPABILITIES if "MariaDB" in s.ctx.server_version else 0
+
+
 async def _log_in(s: SessionState) -> None:
     """Greeting, TLS, response and proof; a refusal is raised (LoginRefused: wrong password)."""
     scramble = auth.new_scramble()
@@ -195,12 +203,18 @@ async def _log_in(s: SessionState) -> None:
             UTF8MB4_GENERAL_CI,
             Status.AUTOCOMMIT,
             plugin,
+            _mariadb_capabilities(s),
         )
     )
     await s.out.flush()
     payload = await _after_tls(s, await s.out.read_packet())
     response = handshake.parse_handshake_response(payload)
     s.capabilities = response.capabilities & SERVER_CAPABILITIES
+    s.out.extended_metadata = bool(
+        response.mariadb_capabilities
+        & _mariadb_capabilities(s)
+        & MariaDBCapability.EXTENDED_METADATA
+    )
     s.deprecate_eof = bool(s.capabilities & Capability.DEPRECATE_EOF)
     s.found_rows = bool(s.capabilities & Capability.FOUND_ROWS)
     client_plugin = response.plugin or plugin
@@ -346,7 +360,9 @@ async def _field_list(s: SessionState, payload: bytes) -> None:
             if wire.rows_end(packet, backend.deprecate_eof) is not None:
                 s.out.write(wire.end_of_rows(s.status(), 0, s.deprecate_eof))
                 return
-            s.out.write(packet)
+            s.out.write(
+                wire.field_list_column(packet, backend.extended_metadata, s.out.extended_metadata)
+            )
     finally:
         if borrowed:
             s.shards.release(backend)

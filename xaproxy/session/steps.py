@@ -55,6 +55,9 @@ class HeldResult:
         elif not self.over:
             self.packets.append(payload)
 
+    def write_column(self, coldef: bytes) -> None:
+        self.write(coldef)  # kept as the shard sent it: the proxy reads it, not a client
+
     def write_wire(self, data: bytes, next_seq: int) -> None:
         pos = 0
         while pos + 4 <= len(data):

@@ -23,6 +23,7 @@ from .. import errors
 from ..config import ShardConfig
 from ..protocol import wire
 from ..protocol.constants import Command, Status
+from .connection import ShardConnection
 from .statements import StatementCache
 
 
@@ -134,6 +135,7 @@ class Backend:
         "conn",
         "database",
         "deprecate_eof",
+        "extended_metadata",
         "found_rows",
         "gate",
         "last_insert_id",
@@ -162,6 +164,8 @@ class Backend:
         self.last_insert_id = 0
         self.status = Status.AUTOCOMMIT
         self.deprecate_eof = bool(conn._deprecate_eof)
+        # column definitions carry MariaDB's extended metadata block
+        self.extended_metadata = getattr(conn, "extended_metadata", False)
         self.last_used = time.monotonic()
         self.usable = True
         self.overflow = False  # beyond pool_size: closed when released
@@ -177,7 +181,7 @@ class Backend:
     @classmethod
     async def connect(cls, shard: ShardConfig, found_rows: bool) -> Backend:
         try:
-            conn = await asyncmy.connect(
+            conn = ShardConnection(
                 host=shard.host,
                 port=shard.port,
                 user=shard.user,
@@ -194,6 +198,7 @@ class Backend:
                 | (_ASYNCMY_FOUND_ROWS if found_rows else 0),
                 ssl=_tls_context(shard),
             )
+            await conn.connect()
         except (asyncmy_errors.Error, OSError, TimeoutError, RuntimeError) as exc:
             code = exc.args[0] if isinstance(exc, asyncmy_errors.Error) and exc.args else None
             detail = _describe(exc)

@@ -57,6 +57,20 @@ async function main() {
     return { affected: r.affectedRows, info: r.info, warnings: r.warningStatus };
   });
   await step(conn, 'load.after', 'SELECT id, name, qty, price FROM items WHERE id >= 50 OR id = 1 ORDER BY id');
+  // MariaDB's extended column metadata: a JSON column or expression comes back parsed
+  await step(conn, 'types.json_ddl', 'CREATE TABLE docs (id INT PRIMARY KEY, doc JSON)');
+  await step(conn, 'types.json_insert', `INSERT INTO docs VALUES (1, '{"a": [1, 2]}')`);
+  for (const [label, sql, params, method] of [
+    ['types.json_column', 'SELECT id, doc FROM docs', [], 'query'],
+    ['types.json_column_execute', 'SELECT id, doc FROM docs WHERE id = ?', [1], 'execute'],
+    ['types.json_over_items', "SELECT JSON_OBJECT('id', id) AS j FROM items ORDER BY id LIMIT 2", [], 'query'],
+    ['types.json_aggregate', 'SELECT JSON_ARRAYAGG(id ORDER BY id) AS a FROM items WHERE id < 4', [], 'execute'],
+  ]) {
+    await guard(label, async () => {
+      const [rows, fields] = await conn[method](sql, params);
+      return { ...result(rows, fields), formats: fields.map((f) => f.extendedFormat ?? null) };
+    });
+  }
   await conn.end();
 
   const pool = mysql.createPool({ ...opts, connectionLimit: 2 });
