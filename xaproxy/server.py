@@ -36,6 +36,19 @@ def _backend_facts(surveys: list[ShardSurvey]) -> tuple[str, int]:
     return _FALLBACK_VERSION, 16 * 1024 * 1024
 
 
+def _session_tracking(surveys: list[ShardSurvey], version: str) -> bool | None:
+    """Whether a new session tracks its schema, or None when the proxy does not offer
+    CLIENT_SESSION_TRACK: its shards are not MariaDB (whose tracking the proxy relays
+    and, for what it answers itself, reproduces) or track more than the schema and
+    system variables for every session."""
+    reached = [found for found in surveys if found.unreachable is None]
+    if "MariaDB" not in version or not reached:
+        return None
+    if not all(found.tracks_only_schema_and_variables for found in reached):
+        return None
+    return all(found.track_schema for found in reached)
+
+
 # connections beyond the pools' own: the coordinator's and recovery's work, a DBA's login
 _OTHER_CONNECTIONS = 4
 
@@ -126,6 +139,7 @@ class ProxyServer:
             coordinator=coordinator,
             max_allowed_packet=max_packet,
             tls=_client_tls_context(config),
+            session_track_schema=_session_tracking(surveys, version),
         )
         if config.transactions.abandon_age_s <= config.transactions.timeout_s:
             log.warning(

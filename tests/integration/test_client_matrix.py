@@ -209,12 +209,6 @@ _add("mariadb_cli", "sharded", {
     "file's warnings (conversions, short rows) before the duplicate key's; MariaDB lists "
     "them in row order (the same warnings, the same count)",
 })  # fmt: skip
-_add("node_mysql2", "*", {
-    "load.local_infile": "the OK's info text: MariaDB sends it with a length byte, which a "
-    "client that negotiated CLIENT_SESSION_TRACK strips; the proxy does not offer "
-    "SESSION_TRACK, so mysql2 reads '/Records: 3  Deleted: 0  Skipped: 1  Warnings: 2' "
-    "(affected rows, warnings and rows as MariaDB's)",
-})  # fmt: skip
 _add("mariadb_dump", "sharded", {
     "dump.default": SHARDED_DUMP_ORDER,
     "reload": "the dump's multi-row INSERT of the sharded table under its LOCK TABLES ... "

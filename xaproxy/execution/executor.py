@@ -186,7 +186,9 @@ async def _at_write(
     ok = await cursor.at_write(route.shards[0], backend, sql)
     if implicit:
         await cursor.end(commit=True)
-    client.out.write(wire.ok_reply(client.status() | (_MORE if more else 0), ok))
+    client.out.write(
+        wire.ok_reply(client.status() | (_MORE if more else 0), ok, client.out.session_track)
+    )
     return True
 
 
@@ -507,6 +509,7 @@ async def _answer_write(
             summary.last_insert_id,
             summary.warnings + len(commit_warnings),
             summary.info,
+            state=summary.state if client.out.session_track else b"",
         )
     )
 

@@ -80,7 +80,7 @@ async def forward_result(
             summary.last_affected = ok.affected_rows
             more = bool(ok.status & Status.MORE_RESULTS_EXISTS)
             status = _client_status(ok.status, session_status, more or more_follows)
-            out.write(wire.ok_reply(status, ok))
+            out.write(wire.ok_reply(status, ok, out.session_track))
         else:
             more = await _forward_rows(
                 backend,
@@ -152,13 +152,20 @@ async def _forward_rows(
             summary.rows += rows
             summary.ended_with_rows = True
             summary.last_rows = rows
-            write(
-                wire.end_of_rows(
-                    _client_status(status, session_status, more or more_follows),
-                    warnings,
-                    client_deprecate_eof,
+            status = _client_status(status, session_status, more or more_follows)
+            if status & Status.SESSION_STATE_CHANGED:
+                write(
+                    wire.end_of_rows_tracked(
+                        status,
+                        warnings,
+                        client_deprecate_eof,
+                        out.session_track,
+                        True,
+                        wire.ok_state(wire.parse_ok(payload)) if deprecate_eof else b"",
+                    )
                 )
-            )
+            else:
+                write(wire.end_of_rows(status, warnings, client_deprecate_eof))
             return more
         if head == 0xFF:
             backend.status &= ~Status.MORE_RESULTS_EXISTS

@@ -45,6 +45,7 @@ class WriteSummary:
     warnings: int = 0
     backend_status: int = 0
     info: bytes = b""  # the OK packet's info text, framed as MariaDB sends it
+    state: bytes = b""  # the session-state changes a shard reported (session/tracking.py)
     # each backend's warning count, in order (0 for the copies not counted)
     shard_warnings: list[int] = field(default_factory=list)
     # warnings known without asking the shard: see _turned_away
@@ -136,12 +137,13 @@ def summarize_writes(
             summary.affected_rows += result.affected_rows
             summary.warnings += result.warnings
         summary.backend_status = result.status
+        summary.state = summary.state or wire.ok_state(result)
         if result.last_insert_id and not summary.last_insert_id:
             summary.last_insert_id = result.last_insert_id
     if isinstance(root, SplitInsert) and root.generated_ids:
         summary.last_insert_id = root.generated_ids[0]
     if len(results) == 1 or copies:
-        summary.info = results[0].info if results else b""
+        summary.info = wire.ok_message(results[0].info) if results else b""
     else:
         counted_rows = [r for i, r in enumerate(results) if not uncounted or i not in uncounted]
         summary.info = _summed_info(counted_rows, root, summary.warnings)
@@ -210,6 +212,7 @@ class _ShardRows:
         self.done = False
         self.warnings = 0
         self.status = 0
+        self.state = b""  # session-state changes the shard reported at the end
 
     async def rows(self) -> AsyncIterator[bytes]:
         backend = self.backend
@@ -220,6 +223,8 @@ class _ShardRows:
             if end is not None:
                 self.status, self.warnings = end
                 backend.status = self.status
+                if deprecate_eof:
+                    self.state = wire.ok_state(wire.parse_ok(payload))
                 self.done = True
                 return
             if wire.is_err(payload):
@@ -314,7 +319,7 @@ async def scatter_read(
                 await out.flush()
         if any(s.status & Status.NO_BACKSLASH_ESCAPES for s in streams):
             status |= Status.NO_BACKSLASH_ESCAPES
-        out.write(wire.end_of_rows(status, total + extra, client_deprecate_eof))
+        out.write(_end_of_rows(out, streams, status, total + extra, client_deprecate_eof))
         return ReadSummary(len(rows), warnings, held_warnings=held)
     visible_defs = shown[: len(shown) - spec.hidden]
     write_columns(out, visible_defs, status, client_deprecate_eof)
@@ -342,8 +347,22 @@ async def scatter_read(
     no_backslash = any(s.status & Status.NO_BACKSLASH_ESCAPES for s in streams)
     if no_backslash:
         status |= Status.NO_BACKSLASH_ESCAPES
-    out.write(wire.end_of_rows(status, sum(warnings), client_deprecate_eof))
+    out.write(_end_of_rows(out, streams, status, sum(warnings), client_deprecate_eof))
     return ReadSummary(sent, warnings)
+
+
+def _end_of_rows(
+    out: PacketStream, streams: list[_ShardRows], status: int, warnings: int, deprecate_eof: bool
+) -> bytes:
+    """The merged result's end, with what the shards reported of session state."""
+    return wire.end_of_rows_tracked(
+        status,
+        warnings,
+        deprecate_eof,
+        out.session_track,
+        any(s.status & Status.SESSION_STATE_CHANGED for s in streams),
+        next((s.state for s in streams if s.state), b""),
+    )
 
 
 def refuse_short_doubles(coldefs: list[bytes], returning: bool = False) -> None:

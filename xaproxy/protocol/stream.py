@@ -31,6 +31,7 @@ class PacketStream:
         "max_packet",
         "reader",
         "seq",
+        "session_track",
         "writer",
     )
 
@@ -45,6 +46,8 @@ class PacketStream:
         self._out_size = 0
         # the client negotiated MariaDB's extended column metadata
         self.extended_metadata = False
+        # the client negotiated CLIENT_SESSION_TRACK (it gets session-state changes)
+        self.session_track = False
 
     async def read_packet(self) -> bytes:
         try:

@@ -12,11 +12,12 @@ import struct
 from dataclasses import dataclass
 
 from .. import errors
-from .constants import EOF_HEADER, ERR_HEADER, OK_HEADER, FieldType
+from .constants import EOF_HEADER, ERR_HEADER, OK_HEADER, FieldType, Status
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _OK_TAIL = struct.Struct("<HH")
+_STATE_CHANGED = Status.SESSION_STATE_CHANGED
 _FIXED_FIELDS = 12  # of a column definition, after their length byte (0x0c)
 
 
@@ -84,7 +85,14 @@ def ok_packet(
     warnings: int = 0,
     info: bytes = b"",
     header: int = OK_HEADER,
+    state: bytes = b"",
 ) -> bytes:
+    """`info`: the message as MariaDB frames it (length-prefixed, absent when empty);
+    `state`: session-state changes for a client that negotiated CLIENT_SESSION_TRACK
+    (then the message is always there, empty or not)."""
+    if state:
+        status |= _STATE_CHANGED
+        info = (info or b"\x00") + lenenc_bytes(state)
     body = (
         bytes((header,))
         + lenenc_int(affected_rows)
@@ -94,9 +102,60 @@ def ok_packet(
     return body + info if info else body
 
 
-def ok_reply(status: int, ok: OkInfo) -> bytes:
-    """A shard's OK passed on to the client with the session's status."""
-    return ok_packet(status, ok.affected_rows, ok.last_insert_id, ok.warnings, ok.info)
+def ok_reply(status: int, ok: OkInfo, session_track: bool) -> bytes:
+    """A shard's OK passed on to the client with the session's status. Shard
+    connections track session state: the changes a shard reports go to a client that
+    negotiated CLIENT_SESSION_TRACK as they are, and are cut for any other."""
+    info = ok.info
+    if ok.status & _STATE_CHANGED and session_track:
+        status |= _STATE_CHANGED
+    else:
+        status &= ~_STATE_CHANGED
+        if ok.status & _STATE_CHANGED:
+            info = ok_message(info)
+    return ok_packet(status, ok.affected_rows, ok.last_insert_id, ok.warnings, info)
+
+
+def end_of_rows_tracked(
+    status: int,
+    warnings: int,
+    deprecate_eof: bool,
+    session_track: bool,
+    changed: bool,
+    state: bytes,
+) -> bytes:
+    """end_of_rows after shards that reported session-state changes (`changed`; `state`
+    when their framing carried them): passed on to a client that tracks them, in its
+    framing (an old EOF has room for the status bit only, as MariaDB sends it)."""
+    status &= ~_STATE_CHANGED
+    if not (session_track and changed):
+        return end_of_rows(status, warnings, deprecate_eof)
+    status |= _STATE_CHANGED
+    if not deprecate_eof or not state:
+        return end_of_rows(status, warnings, deprecate_eof)
+    return ok_packet(status, warnings=warnings, header=EOF_HEADER, state=state)
+
+
+def ok_message(info: bytes) -> bytes:
+    """The message of an OK's info (as framed, b"" when empty), without state changes."""
+    if not info:
+        return b""
+    length, pos = read_lenenc_int(info, 0)
+    return bytes(info[: pos + length]) if length else b""
+
+
+def ok_state(ok: OkInfo) -> bytes:
+    """The session-state changes an OK reports (without their length), or b""."""
+    if not ok.status & _STATE_CHANGED or not ok.info:
+        return b""
+    length, pos = read_lenenc_int(ok.info, 0)
+    state, _ = read_lenenc_bytes(ok.info, pos + (length or 0))
+    return bytes(state or b"")
+
+
+def schema_state(database: str) -> bytes:
+    """The state change `USE database` reports (session_track_schema)."""
+    return b"\x01" + lenenc_bytes(lenenc_bytes(database.encode()))
 
 
 def eof_packet(status: int, warnings: int = 0) -> bytes:

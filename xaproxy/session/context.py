@@ -79,6 +79,8 @@ class ProxyContext:
     coordinator: Coordinator
     max_allowed_packet: int = 64 * 1024 * 1024
     tls: ssl.SSLContext | None = None  # offered to clients when the config has `tls:`
+    # CLIENT_SESSION_TRACK offered (not None) and whether a new session tracks its schema
+    session_track_schema: bool | None = None
     login_guard: LoginGuard = field(default_factory=LoginGuard)
     resolver: Resolver | None = None
     parse_cache: ParseCache = field(default_factory=ParseCache)

@@ -39,7 +39,7 @@ from ..protocol.constants import (
 from ..routing.plan import on_shard
 from ..routing.planner import SYSTEM_SCHEMAS
 from ..shards.cancel import cancel_session_queries
-from . import reply
+from . import reply, tracking
 from .admin import run_admin_command
 from .charsets import BACKEND_COLLATION, UNREADABLE_CLIENT_CHARSETS, refuse_client_charset
 from .connection_state import USER_VARIABLES, place_user_variables
@@ -57,22 +57,24 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
     if statement.set_statement is not None:
         raise errors.not_supported("SET STATEMENT ... FOR SET", "run the SET on its own")
     assignments = set_assignments(sql)
+    tracking.refuse_untrackable(s, assignments)
     ours = [a for a in assignments if a.name == "autocommit" and a.scope in _SESSION_SCOPES]
     if ours:
         # autocommit is the session's; the other variables of the same SET (a JDBC
         # driver's connect) are set as any SET, before autocommit changes
         value = [_autocommit_value(a) for a in ours][-1]
+        state = await tracking.probe(s, sql, sets_autocommit=True)
         others = [a for a in assignments if a not in ours]
         warnings = 0
         if others:
-            warnings = await _other_settings(
+            warnings, _ = await _other_settings(
                 s, "SET " + ", ".join(a.text for a in others), others, statement
             )
         await _set_autocommit(s, value)
-        reply.ok(s, more, warnings=warnings)
+        reply.ok(s, more, warnings=warnings, state=state)
         return
-    warnings = await _other_settings(s, sql, assignments, statement)
-    reply.ok(s, more, warnings=warnings)
+    warnings, state = await _other_settings(s, sql, assignments, statement)
+    reply.ok(s, more, warnings=warnings, state=state)
 
 
 def _autocommit_value(assignment: Assignment) -> bool:
@@ -97,8 +99,9 @@ async def _set_autocommit(s: SessionState, value: bool) -> None:
 
 async def _other_settings(
     s: SessionState, sql: str, assignments: list[Assignment], statement: Statement
-) -> int:
-    """Every SET but autocommit's; returns its warning count."""
+) -> tuple[int, bytes]:
+    """Every SET but autocommit's; returns its warning count and the session-state
+    changes it reports (session/tracking.py)."""
     only = assignments[0] if len(assignments) == 1 else None
     mode = (
         unquoted(only.value).lower()
@@ -116,7 +119,7 @@ async def _other_settings(
                 "set xaproxy_transaction_mode before BEGIN",
             )
         s.txn_mode = mode
-        return 0
+        return 0, b""
     if any(a.scope in ("global", "persist") for a in assignments):
         raise errors.ProxyError(
             1227,
@@ -124,14 +127,15 @@ async def _other_settings(
             "xaproxy does not pass SET GLOBAL to shards; change server settings on each shard",
         )
     if only is not None and only.scope == "names" and unquoted(only.value).lower() == "utf8mb4":
+        state = await tracking.probe(s, sql, sets_autocommit=False)
         s.charset_setting = None
         s.client_charset = "utf8mb4"
         s.literal_charset = s.function_charset = (BACKEND_COLLATION, 4)
         rebuild_settings(s, list(plain_settings(s)))
-        return 0
+        return 0, state
     if is_set_transaction(sql):
         s.next_txn_characteristics = sql.strip().rstrip(";")
-        return 0
+        return 0, b""
     _refuse_placed_tables(s, statement)
     if "@" in statement.code and statement.user_variables:
         return await _set_with_user_variables(s, sql, assignments, statement)
@@ -151,6 +155,7 @@ async def _other_settings(
             await _take_timeouts(s, backend, {a.name for a in timeouts})
         if any(_sets_client_charset(a) for a in assignments):
             await _read_back_charsets(s, backend)
+        await tracking.read_schema_tracking(s, backend, assignments)
         if not timeouts:
             _remember(s, sql.strip().rstrip(";"), assignments)
         elif len(timeouts) < len(assignments):
@@ -160,7 +165,7 @@ async def _other_settings(
     finally:
         if borrowed:
             s.shards.release(backend)
-    return ok.warnings
+    return ok.warnings, wire.ok_state(ok)
 
 
 def _is_timeout(assignment: Assignment) -> bool:
@@ -246,7 +251,7 @@ def _refuse_placed_tables(s: SessionState, statement: Statement) -> None:
 
 async def _set_with_user_variables(
     s: SessionState, sql: str, assignments: list[Assignment], statement: Statement
-) -> int:
+) -> tuple[int, bytes]:
     """A SET that assigns or reads user variables runs on the connection they live on,
     which the session is pinned to; the session variables it sets are recorded as
     their resulting values (a value read from a user variable cannot be replayed)."""
@@ -260,6 +265,7 @@ async def _set_with_user_variables(
     await _check_sql_mode(backend, before)
     if any(_sets_client_charset(a) for a in assignments):  # mariadb-dump's restore of it
         await _read_back_charsets(s, backend)
+    await tracking.read_schema_tracking(s, backend, assignments)
     for assignment in assignments:
         if assignment.scope == "user":
             continue
@@ -275,7 +281,7 @@ async def _set_with_user_variables(
         else:
             _remember(s, f"SET {assignment.text}", [assignment])
     backend.settings = s.settings
-    return ok.warnings
+    return ok.warnings, wire.ok_state(ok)
 
 
 def _literal(value: bytes | None) -> str:
@@ -351,7 +357,7 @@ async def use_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
     if database is None:
         raise errors.parse_error("expected USE <database>")
     await use(s, database)
-    reply.ok(s, more)
+    reply.ok(s, more, state=tracking.schema_change(s))
 
 
 async def use(s: SessionState, database: str) -> None:

@@ -18,14 +18,20 @@ def ok(
     *,
     insert_id: int = 0,
     info: str = "",
+    state: bytes = b"",
 ) -> None:
     """The OK of a statement the session answers or assembles (`info`: the text MariaDB
-    gives INSERT ... SELECT and LOAD DATA, `Records: n ...`)."""
+    gives INSERT ... SELECT and LOAD DATA, `Records: n ...`; `state`: the session-state
+    changes a client that tracks them is told, session/tracking.py)."""
     status = s.status()
     if more:
         status |= _MORE
     tail = wire.lenenc_bytes(info.encode()) if info else b""
-    s.out.write(wire.ok_packet(status, affected, insert_id, min(warnings, 0xFFFF), tail))
+    if not s.out.session_track:
+        state = b""
+    s.out.write(
+        wire.ok_packet(status, affected, insert_id, min(warnings, 0xFFFF), tail, state=state)
+    )
     s.note_result(affected=affected)
 
 

@@ -31,7 +31,7 @@ from ..protocol.constants import (
     Status,
 )
 from ..protocol.stream import ConnectionClosed, PacketStream, PacketTooLarge
-from . import local, prepared_commands, reply, statements, transaction_control
+from . import local, prepared_commands, reply, statements, tracking, transaction_control
 from .charsets import (
     UNREADABLE_CLIENT_CHARSETS,
     client_charset,
@@ -178,10 +178,21 @@ async def open_session(s: SessionState) -> bool:
         s.out.write_error(exc)
         await s.out.flush()
         return False
-    s.out.write(wire.ok_packet(s.status()))
+    s.out.write(wire.ok_packet(s.status(), state=tracking.schema_change(s)))
     await s.out.flush()
     log.debug("session %d: %s@%s connected", s.id, s.user, s.peer_host)
     return True
+
+
+def _offered_capabilities(s: SessionState) -> int:
+    """SSL when the config has `tls:`; SESSION_TRACK in front of shards whose session
+    tracking the proxy passes on exactly (ProxyContext.session_track_schema)."""
+    offered = SERVER_CAPABILITIES
+    if s.ctx.tls is not None:
+        offered |= Capability.SSL
+    if s.ctx.session_track_schema is not None:
+        offered |= Capability.SESSION_TRACK
+    return offered
 
 
 def _mariadb_capabilities(s: SessionState) -> int:
@@ -199,7 +210,7 @@ async def _log_in(s: SessionState) -> None:
             s.ctx.server_version,
             s.id,
             scramble,
-            SERVER_CAPABILITIES | (Capability.SSL if s.ctx.tls is not None else 0),
+            _offered_capabilities(s),
             UTF8MB4_GENERAL_CI,
             Status.AUTOCOMMIT,
             plugin,
@@ -209,7 +220,8 @@ async def _log_in(s: SessionState) -> None:
     await s.out.flush()
     payload = await _after_tls(s, await s.out.read_packet())
     response = handshake.parse_handshake_response(payload)
-    s.capabilities = response.capabilities & SERVER_CAPABILITIES
+    s.capabilities = response.capabilities & _offered_capabilities(s) & ~Capability.SSL
+    s.out.session_track = bool(s.capabilities & Capability.SESSION_TRACK)
     s.out.extended_metadata = bool(
         response.mariadb_capabilities
         & _mariadb_capabilities(s)
@@ -339,7 +351,7 @@ async def _ping(s: SessionState, payload: bytes) -> None:
 
 async def _init_db(s: SessionState, payload: bytes) -> None:
     await local.use(s, s.decode(payload[1:]))
-    reply.ok(s, False)
+    reply.ok(s, False, state=tracking.schema_change(s))
 
 
 async def _field_list(s: SessionState, payload: bytes) -> None:

@@ -51,6 +51,8 @@ class SessionState:
     command_started: float = 0.0  # when the current command began
     started: float = field(default_factory=time.monotonic)
     database: str | None = None
+    # USE is reported to a client that tracks session state (@@session_track_schema)
+    track_schema: bool = False
     autocommit: bool = True
     txn_mode: str = "xa"
     timed_out: bool = False
@@ -96,11 +98,13 @@ class SessionState:
     def __post_init__(self) -> None:
         ctx = self.ctx
         self.txn_mode = ctx.config.transactions.mode
+        self.track_schema = bool(ctx.session_track_schema)
         self.shards = ShardAccess(self, ctx.pools, ctx.coordinator, ctx.config, ctx.parse_cache)
 
     def reset(self, database: str | None) -> None:
         """COM_RESET_CONNECTION / COM_CHANGE_USER: a fresh session on the same socket."""
         self.database = database
+        self.track_schema = bool(self.ctx.session_track_schema)
         self.autocommit = True
         self.txn_mode = self.ctx.config.transactions.mode
         self.timed_out = False

@@ -40,6 +40,7 @@ class HeldResult:
     run exactly as they would for the client."""
 
     __slots__ = ("over", "packets", "seq", "size")
+    session_track = False  # what the step reports of session state is not the client's
 
     def __init__(self, seq: int) -> None:
         self.seq = seq

@@ -18,6 +18,7 @@ from asyncmy import errors as asyncmy_errors
 from asyncmy.constants.CLIENT import FOUND_ROWS as _ASYNCMY_FOUND_ROWS
 from asyncmy.constants.CLIENT import LOCAL_FILES as _LOCAL_FILES
 from asyncmy.constants.CLIENT import PS_MULTI_RESULTS as _PS_MULTI_RESULTS
+from asyncmy.constants.CLIENT import SESSION_TRACK as _SESSION_TRACK
 
 from .. import errors
 from ..config import ShardConfig
@@ -192,9 +193,12 @@ class Backend:
                 # PS_MULTI_RESULTS: a native CALL's OUT parameters come back as MariaDB
                 # sends them to a client that asked for them. LOCAL_FILES: a client's
                 # LOAD DATA LOCAL INFILE; the shard's request for the file goes to that
-                # client (execution/local_file.py), asyncmy never opens a file itself
+                # client (execution/local_file.py), asyncmy never opens a file itself.
+                # SESSION_TRACK: the shard reports session-state changes, which go on to
+                # a client that tracks them (wire.ok_reply)
                 client_flag=_PS_MULTI_RESULTS
                 | _LOCAL_FILES
+                | _SESSION_TRACK
                 | (_ASYNCMY_FOUND_ROWS if found_rows else 0),
                 ssl=_tls_context(shard),
             )

@@ -15,6 +15,11 @@ from ..config import Config, ShardConfig
 from .backend import Backend
 
 _SETTINGS = "SELECT @@global.max_allowed_packet, @@global.max_connections, @@session.sql_mode"
+# what a new session tracks for a client that negotiated CLIENT_SESSION_TRACK
+_TRACKING = (
+    "SELECT @@session.session_track_schema, @@session.session_track_state_change, "
+    "@@session.session_track_transaction_info"
+)
 _GLOBAL_PRIVILEGES = "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES"
 _SCHEMA_PRIVILEGES = (
     "SELECT TABLE_SCHEMA, PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES"
@@ -31,6 +36,10 @@ class ShardSurvey:
     max_allowed_packet: int = 16 * 1024 * 1024
     max_connections: int | None = None
     sql_mode: str = ""  # what a new connection of the proxy's account starts with
+    # session tracking of a new session: the schema is tracked; nothing but the schema
+    # and system variables is (the proxy relays or makes exactly those: session/tracking.py)
+    track_schema: bool = False
+    tracks_only_schema_and_variables: bool = False
     # (privilege, grantable) on *.*, and (schema, privilege, grantable)
     global_privileges: list[tuple[str, bool]] = field(default_factory=list)
     schema_privileges: list[tuple[str, str, bool]] = field(default_factory=list)
@@ -50,6 +59,15 @@ async def survey_shard(shard: ShardConfig) -> ShardSurvey:
         found.max_allowed_packet = int(packet)
         found.max_connections = int(connections)
         found.sql_mode = _text(sql_mode)
+        try:
+            (schema, state, transaction), *_ = await backend.query_rows(_TRACKING)
+        except errors.BackendError:  # a server without session tracking
+            pass
+        else:
+            found.track_schema = _text(schema) in ("1", "ON")
+            found.tracks_only_schema_and_variables = _text(state) in ("0", "OFF") and (
+                _text(transaction) == "OFF"
+            )
         found.global_privileges = [
             (_text(p), _text(g) == "YES") for p, g in await backend.query_rows(_GLOBAL_PRIVILEGES)
         ]

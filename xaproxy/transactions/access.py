@@ -209,6 +209,17 @@ class ShardAccess:
             return state.pinned[shard], False
         return await self._borrow(shard, False), True
 
+    async def pooled(self, shard: str) -> Backend:
+        """A pooled connection of its own with the session's settings, whatever the
+        session holds on `shard` (a probe of what a statement reports); released by the
+        caller. Urgent when the session already holds connections: waiting for the pool
+        while holding some could wait for ever."""
+        state = self.state
+        txn = state.txn
+        return await self._borrow(
+            shard, bool(state.pinned) or (txn is not None and bool(txn.branches))
+        )
+
     @contextlib.asynccontextmanager
     async def outside_writes(self, shard: str) -> AsyncIterator[Backend]:
         """connection_outside_writes for one block: a borrowed connection goes back after it."""

@@ -6,7 +6,7 @@
 const fs = require('fs');
 const path = require('path');
 const mysql = require('mysql2/promise');
-const { env, scenario, emit, errorRecord, result, guard } = require('./common');
+const { env, scenario, emit, errorRecord, result, guard, norm } = require('./common');
 
 async function step(conn, label, sql, params, method = 'query') {
   try {
@@ -69,6 +69,19 @@ async function main() {
     await guard(label, async () => {
       const [rows, fields] = await conn[method](sql, params);
       return { ...result(rows, fields), formats: fields.map((f) => f.extendedFormat ?? null) };
+    });
+  }
+  // CLIENT_SESSION_TRACK: what the server reports of session state after each statement
+  for (const [label, sql] of [
+    ['track.time_zone', "SET time_zone = '+01:00'"],
+    ['track.use', `USE ${env.database}`],
+    ['track.names', 'SET NAMES utf8mb4'],
+    ['track.autocommit', 'SET autocommit = 1'],
+    ['track.user_variable', 'SET @tracked = 1'],
+  ]) {
+    await guard(label, async () => {
+      const [r] = await conn.query(sql);
+      return { changes: norm(r.stateChanges ?? null) };
     });
   }
   await conn.end();
