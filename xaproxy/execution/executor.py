@@ -430,7 +430,16 @@ async def run_returning_write(
     for row in answer.rows:
         client.out.write(convert(row) if convert is not None else row)
     warnings = answer.warnings + len(commit_warnings)
-    client.out.write(wire.end_of_rows(status, warnings, client.deprecate_eof))
+    client.out.write(
+        wire.end_of_rows_tracked(
+            status,
+            warnings,
+            client.deprecate_eof,
+            client.out.session_track,
+            answer.state_changed,
+            answer.state,
+        )
+    )
 
 
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)

@@ -489,6 +489,8 @@ class ReturnedRows:
     warnings: int = 0
     status: int = 0
     shard_warnings: list[int] = field(default_factory=list)
+    state_changed: bool = False  # a shard reported session-state changes (`state`)
+    state: bytes = b""
 
 
 async def _read_returned(
@@ -534,6 +536,8 @@ async def scatter_returning(
         warnings=streams[0].warnings if copies else sum(s.warnings for s in streams),
         status=streams[-1].status,
         shard_warnings=[s.warnings if not (copies and i) else 0 for i, s in enumerate(streams)],
+        state_changed=any(s.status & Status.SESSION_STATE_CHANGED for s in streams),
+        state=next((s.state for s in streams if s.state), b""),
     )
     if isinstance(root, SplitInsert) and root.row_shards:
         answer.rows = _values_order(root.row_shards, by_shard)
