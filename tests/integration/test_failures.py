@@ -401,6 +401,15 @@ def test_shard_down_gives_a_clear_error_and_comes_back_without_a_proxy_restart(
             assert err.code in (1429, 2013), err
         finally:
             fresh.close()
+        # A client that tracks session state still sets autocommit: what MariaDB reports
+        # for it is read on another shard while the schema's own is down
+        tracking = raw(proxy, database=DOWN_SCHEMA, capabilities=rc.DEFAULT_CAPABILITIES | 1 << 23)
+        try:
+            tracking.query("SET autocommit = 0")
+            (result,) = tracking.read_results()
+            assert result.ok is not None and result.ok.status & 0x4000, result.end
+        finally:
+            tracking.close()
         # The session itself survives and works on s0.
         on_s1.command(rc.COM_INIT_DB, SCHEMA.encode())
         assert on_s1.read_result().ok is not None

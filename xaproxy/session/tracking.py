@@ -38,10 +38,22 @@ def schema_change(s: SessionState) -> bytes:
 
 async def probe(s: SessionState, sql: str, *, sets_autocommit: bool) -> bytes:
     """The state changes MariaDB reports for the SET `sql`, read on a pooled connection
-    of the session's default shard; a shard's error for it is the statement's."""
+    of the session's default shard (of another while that one is down: every shard
+    reports the same); a shard's error for it is the statement's."""
     if not s.out.session_track:
         return b""
-    backend = await s.shards.pooled(s.ctx.planner.default_shard(s.database))
+    default = s.ctx.planner.default_shard(s.database)
+    shards = [default, *(name for name in s.ctx.config.shards if name != default)]
+    for shard in shards[:-1]:
+        try:
+            backend = await s.shards.pooled(shard)
+        except errors.ShardUnavailable:
+            continue
+        return await _probe_on(s, backend, sql, sets_autocommit)
+    return await _probe_on(s, await s.shards.pooled(shards[-1]), sql, sets_autocommit)
+
+
+async def _probe_on(s: SessionState, backend, sql: str, sets_autocommit: bool) -> bytes:
     try:
         ok = await backend.execute_ok(sql)
         if sets_autocommit:
