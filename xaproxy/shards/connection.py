@@ -31,7 +31,8 @@ class ShardConnection(Connection):
 
     async def _request_authentication(self) -> None:
         self._extended_asked = False
-        self._response_pending = bool(self._mariadb_ext_caps & MariaDBCapability.EXTENDED_METADATA)
+        offered = getattr(self, "_mariadb_ext_caps", 0)  # asyncmy's reading of the greeting
+        self._response_pending = bool(offered & MariaDBCapability.EXTENDED_METADATA)
         try:
             await super()._request_authentication()
         finally:
