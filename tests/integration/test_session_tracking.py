@@ -21,6 +21,7 @@ USER, PASSWORD = "app", "app-secret"
 SESSION_TRACK = 1 << 23
 STATE_CHANGED = 0x4000
 COM_INIT_DB = 0x02
+COM_CHANGE_USER = 0x11
 
 # what applications send: each reply is compared; `!init <db>` is COM_INIT_DB
 STEPS = [
@@ -195,6 +196,30 @@ def test_a_client_without_session_track_never_sees_state_changes(proxy: ProxyPro
                     assert message.startswith(b"Rows matched") and pos == len(end.info)
                 elif isinstance(end, rc.Ok):
                     assert end.info == b"", (sql, end.info)
+    finally:
+        client.close()
+
+
+def test_change_user_with_a_database_reports_the_schema_as_mariadb_does(
+    proxy: ProxyProcess,
+) -> None:
+    capabilities = rc.DEFAULT_CAPABILITIES | SESSION_TRACK
+    client = rc.connect(proxy.host, proxy.port, USER, PASSWORD, capabilities=capabilities)
+    try:
+        body = USER.encode() + b"\0" + b"\0" + SCHEMA.encode() + b"\0" + b"\x2d\x00"
+        client.command(COM_CHANGE_USER, body + b"mysql_native_password\0")
+        reply = client.read_packet()
+        if reply[:1] == b"\xfe":  # the proxy asks for a fresh proof
+            end = reply.index(b"\0", 1)
+            client.send_packet(rc.native_password(PASSWORD, reply[end + 1 :].rstrip(b"\0")))
+            reply = client.read_packet()
+        ok = rc.parse_ok(reply)
+        # MariaDB 10.11: 00 00 00 02 40 00 00 00 <len> 01 <len> <lenenc schema>
+        assert _reply(ok.status, ok.info) == {
+            "changed": True,
+            "message": b"",
+            "changes": [(1, rc.lenenc_str(SCHEMA.encode()))],
+        }
     finally:
         client.close()
 

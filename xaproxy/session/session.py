@@ -413,7 +413,7 @@ async def _change_user(s: SessionState, payload: bytes) -> None:
     local.rebuild_settings(s, [])
     if database:
         await local.use(s, database)
-    reply.ok(s, False)
+    reply.ok(s, False, state=tracking.schema_change(s))
 
 
 async def _set_option(s: SessionState, payload: bytes) -> None:
