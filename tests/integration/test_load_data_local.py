@@ -512,6 +512,48 @@ def test_rows_a_check_constraint_turns_away_are_skipped_as_on_one_mariadb(
     )
 
 
+def test_warnings_after_a_row_a_check_turns_away_are_numbered_as_on_one_mariadb(
+    shards: LocalCluster, proxy: ProxyProcess, tmp_path: Path
+) -> None:
+    """MariaDB's row count for a LOAD's warnings does not move past a row a CHECK
+    constraint skipped: the next row's warnings name the skipped row's number."""
+    path = tmp_path / "skipped.tsv"
+    path.write_bytes(b"5\ta\tabc\n6\n7\tb\t[1\n8\n9\tlong value here\t[]\n")
+    both(
+        shards,
+        proxy,
+        [
+            "SET sql_mode = ''",
+            _load(path, "INTO TABLE items (id, v, j)"),
+            "SHOW WARNINGS",
+            "SELECT id, v, j FROM items ORDER BY id",
+        ],
+    )
+
+
+def test_a_replace_a_check_stops_lists_the_files_warnings_up_to_that_row(
+    shards: LocalCluster, proxy: ProxyProcess, tmp_path: Path
+) -> None:
+    """REPLACE fails at the first row a CHECK refuses (4025); SHOW WARNINGS then lists the
+    file's warnings of the rows before and of that row, then its conditions."""
+    one = tmp_path / "one.tsv"
+    one.write_bytes(b"5\tvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\tabc\n")
+    two = tmp_path / "two.tsv"
+    two.write_bytes(b"5\tvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\t[1]\n6\tw\tabc\n7\n")
+    both(
+        shards,
+        proxy,
+        [
+            "SET sql_mode = ''",
+            _load(one, "REPLACE INTO TABLE items (id, v, j)"),
+            "SHOW WARNINGS",
+            _load(two, "REPLACE INTO TABLE items (id, v, j)"),
+            "SHOW WARNINGS",
+            "SELECT id, v, j FROM items ORDER BY id",
+        ],
+    )
+
+
 def test_a_load_in_every_spelling_loads_as_on_one_mariadb(
     shards: LocalCluster, proxy: ProxyProcess, files: dict[str, Path]
 ) -> None:

@@ -70,6 +70,19 @@ async def _settle(
     return results
 
 
+async def _read_conditions(
+    backends: list[tuple[str, Backend]], results: list, failure: errors.ProxyError
+) -> None:
+    """SHOW WARNINGS after a failed write lists what the failing shard's does (its notes
+    before the error, as one server's), read before anything else runs there."""
+    if not isinstance(failure, errors.BackendError) or failure.conditions is not None:
+        return
+    backend = backends[results.index(failure)][1]
+    if not backend.broken:
+        with contextlib.suppress(errors.ProxyError):
+            failure.conditions = await backend.show_warnings()
+
+
 async def scatter_write(backends: list[tuple[str, Backend]], route: Plan, sql: str) -> WriteSummary:
     """Runs a write on every shard; raises the first shard error after all have answered."""
     await _send_all(backends, route, sql)
@@ -77,6 +90,7 @@ async def scatter_write(backends: list[tuple[str, Backend]], route: Plan, sql: s
     known = await _turned_away(backends, route.root, results)
     failure = next((r for r in results if isinstance(r, errors.ProxyError)), None)
     if failure is not None:
+        await _read_conditions(backends, results, failure)
         raise failure
     summary = summarize_writes(results, route.root, set(known))
     summary.known_warnings = {backends[i][1]: found for i, found in known.items()}

@@ -19,9 +19,10 @@ interleaves them by row.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import errors
 from ..execution.local_file import relay_file
@@ -103,7 +104,15 @@ async def run(s: SessionState, root: LoadStaged, more: bool, runner: steps.Runne
         )
         created = True
         loaded = await _load(s, backend, root, staging, names, bare)
-        written = await _insert(s, root, backend, staging, columns, runner)
+        try:
+            written = await _insert(s, root, backend, staging, columns, runner)
+        except errors.ProxyError as exc:
+            if exc.code == errors.CHECK_CONSTRAINT_FAILED and loaded.warning_list:
+                await _with_file_warnings(backend, root, staging, loaded, exc)
+            raise
+        if written.unchecked and loaded.warning_list:
+            turned_away = await _turned_away(backend, root, staging, _last_row(loaded))
+            loaded = replace(loaded, warning_list=_renumbered(loaded.warning_list, turned_away))
         _reply(s, root, more, loaded, written)
     except BaseException as exc:
         if not isinstance(exc, errors.ProxyError):
@@ -342,6 +351,70 @@ async def _insert(
                 written.insert_id = written.insert_id or ok.last_insert_id
     written.warnings += len(commit_warnings)
     return written
+
+
+# a row number in a LOAD's warning: "Row 3 doesn't contain ...", "... at row 3"
+_ROW_NUMBER = re.compile(r"^(Row )(\d+)(?= )|( at row )(\d+)$")
+
+
+def _row_of(message: str) -> int | None:
+    found = _ROW_NUMBER.search(message)
+    return None if found is None else int(found.group(2) or found.group(4))
+
+
+def _last_row(loaded: _Loaded) -> int:
+    return max((_row_of(text) or 0 for _, _, text in loaded.warning_list), default=0)
+
+
+async def _turned_away(backend: Backend, root: LoadStaged, staging: str, below: int) -> list[int]:
+    """The staged rows (by number, up to `below`) a CHECK constraint of the table turns
+    away: the staging table has the table's column types, so its clauses judge alike."""
+    clauses = await backend.query_rows(
+        "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+        f"WHERE CONSTRAINT_SCHEMA = {_utf8(root.database)} AND TABLE_NAME = {_utf8(root.table)}"
+    )
+    if not clauses or below < 1:
+        return []
+    failing = " OR ".join(f"NOT ({_text_of(c)})" for (c,) in clauses)
+    rows = await backend.query_rows(
+        f"SELECT {_ROW} FROM {staging} WHERE {_ROW} <= {below} AND ({failing}) ORDER BY {_ROW}"
+    )
+    return [int(r) for (r,) in rows]
+
+
+def _utf8(name: str) -> str:
+    return f"CONVERT(X'{name.encode().hex()}' USING utf8mb4)"
+
+
+def _text_of(value: bytes | str | None) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value or ""
+
+
+def _renumbered(
+    warnings: list[tuple[str, int, str]], turned_away: list[int]
+) -> list[tuple[str, int, str]]:
+    """MariaDB's row count for warnings does not move past a row a CHECK constraint turned
+    away (under IGNORE): the staged numbers, less the turned-away rows before them."""
+    if not turned_away:
+        return warnings
+
+    def number(found: re.Match) -> str:
+        row = int(found.group(2) or found.group(4))
+        shown = row - bisect.bisect_left(turned_away, row)
+        return f"{found.group(1)}{shown}" if found.group(1) else f"{found.group(3)}{shown}"
+
+    return [(level, code, _ROW_NUMBER.sub(number, text)) for level, code, text in warnings]
+
+
+async def _with_file_warnings(
+    backend: Backend, root: LoadStaged, staging: str, loaded: _Loaded, exc: errors.ProxyError
+) -> None:
+    """A REPLACE stops at the first row a CHECK constraint refuses: SHOW WARNINGS lists
+    the file's warnings up to that row, then that row's conditions, as MariaDB's."""
+    first = await _turned_away(backend, root, staging, _last_row(loaded))
+    stop = first[0] if first else None
+    kept = [w for w in loaded.warning_list if stop is None or (_row_of(w[2]) or 0) <= stop]
+    exc.conditions = kept + (exc.conditions or [("Error", exc.code, exc.message)])
 
 
 def _without(
