@@ -44,13 +44,14 @@ async def probe(s: SessionState, sql: str, *, sets_autocommit: bool) -> bytes:
         return b""
     default = s.ctx.planner.default_shard(s.database)
     shards = [default, *(name for name in s.ctx.config.shards if name != default)]
-    for shard in shards[:-1]:
+    for shard in shards:
         try:
-            backend = await s.shards.pooled(shard)
+            return await _probe_on(s, await s.shards.pooled(shard), sql, sets_autocommit)
         except errors.ShardUnavailable:
-            continue
-        return await _probe_on(s, backend, sql, sets_autocommit)
-    return await _probe_on(s, await s.shards.pooled(shards[-1]), sql, sets_autocommit)
+            # down, or a pooled connection that died with it: the next shard answers alike
+            if shard == shards[-1]:
+                raise
+    raise AssertionError("a shard map has shards")
 
 
 async def _probe_on(s: SessionState, backend, sql: str, sets_autocommit: bool) -> bytes:
