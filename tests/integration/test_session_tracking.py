@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import rawclient as rc
+from tests.support.proxied import drop_databases, module_proxy, recreate_database
 from xaproxy.devkit.localshards import LocalCluster
 from xaproxy.devkit.processes import ProxyProcess, proxy_config
 
@@ -89,23 +90,16 @@ SPREAD = {"name": "spread", "shard_key": "id", "algorithm": "mod", "shards": ["s
 def proxy(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:
-    for server in cluster.servers:
-        server.execute(f"DROP DATABASE IF EXISTS {SCHEMA}; CREATE DATABASE {SCHEMA}")
+    recreate_database(cluster.servers, SCHEMA, [])
     config = proxy_config(
         cluster,
-        schemas=[
-            {
-                "name": SCHEMA,
-                "default_shard": "s0",
-                "tables": [SPREAD],
-            }
-        ],
+        schemas=[{"name": SCHEMA, "default_shard": "s0", "tables": [SPREAD]}],
         users=[{"user": USER, "password": PASSWORD}],
     )
-    process = ProxyProcess(config, tmp_path_factory.mktemp("tracking"), name="tracking")
-    process.start()
-    yield process
-    process.stop()
+    with module_proxy(
+        config, tmp_path_factory, "tracking", cleanup=lambda: drop_databases(cluster, [SCHEMA])
+    ) as process:
+        yield process
 
 
 def _changes(state: bytes) -> list[tuple[int, bytes]]:

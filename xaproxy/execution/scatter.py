@@ -237,7 +237,7 @@ class _ShardRows:
             if end is not None:
                 self.status, self.warnings = end
                 backend.status = self.status
-                if deprecate_eof:
+                if deprecate_eof and self.status & Status.SESSION_STATE_CHANGED:
                     self.state = wire.ok_state(wire.parse_ok(payload))
                 self.done = True
                 return

@@ -326,8 +326,6 @@ def column_for_client(coldef: bytes, extended: bool) -> bytes:
 def field_list_column(coldef: bytes, has_block: bool, extended: bool) -> bytes:
     """A COM_FIELD_LIST definition (a default value may follow its fixed fields, so
     whether it has the block is the connection's to say) in the client's form."""
-    if has_block == extended:
-        return coldef
     return _in_form(coldef, _after_names(coldef), has_block, extended)
 
 

@@ -205,27 +205,26 @@ async def _log_in(s: SessionState) -> None:
     """Greeting, TLS, response and proof; a refusal is raised (LoginRefused: wrong password)."""
     scramble = auth.new_scramble()
     plugin = s.ctx.config.auth_plugin
+    offered, mariadb = _offered_capabilities(s), _mariadb_capabilities(s)
     s.out.write(
         handshake.greeting(
             s.ctx.server_version,
             s.id,
             scramble,
-            _offered_capabilities(s),
+            offered,
             UTF8MB4_GENERAL_CI,
             Status.AUTOCOMMIT,
             plugin,
-            _mariadb_capabilities(s),
+            mariadb,
         )
     )
     await s.out.flush()
     payload = await _after_tls(s, await s.out.read_packet())
     response = handshake.parse_handshake_response(payload)
-    s.capabilities = response.capabilities & _offered_capabilities(s) & ~Capability.SSL
+    s.capabilities = response.capabilities & offered & ~Capability.SSL
     s.out.session_track = bool(s.capabilities & Capability.SESSION_TRACK)
     s.out.extended_metadata = bool(
-        response.mariadb_capabilities
-        & _mariadb_capabilities(s)
-        & MariaDBCapability.EXTENDED_METADATA
+        response.mariadb_capabilities & mariadb & MariaDBCapability.EXTENDED_METADATA
     )
     s.deprecate_eof = bool(s.capabilities & Capability.DEPRECATE_EOF)
     s.found_rows = bool(s.capabilities & Capability.FOUND_ROWS)

@@ -81,4 +81,4 @@ async def read_schema_tracking(s: SessionState, backend, assignments: list[Assig
     """After a SET of session_track_schema: whether USE is reported from now on."""
     if any(a.name == "session_track_schema" for a in assignments):
         ((value,),) = await backend.query_rows("SELECT @@session.session_track_schema")
-        s.track_schema = value in (b"1", b"ON", "1", "ON", 1)
+        s.track_schema = value in (b"1", b"ON")
