@@ -218,6 +218,28 @@ def test_change_user_with_a_database_reports_the_schema_as_mariadb_does(
         client.close()
 
 
+def test_a_set_of_autocommit_with_what_the_proxy_refuses_never_reaches_a_shard(
+    proxy: ProxyProcess, cluster: LocalCluster
+) -> None:
+    """The probe that reads MariaDB's report runs only a SET the proxy accepted."""
+    before = [server.execute("SELECT @@global.max_connections") for server in cluster.servers]
+    capabilities = rc.DEFAULT_CAPABILITIES | SESSION_TRACK
+    client = rc.connect(proxy.host, proxy.port, USER, PASSWORD, database=SCHEMA, capabilities=capabilities)  # fmt: skip
+    try:
+        for sql, code in (
+            ("SET autocommit = 0, @@global.max_connections = 77", 1227),
+            ("SET SESSION autocommit = 1, GLOBAL max_connections = 77", 1227),
+            ("SET autocommit = 1, sql_mode = (SELECT MAX(n) FROM spread)", 1235),
+        ):
+            client.query(sql)
+            (result,) = client.read_results()
+            assert isinstance(result.end, rc.Err) and result.end.code == code, (sql, result.end)
+    finally:
+        client.close()
+    after = [server.execute("SELECT @@global.max_connections") for server in cluster.servers]
+    assert after == before
+
+
 def test_tracking_what_the_proxy_cannot_report_is_refused_clearly(proxy: ProxyProcess) -> None:
     capabilities = rc.DEFAULT_CAPABILITIES | SESSION_TRACK
     client = rc.connect(proxy.host, proxy.port, USER, PASSWORD, database=SCHEMA, capabilities=capabilities)  # fmt: skip

@@ -63,13 +63,13 @@ async def set_statement(s: SessionState, sql: str, more: bool, binary: bool) -> 
         # autocommit is the session's; the other variables of the same SET (a JDBC
         # driver's connect) are set as any SET, before autocommit changes
         value = [_autocommit_value(a) for a in ours][-1]
-        state = await tracking.probe(s, sql, sets_autocommit=True)
         others = [a for a in assignments if a not in ours]
         warnings = 0
-        if others:
+        if others:  # checked (and refused) as any SET before the probe may run it
             warnings, _ = await _other_settings(
                 s, "SET " + ", ".join(a.text for a in others), others, statement
             )
+        state = await tracking.probe(s, sql, sets_autocommit=True)
         await _set_autocommit(s, value)
         reply.ok(s, more, warnings=warnings, state=state)
         return
